@@ -1,0 +1,942 @@
+//! Shared harness for the rrun integration tests.
+//!
+//! The runtime under test is `$RRUN_TEST_RUNTIME` if set, else the `rrun`
+//! binary cargo builds for this package. Run the suite against runc to check
+//! the tests themselves:
+//!
+//! ```text
+//! RRUN_TEST_RUNTIME=/usr/bin/runc cargo test --test lifecycle -- --test-threads=2
+//! ```
+//!
+//! Tests drive the runtime strictly as a subprocess. Every test gets its own
+//! [`TestDir`], its own runtime `--root` and its own container ids, so tests
+//! can run in parallel. Runtime invocations write stdout/stderr to files (not
+//! pipes) so that a container that inherits the runtime's stdio can never make
+//! the harness hang waiting for EOF.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long a single runtime invocation may take before the harness kills it
+/// and fails the test.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Runtime binary selection
+// ---------------------------------------------------------------------------
+
+/// The runtime binary under test.
+pub fn runtime_bin() -> PathBuf {
+    match std::env::var_os("RRUN_TEST_RUNTIME") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_rrun")),
+    }
+}
+
+/// True when the suite runs against a reference runtime (runc, crun, ...)
+/// rather than rrun itself. Only used to relax assertions about things rrun
+/// deliberately does differently (e.g. rrun prints exactly one error line).
+pub fn is_reference_runtime() -> bool {
+    let bin = runtime_bin();
+    let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    !name.starts_with("rrun")
+}
+
+// ---------------------------------------------------------------------------
+// TestDir
+// ---------------------------------------------------------------------------
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique directory under /tmp, removed (after detaching any mount below
+/// it) when dropped.
+pub struct TestDir {
+    path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let clean: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = PathBuf::from(format!(
+            "/tmp/rrun-test-{}-{}-{}",
+            std::process::id(),
+            n,
+            clean
+        ));
+        if path.exists() {
+            let _ = fs::remove_dir_all(&path);
+        }
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TestDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join<P: AsRef<Path>>(&self, p: P) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        // Just in case a runtime leaked a mount into our namespace.
+        let mut mounts: Vec<String> = mount_points()
+            .into_iter()
+            .filter(|m| Path::new(m).starts_with(&self.path))
+            .collect();
+        // Deepest first.
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            if let Ok(c) = CString::new(m) {
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Decode the octal escapes (`\040` etc.) used in /proc/self/mountinfo.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// All mount points of the harness's mount namespace.
+pub fn mount_points() -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Bundle
+// ---------------------------------------------------------------------------
+
+/// An OCI bundle: `<dir>/bundle/{config.json,rootfs}` with a busybox rootfs.
+pub struct Bundle {
+    path: PathBuf,
+    config: Value,
+}
+
+/// Equivalent of `runc spec` output, but with `terminal: false`, a writable
+/// rootfs and `args: ["sh", "-c", "true"]`.
+pub fn base_config() -> Value {
+    json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": ["sh", "-c", "true"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [ { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 } ],
+            "noNewPrivileges": true
+        },
+        "root": { "path": "rootfs", "readonly": false },
+        "hostname": "runc",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
+        ],
+        "linux": {
+            "resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+                { "type": "uts" }, { "type": "mount" }
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+fn busybox_applets() -> &'static [String] {
+    use std::sync::OnceLock;
+    static APPLETS: OnceLock<Vec<String>> = OnceLock::new();
+    APPLETS.get_or_init(|| {
+        let out = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("run /bin/busybox --list");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty() && !l.contains('/') && l != "busybox")
+            .collect()
+    })
+}
+
+impl Bundle {
+    /// Create `<dir>/bundle` with a busybox rootfs and the base config.
+    pub fn new(dir: &Path) -> Bundle {
+        let path = dir.join("bundle");
+        let rootfs = path.join("rootfs");
+        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+            fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy /bin/busybox");
+        for applet in busybox_applets() {
+            let _ = symlink("busybox", rootfs.join("bin").join(applet));
+        }
+        fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+             user:x:1000:1000:user:/tmp:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(
+            rootfs.join("etc/group"),
+            "root:x:0:\nnogroup:x:65534:\nuser:x:1000:\n",
+        )
+        .unwrap();
+        let b = Bundle {
+            path,
+            config: base_config(),
+        };
+        b.write();
+        b
+    }
+
+    /// Absolute bundle path (pass to `--bundle`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.path.join("rootfs")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("config.json")
+    }
+
+    /// Mutable access to the in-memory config; call [`Bundle::write`] after.
+    pub fn config_mut(&mut self) -> &mut Value {
+        &mut self.config
+    }
+
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+
+    /// Edit the config and write it to disk.
+    pub fn edit<F: FnOnce(&mut Value)>(&mut self, f: F) -> &mut Self {
+        f(&mut self.config);
+        self.write();
+        self
+    }
+
+    /// Set `process.args` and write the config.
+    pub fn set_args(&mut self, args: &[&str]) -> &mut Self {
+        self.edit(|c| c["process"]["args"] = json!(args))
+    }
+
+    /// Shorthand for `set_args(&["sh", "-c", script])`.
+    pub fn set_script(&mut self, script: &str) -> &mut Self {
+        self.set_args(&["sh", "-c", script])
+    }
+
+    /// Add a bind mount of a host path into the container and write config.
+    pub fn add_bind_mount(&mut self, host: &Path, dest: &str) -> &mut Self {
+        let m = json!({
+            "destination": dest,
+            "type": "bind",
+            "source": host.to_str().unwrap(),
+            "options": ["rbind", "rw"]
+        });
+        self.edit(|c| c["mounts"].as_array_mut().unwrap().push(m))
+    }
+
+    /// Write config.json from the in-memory config.
+    pub fn write(&self) {
+        let s = serde_json::to_string_pretty(&self.config).unwrap();
+        fs::write(self.config_path(), s).expect("write config.json");
+    }
+
+    /// Write raw text to config.json (for malformed-config tests).
+    pub fn write_raw(&self, text: &str) {
+        fs::write(self.config_path(), text).expect("write config.json");
+    }
+
+    /// Read a file from the rootfs (path relative to the container's `/`).
+    pub fn read_rootfs_file(&self, p: &str) -> Option<String> {
+        fs::read_to_string(self.rootfs().join(p.trim_start_matches('/'))).ok()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Runtime
+// ---------------------------------------------------------------------------
+
+/// Drives the runtime binary with its own `--root` directory.
+pub struct Runtime {
+    bin: PathBuf,
+    root: PathBuf,
+    io_dir: PathBuf,
+    log: Option<PathBuf>,
+    ids: RefCell<Vec<String>>,
+    n: Cell<usize>,
+}
+
+/// A runtime process started in the background (e.g. a foreground `run`).
+pub struct Spawned {
+    pub child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    done: bool,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Current stdout content (while still running, too).
+    pub fn stdout_so_far(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Wait for exit (killing it and panicking after `timeout`).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Output {
+        let status = wait_child(&mut self.child, timeout);
+        self.done = true;
+        Output {
+            status,
+            stdout: fs::read(&self.out).unwrap_or_default(),
+            stderr: fs::read(&self.err).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st,
+            Ok(None) => {}
+            Err(e) => panic!("waiting for runtime: {e}"),
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "runtime process {} did not exit within {timeout:?}",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Runtime {
+    /// A runtime whose root is `<dir>/root` (not created: the runtime must
+    /// create it itself).
+    pub fn new(dir: &Path) -> Runtime {
+        let io_dir = dir.join("io");
+        fs::create_dir_all(&io_dir).unwrap();
+        Runtime {
+            bin: runtime_bin(),
+            root: dir.join("root"),
+            io_dir,
+            log: None,
+            ids: RefCell::new(Vec::new()),
+            n: Cell::new(0),
+        }
+    }
+
+    /// Also pass `--log <dir>/runtime.log --log-format json` to every command.
+    pub fn with_log(mut self) -> Runtime {
+        let p = self.io_dir.parent().unwrap().join("runtime.log");
+        self.log = Some(p);
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn root_str(&self) -> &str {
+        self.root.to_str().unwrap()
+    }
+
+    pub fn log_path(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
+    pub fn log_contents(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remember `id` so Drop force-deletes it.
+    pub fn track(&self, id: &str) {
+        let mut ids = self.ids.borrow_mut();
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+
+    fn global_args(&self) -> Vec<String> {
+        let mut v = vec!["--root".to_string(), self.root_str().to_string()];
+        if let Some(l) = &self.log {
+            v.push("--log".into());
+            v.push(l.to_str().unwrap().into());
+            v.push("--log-format".into());
+            v.push("json".into());
+        }
+        v
+    }
+
+    fn maybe_track(&self, args: &[&str]) {
+        if matches!(args.first(), Some(&"create") | Some(&"run")) {
+            if let Some(id) = args.last() {
+                self.track(id);
+            }
+        }
+    }
+
+    fn io_files(&self) -> (PathBuf, PathBuf) {
+        let n = self.n.get();
+        self.n.set(n + 1);
+        (
+            self.io_dir.join(format!("{n}.out")),
+            self.io_dir.join(format!("{n}.err")),
+        )
+    }
+
+    /// A `Command` for `<bin> --root <root> [--log ..] <args..>`, without
+    /// any stdio set up. Ids of `create`/`run` are tracked for cleanup.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.maybe_track(args);
+        let mut c = Command::new(&self.bin);
+        c.args(self.global_args()).args(args);
+        c
+    }
+
+    /// Run the runtime with `--root <root>` and wait (at most
+    /// [`CMD_TIMEOUT`]). Stdin is /dev/null; stdout/stderr are captured via
+    /// files, so a container inheriting them cannot block us.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_timeout(args, CMD_TIMEOUT)
+    }
+
+    pub fn cmd_timeout(&self, args: &[&str], timeout: Duration) -> Output {
+        let mut sp = self.spawn(args);
+        sp.wait_timeout(timeout)
+    }
+
+    /// Start the runtime in the background; stdio as in [`Runtime::cmd`].
+    pub fn spawn(&self, args: &[&str]) -> Spawned {
+        let (out, err) = self.io_files();
+        let mut c = self.command(args);
+        c.stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        Spawned {
+            child,
+            out,
+            err,
+            done: false,
+        }
+    }
+
+    /// Like [`Runtime::cmd`] but panics (with stdout/stderr) unless exit 0.
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "`{} {}` failed: {}",
+            self.bin.display(),
+            args.join(" "),
+            describe(&out)
+        );
+        out
+    }
+
+    /// `create --bundle <bundle> <id>`, asserting success.
+    pub fn create(&self, bundle: &Bundle, id: &str) -> Output {
+        self.run_ok(&["create", "--bundle", bundle.path_str(), id])
+    }
+
+    /// `start <id>`, asserting success.
+    pub fn start(&self, id: &str) -> Output {
+        self.run_ok(&["start", id])
+    }
+
+    /// `state <id>` parsed as JSON; panics if the command fails.
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.run_ok(&["state", id]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("state output is not JSON ({e}): {}", describe(&out)))
+    }
+
+    /// `state.status`.
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"]
+            .as_str()
+            .expect("state.status is a string")
+            .to_string()
+    }
+
+    /// `state.pid`.
+    pub fn pid(&self, id: &str) -> i32 {
+        self.state(id)["pid"]
+            .as_i64()
+            .expect("state.pid is a number") as i32
+    }
+
+    /// Poll until the container has `status` (panics after `timeout`).
+    pub fn wait_status(&self, id: &str, status: &str, timeout: Duration) {
+        let mut last = String::new();
+        let ok = wait_for(timeout, || {
+            last = self.status(id);
+            last == status
+        });
+        assert!(
+            ok,
+            "container {id} did not reach status {status:?} within {timeout:?} (last {last:?})"
+        );
+    }
+
+    /// Delete every tracked container with `delete --force`.
+    pub fn cleanup(&self) {
+        let ids: Vec<String> = self.ids.borrow().clone();
+        for id in ids {
+            let mut sp = self.spawn(&["delete", "--force", &id]);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = sp.child.try_wait() {
+                    sp.done = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // Give killed processes a moment to be reaped by the host init.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A complete per-test environment
+// ---------------------------------------------------------------------------
+
+/// Everything a typical test needs. Fields drop in declaration order: the
+/// runtime first (force-deleting containers), then the bundle, then the dir.
+pub struct TestEnv {
+    pub rt: Runtime,
+    pub bundle: Bundle,
+    pub dir: TestDir,
+    /// A container id unique to this test and process.
+    pub id: String,
+}
+
+impl TestEnv {
+    pub fn new(name: &str) -> TestEnv {
+        let dir = TestDir::new(name);
+        let rt = Runtime::new(dir.path());
+        let bundle = Bundle::new(dir.path());
+        TestEnv {
+            rt,
+            bundle,
+            id: unique_id(name),
+            dir,
+        }
+    }
+
+    /// Same, with `--log <file> --log-format json` on every command.
+    pub fn with_log(name: &str) -> TestEnv {
+        let dir = TestDir::new(name);
+        let rt = Runtime::new(dir.path()).with_log();
+        let bundle = Bundle::new(dir.path());
+        TestEnv {
+            rt,
+            bundle,
+            id: unique_id(name),
+            dir,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `create --bundle <bundle> <id>` for this env's id, asserting success.
+    pub fn create(&self) -> Output {
+        self.rt.create(&self.bundle, &self.id)
+    }
+
+    /// `create` with extra arguments before the id, returning the output.
+    pub fn try_create(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["create", "--bundle", self.bundle.path_str()];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.rt.cmd(&args)
+    }
+
+    /// `run --bundle <bundle> [extra..] <id>`, returning the output.
+    pub fn run(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "--bundle", self.bundle.path_str()];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.rt.cmd(&args)
+    }
+
+    pub fn assert_nothing_left(&self) {
+        assert_nothing_left(&self.rt, &self.id, &self.bundle);
+    }
+}
+
+/// A container id derived from the test name, unique to this process.
+pub fn unique_id(name: &str) -> String {
+    format!("{}-{}", name.replace('_', "-"), std::process::id())
+}
+
+// ---------------------------------------------------------------------------
+// Assertions and helpers
+// ---------------------------------------------------------------------------
+
+/// Poll `cond` every 20ms until it is true or `timeout` passes.
+pub fn wait_for<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait for a file to exist and be non-empty; returns its content.
+pub fn wait_for_file(path: &Path, timeout: Duration) -> Option<String> {
+    let mut content = None;
+    wait_for(timeout, || {
+        content = fs::read_to_string(path).ok().filter(|s| !s.is_empty());
+        content.is_some()
+    });
+    content
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit code, or 128+signal if killed by a signal.
+pub fn exit_code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
+}
+
+/// Human-readable summary of a command's result, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status={:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
+}
+
+/// True if a process with this pid exists and is not a zombie.
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // Field 3 (after the parenthesised comm) is the state.
+            let after = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start())
+                .unwrap_or("");
+            !after.starts_with('Z') && !after.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Assert the command failed with a useful error: non-zero exit, non-empty
+/// stderr mentioning one of `nouns` (case-insensitive). For rrun itself, the
+/// error must be exactly one line; reference runtimes may print more.
+pub fn assert_error(out: &Output, nouns: &[&str]) {
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {}",
+        describe(out)
+    );
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        !lines.is_empty(),
+        "expected an error message on stderr: {}",
+        describe(out)
+    );
+    if !is_reference_runtime() {
+        assert_eq!(
+            lines.len(),
+            1,
+            "rrun must print exactly one error line: {}",
+            describe(out)
+        );
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "rrun must print exactly one error line (no blank lines): {}",
+            describe(out)
+        );
+    }
+    let lower = err.to_lowercase();
+    assert!(
+        nouns.iter().any(|n| lower.contains(&n.to_lowercase())),
+        "error message should mention one of {nouns:?}: {}",
+        describe(out)
+    );
+}
+
+/// Check that nothing of container `id` survives: no state dir, no mount
+/// mentioning the bundle or runtime root, no cgroup dir named like the id, and
+/// no process inside the bundle or in a cgroup named like the id.
+pub fn assert_nothing_left(rt: &Runtime, id: &str, bundle: &Bundle) {
+    let problems = leftovers(rt, id, bundle);
+    assert!(
+        problems.is_empty(),
+        "leftovers of container {id:?}:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The list of things [`assert_nothing_left`] complains about. Retries for a
+/// short while, since a killed process may take a moment to disappear.
+pub fn leftovers(rt: &Runtime, id: &str, bundle: &Bundle) -> Vec<String> {
+    let mut problems = Vec::new();
+    wait_for(Duration::from_secs(3), || {
+        problems = leftovers_once(rt, id, bundle);
+        problems.is_empty()
+    });
+    problems
+}
+
+fn leftovers_once(rt: &Runtime, id: &str, bundle: &Bundle) -> Vec<String> {
+    let mut problems = Vec::new();
+    let bundle_path = bundle.path().to_str().unwrap().to_string();
+    let root = rt.root_str().to_string();
+
+    // State dir. Only meaningful for ids that are valid path components.
+    if !id.is_empty() && !id.contains('/') && id != "." && id != ".." {
+        let state_dir = rt.root().join(id);
+        if state_dir.exists() {
+            problems.push(format!("state dir {} still exists", state_dir.display()));
+        }
+    }
+
+    // Mounts.
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in info.lines() {
+        let decoded = unescape_mountinfo(line);
+        if decoded.contains(&bundle_path) || decoded.contains(&root) {
+            problems.push(format!("mount left: {line}"));
+        }
+    }
+
+    // Cgroups named like the id.
+    if !id.is_empty() && id != "." && id != ".." {
+        let leaf = id.rsplit('/').next().unwrap_or(id);
+        if !leaf.is_empty() {
+            let mut found = Vec::new();
+            find_dirs_named(Path::new("/sys/fs/cgroup"), leaf, 0, 5, &mut found);
+            for f in found {
+                problems.push(format!("cgroup left: {}", f.display()));
+            }
+        }
+    }
+
+    // Processes.
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() as i32 || !process_alive(pid) {
+                continue;
+            }
+            let p = e.path();
+            let mut why = Vec::new();
+            if let Ok(cmd) = fs::read(p.join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(&bundle_path) {
+                    why.push(format!("cmdline {cmd:?}"));
+                }
+            }
+            for link in ["cwd", "root"] {
+                if let Ok(t) = fs::read_link(p.join(link)) {
+                    if t.starts_with(bundle.path()) {
+                        why.push(format!("{link} -> {}", t.display()));
+                    }
+                }
+            }
+            if !id.is_empty() {
+                if let Ok(cg) = fs::read_to_string(p.join("cgroup")) {
+                    for l in cg.lines() {
+                        let path = l.splitn(3, ':').nth(2).unwrap_or("");
+                        if path.split('/').any(|c| c == id) {
+                            why.push(format!("cgroup {l}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            if !why.is_empty() {
+                problems.push(format!("process {pid} left: {}", why.join(", ")));
+            }
+        }
+    }
+    problems
+}
+
+fn find_dirs_named(dir: &Path, name: &str, depth: usize, max: usize, found: &mut Vec<PathBuf>) {
+    if depth > max {
+        return;
+    }
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if !ft.is_dir() || ft.is_symlink() {
+            continue;
+        }
+        let p = e.path();
+        if e.file_name().to_str() == Some(name) {
+            found.push(p.clone());
+        }
+        find_dirs_named(&p, name, depth + 1, max, found);
+    }
+}
+
+/// Parse the runtime's `--log-format json` log file into JSON values (one per
+/// non-empty line); panics on a line that is not JSON.
+pub fn parse_json_log(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// Append a line to a file (creating it).
+pub fn append(path: &Path, text: &str) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
