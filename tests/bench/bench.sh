@@ -1,0 +1,604 @@
+#!/usr/bin/env bash
+# bench.sh - compare OCI runtimes side by side, in one run, on one bundle.
+#
+# Usage (as root):
+#   tests/bench/bench.sh [-n RUNS] [--floor] [--guard] [RUNTIME...]
+#
+#   RUNTIME   a name on PATH or a path to a binary. "rrun" means this repo's
+#             target/release/rrun (built with `cargo build --release` if it
+#             is missing). Default: rrun crun runc, plus youki if on PATH.
+#   -n RUNS   samples per timed measurement (default 30).
+#   --floor   also time `unshare --fork --pid --mount --uts --ipc --net
+#             --cgroup /bin/true`: the kernel's cost for the namespaces alone,
+#             i.e. the floor no runtime can beat.
+#   --guard   exit 1 if rrun's median `run` or create+start+delete time is
+#             slower than crun's (regression guard; needs rrun and crun).
+#
+# Examples:
+#   tests/bench/bench.sh                     # rrun vs crun vs runc, 30 runs
+#   tests/bench/bench.sh -n 5 runc crun      # quick check without rrun
+#   tests/bench/bench.sh --floor --guard rrun crun
+#
+# What is measured, per runtime (each has its own --root in a temp dir):
+#   run          `run` of /bin/true (median, p90)
+#   c+s+d        `create` + `start` + wait for exit + `delete` (median, p90)
+#   exec         `exec ID /bin/true` into a running `sleep 1000` container
+#                (median, p90; n/a if the runtime's exec fails)
+#   50x          50 containers created+started concurrently, then all
+#                deleted concurrently: wall time (median of up to 3 rounds)
+#   peak RSS     max RSS of `run` as reported by /usr/bin/time -f %M (the
+#                largest process of the runtime's tree; n/a without `time`)
+#   size         size of the runtime binary
+# Each cell reads `value (ratio)`, the ratio being value / baseline value,
+# the baseline being crun if present, else runc, else the first runtime.
+# Lower is better everywhere.
+#
+# Fairness: timed samples are interleaved across runtimes (sample i of every
+# runtime before sample i+1 of any), after two discarded warm-up rounds, with
+# timestamps from bash's $EPOCHREALTIME (no fork), so the harness overhead is
+# small and identical for all runtimes.
+#
+# Environment: everything runs inside a private mount namespace (the script
+# re-execs itself under `unshare -m --propagation private`). There the
+# controller-less cgroup2 mount at /sys/fs/cgroup/unified of a hybrid cgroup
+# host is unmounted, since crun refuses that layout; all runtimes are
+# measured in that same environment. Nothing is ever unmounted on the host.
+# The bundle is a static busybox rootfs built in a temp dir, with config.json
+# from `runc spec` (terminal false). Containers and temp dirs are removed on
+# exit, also on error or Ctrl-C.
+#
+# Needs: root, bash >= 5, util-linux (unshare), busybox-static, runc (for
+# `runc spec`), cargo if rrun must be built.
+
+# Functions are called indirectly (traps, samplers) and after an `exec`:
+# shellcheck disable=SC2317
+set -euo pipefail
+export LC_ALL=C
+
+RUNS=30
+FLOOR=0
+GUARD=0
+CONCURRENT=50
+RUNTIMES=()
+
+usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0" >&2; exit "${1:-2}"; }
+die() { echo "bench: $*" >&2; exit 2; }
+say() { echo "bench: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -n) [ $# -ge 2 ] || usage; RUNS=$2; shift 2 ;;
+    -n*) RUNS=${1#-n}; shift ;;
+    --floor) FLOOR=1; shift ;;
+    --guard) GUARD=1; shift ;;
+    -h | --help) usage 0 ;;
+    --) shift; RUNTIMES+=("$@"); break ;;
+    -*) echo "bench: unknown option $1" >&2; usage ;;
+    *) RUNTIMES+=("$1"); shift ;;
+    esac
+done
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "-n needs a positive integer, got '$RUNS'"
+[ "$(id -u)" = 0 ] || die "must run as root"
+[ "${BASH_VERSINFO[0]}" -ge 5 ] || die "needs bash >= 5 (for \$EPOCHREALTIME)"
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
+EXPLICIT=1
+if [ ${#RUNTIMES[@]} -eq 0 ]; then
+    EXPLICIT=0
+    RUNTIMES=(rrun crun runc)
+    if command -v youki >/dev/null 2>&1; then RUNTIMES+=(youki); fi
+fi
+
+# Resolve runtime names to binaries; build rrun if needed (outside the
+# namespace, so cargo sees the normal host).
+RT_NAME=()
+RT_BIN=()
+for r in "${RUNTIMES[@]}"; do
+    bin=""
+    if [ "$r" = rrun ]; then
+        bin=$REPO/target/release/rrun
+        if [ ! -x "$bin" ]; then
+            [ -n "${RRUN_BENCH_IN_NS:-}" ] && die "$bin disappeared"
+            say "building rrun (cargo build --release)"
+            (cd "$REPO" && cargo build --release >&2) || die "cargo build --release failed"
+        fi
+    elif [[ "$r" == /* ]]; then
+        bin=$r
+    elif [[ "$r" == */* ]]; then
+        bin=$PWD/$r
+    else
+        bin=$(command -v "$r" 2>/dev/null || true)
+    fi
+    if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+        if [ "$EXPLICIT" = 1 ]; then die "runtime '$r' not found"; fi
+        say "skipping $r: not installed"
+        continue
+    fi
+    RT_NAME+=("$(basename "$r")")
+    RT_BIN+=("$bin")
+done
+[ ${#RT_BIN[@]} -gt 0 ] || die "no runtime to measure"
+
+# Re-exec inside a private mount namespace; every measurement runs there.
+if [ -z "${RRUN_BENCH_IN_NS:-}" ]; then
+    command -v unshare >/dev/null || die "unshare (util-linux) not found"
+    export RRUN_BENCH_IN_NS=1
+    args=(-n "$RUNS")
+    if [ "$FLOOR" = 1 ]; then args+=(--floor); fi
+    if [ "$GUARD" = 1 ]; then args+=(--guard); fi
+    # Absolute paths whose basenames are the runtimes' names.
+    exec unshare --mount --propagation private "$BASH" "$SELF" "${args[@]}" -- "${RT_BIN[@]}"
+fi
+
+# A private namespace is what makes the umount below harmless: check it.
+if [ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]; then
+    die "refusing to run in the host mount namespace"
+fi
+UNIFIED_NOTE="as on host"
+if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+    umount /sys/fs/cgroup/unified
+    UNIFIED_NOTE="/sys/fs/cgroup/unified hidden (private mount ns)"
+fi
+
+# ---------------------------------------------------------------- setup ----
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rrun-bench.XXXXXX")
+ERRLOG=$TMP/errors.log
+: >"$ERRLOG"
+ID_PREFIX="rb$$"
+
+cleanup() {
+    local rc=$? k id ids
+    trap - EXIT INT TERM
+    # Kill background jobs first (an interrupted concurrent round).
+    # shellcheck disable=SC2046
+    kill $(jobs -p) 2>/dev/null || true
+    wait 2>/dev/null || true
+    for k in "${!RT_BIN[@]}"; do
+        local root=$TMP/root-$k
+        [ -d "$root" ] || continue
+        # Containers we may have left: whatever `list` knows, plus the state
+        # dirs named after our id prefix.
+        ids=$({
+            "${RT_BIN[$k]}" --root "$root" list -q 2>/dev/null || true
+            find "$root" -mindepth 1 -maxdepth 1 -name "$ID_PREFIX-*" -printf '%f\n' 2>/dev/null
+        } | sort -u)
+        for id in $ids; do
+            "${RT_BIN[$k]}" --root "$root" delete --force "$id" </dev/null >/dev/null 2>&1 || true
+        done
+    done
+    if grep -qF " $TMP/" /proc/self/mountinfo; then
+        say "warning: mounts left under $TMP in the bench namespace; unmounting"
+        grep -F " $TMP/" /proc/self/mountinfo | awk '{print $5}' | sort -r |
+            while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Bundle: static busybox rootfs, symlinks made by hand, runc spec config.
+BB=$(command -v busybox || true)
+[ -n "$BB" ] || die "busybox not found (apt-get install busybox-static)"
+if ldd "$BB" >/dev/null 2>&1; then die "$BB is dynamic; install busybox-static"; fi
+SPEC_RUNTIME=$(command -v runc || true)
+[ -n "$SPEC_RUNTIME" ] || die "runc is needed for \`runc spec\`"
+ROOTFS=$TMP/rootfs
+mkdir -p "$ROOTFS/bin" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev" "$ROOTFS/tmp" "$ROOTFS/etc"
+cp "$BB" "$ROOTFS/bin/busybox"
+for a in $("$BB" --list); do
+    [ "$a" = busybox ] || ln -s busybox "$ROOTFS/bin/$a"
+done
+B_TRUE=$TMP/bundle-true
+B_SLEEP=$TMP/bundle-sleep
+mkdir -p "$B_TRUE" "$B_SLEEP"
+(cd "$B_TRUE" && "$SPEC_RUNTIME" spec)
+# runc spec prints tab-indented JSON whose only line holding just "sh" is the
+# process args; both configs share one rootfs (absolute root.path).
+sed -i -e 's/"terminal": true/"terminal": false/' \
+    -e 's|^\([[:space:]]*\)"sh"$|\1"/bin/true"|' \
+    -e "s|\"path\": \"rootfs\"|\"path\": \"$ROOTFS\"|" "$B_TRUE/config.json"
+sed -e 's|^\([[:space:]]*\)"/bin/true"$|\1"/bin/sleep", "1000"|' \
+    "$B_TRUE/config.json" >"$B_SLEEP/config.json"
+if ! grep -q '"terminal": false' "$B_TRUE/config.json" ||
+    ! grep -q '"/bin/true"' "$B_TRUE/config.json" ||
+    ! grep -q '"/bin/sleep", "1000"' "$B_SLEEP/config.json" ||
+    ! grep -q "\"path\": \"$ROOTFS\"" "$B_TRUE/config.json"; then
+    die "could not edit the config.json from runc spec"
+fi
+
+for k in "${!RT_BIN[@]}"; do mkdir -p "$TMP/root-$k"; done
+
+# A sleep that forks nothing: read with a timeout on a fifo nobody writes.
+mkfifo "$TMP/fifo"
+exec {SLEEPFD}<>"$TMP/fifo"
+nap() { read -r -t "$1" -u "$SLEEPFD" _ || true; }
+
+declare -A RES=()   # "metric|k" -> number (us, KiB, bytes) or FAIL / n/a
+FAILED=()           # messages for the end
+NOTES=()
+SEQ=0
+newid() { SEQ=$((SEQ + 1)); ID="$ID_PREFIX-$1-$SEQ"; }
+now() { NOW=${EPOCHREALTIME/./}; }
+
+# rt K ARGS...: run runtime K with its own root, no stdio, errors to the log.
+rt() {
+    local k=$1
+    shift
+    "${RT_BIN[$k]}" --root "$TMP/root-$k" "$@" </dev/null >/dev/null 2>>"$ERRLOG"
+}
+
+fail() { # fail METRIC K WHAT
+    RES["$1|$2"]=FAIL
+    FAILED+=("${RT_NAME[$2]}: $3")
+    say "${RT_NAME[$2]}: $3 failed (see summary)"
+    {
+        echo "--- ${RT_NAME[$2]}: $3"
+    } >>"$ERRLOG"
+}
+
+# Wait until process PID has exited (gone or zombie), polling /proc with
+# builtins only. Returns 1 after 10 s.
+wait_exit() {
+    local pid=$1 stat s i
+    for ((i = 0; i < 20000; i++)); do
+        { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 0
+        s=${stat##*) }
+        s=${s%% *}
+        case "$s" in Z | X) return 0 ;; esac
+        nap 0.0005
+    done
+    return 1
+}
+
+# Order of runtimes for sample I: rotated, so no runtime is always first.
+order() {
+    local n=${#RT_BIN[@]} j
+    ORDER=()
+    for ((j = 0; j < n; j++)); do ORDER+=($(((j + $1) % n))); done
+}
+
+# ------------------------------------------------------ single samples ----
+# Each sets SAMPLE (microseconds) and returns non-zero on failure.
+
+sample_run() {
+    local k=$1 t0 rc=0
+    newid run
+    now; t0=$NOW
+    rt "$k" run --bundle "$B_TRUE" "$ID" || rc=$?
+    now; SAMPLE=$((NOW - t0))
+    if [ "$rc" != 0 ]; then rt "$k" delete --force "$ID" || true; fi
+    return "$rc"
+}
+
+sample_csd() {
+    local k=$1 t0 pid=""
+    newid csd
+    now; t0=$NOW
+    if rt "$k" create --bundle "$B_TRUE" --pid-file "$TMP/pid-$k" "$ID" &&
+        rt "$k" start "$ID" &&
+        { read -r pid <"$TMP/pid-$k" || [ -n "$pid" ]; } && # no final newline
+        wait_exit "$pid" &&
+        rt "$k" delete "$ID"; then
+        now; SAMPLE=$((NOW - t0))
+        return 0
+    fi
+    echo "create/start/wait/delete of $ID failed (pid ${pid:-?})" >>"$ERRLOG"
+    rt "$k" delete --force "$ID" || true
+    return 1
+}
+
+EXEC_ID=()
+sample_exec() {
+    local k=$1 t0 rc=0
+    now; t0=$NOW
+    rt "$k" exec "${EXEC_ID[$k]}" /bin/true || rc=$?
+    now; SAMPLE=$((NOW - t0))
+    return "$rc"
+}
+
+sample_floor() {
+    local t0 rc=0
+    now; t0=$NOW
+    unshare --fork --pid --mount --uts --ipc --net --cgroup /bin/true \
+        </dev/null >/dev/null 2>>"$ERRLOG" || rc=$?
+    now; SAMPLE=$((NOW - t0))
+    return "$rc"
+}
+
+# stats FILE -> sets MEDIAN and P90 (nearest rank) from one value per line.
+stats() {
+    read -r MEDIAN P90 < <(sort -n "$1" | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "n/a n/a"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            r = int(0.9 * NR); if (r < 0.9 * NR) r++; if (r < 1) r = 1
+            printf "%d %d\n", m, v[r]
+        }')
+}
+
+# timed METRIC SAMPLER: warm-up x2, then RUNS interleaved samples per runtime.
+timed() {
+    local metric=$1 sampler=$2 i k
+    local -A dead=()
+    say "measuring $metric ($RUNS runs each)"
+    for k in "${!RT_BIN[@]}"; do
+        : >"$TMP/s-$metric-$k"
+        case "${RES["$metric|$k"]:-}" in n/a | FAIL) dead[$k]=1 ;; esac
+    done
+    for ((i = -2; i < RUNS; i++)); do
+        order "$((i + 2))"
+        for k in "${ORDER[@]}"; do
+            [ -z "${dead[$k]:-}" ] || continue
+            if "$sampler" "$k"; then
+                if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-$metric-$k"; fi
+            else
+                dead[$k]=1
+                fail "$metric" "$k" "$metric (sample $i)"
+            fi
+        done
+    done
+    for k in "${!RT_BIN[@]}"; do
+        [ -z "${dead[$k]:-}" ] || continue
+        stats "$TMP/s-$metric-$k"
+        RES["$metric|$k"]=$MEDIAN
+        RES["$metric.p90|$k"]=$P90
+    done
+}
+
+# --------------------------------------------------------- measurements ----
+say "runtimes: ${RT_NAME[*]}; $RUNS runs; bundle in $TMP"
+
+timed run sample_run
+timed csd sample_csd
+
+# exec: one long-running container per runtime.
+for k in "${!RT_BIN[@]}"; do
+    newid exec
+    EXEC_ID[k]=$ID
+    if ! rt "$k" create --bundle "$B_SLEEP" "$ID" || ! rt "$k" start "$ID"; then
+        fail exec "$k" "create/start of the sleep container"
+        continue
+    fi
+    if ! rt "$k" exec "$ID" /bin/true; then
+        say "${RT_NAME[$k]}: exec failed; reporting n/a"
+        NOTES+=("${RT_NAME[$k]}: exec failed, reported as n/a: $(tail -n 1 "$ERRLOG")")
+        echo "--- ${RT_NAME[$k]}: exec not working (n/a)" >>"$ERRLOG"
+        RES["exec|$k"]=n/a
+        RES["exec.p90|$k"]=n/a
+    fi
+done
+timed exec sample_exec
+for k in "${!RT_BIN[@]}"; do
+    rt "$k" delete --force "${EXEC_ID[$k]}" || true
+done
+
+# Concurrent: per runtime (not interleaved: the load is the point).
+ROUNDS=$((RUNS < 3 ? RUNS : 3))
+say "measuring $CONCURRENT concurrent containers ($ROUNDS rounds each)"
+for ((r = 0; r < ROUNDS; r++)); do
+    order "$r"
+    for k in "${ORDER[@]}"; do
+        [ "${RES["conc|$k"]:-}" != FAIL ] || continue
+        ids=()
+        pids=()
+        bad=0
+        for ((j = 0; j < CONCURRENT; j++)); do newid conc; ids+=("$ID"); done
+        now; t0=$NOW
+        for id in "${ids[@]}"; do
+            { rt "$k" create --bundle "$B_TRUE" "$id" && rt "$k" start "$id"; } &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+        pids=()
+        for id in "${ids[@]}"; do
+            rt "$k" delete --force "$id" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+        now
+        if [ "$bad" != 0 ]; then
+            fail conc "$k" "$CONCURRENT concurrent containers ($bad commands failed)"
+            for id in "${ids[@]}"; do rt "$k" delete --force "$id" || true; done
+            continue
+        fi
+        echo "$((NOW - t0))" >>"$TMP/s-conc-$k"
+    done
+done
+for k in "${!RT_BIN[@]}"; do
+    if [ "${RES["conc|$k"]:-}" != FAIL ]; then
+        stats "$TMP/s-conc-$k"
+        RES["conc|$k"]=$MEDIAN
+    fi
+done
+
+# Peak RSS of `run` (median of up to 5) and binary size.
+TIME_BIN=/usr/bin/time
+RSS_RUNS=$((RUNS < 5 ? RUNS : 5))
+for k in "${!RT_BIN[@]}"; do
+    RES["size|$k"]=$(stat -L -c %s "${RT_BIN[$k]}")
+    if [ ! -x "$TIME_BIN" ]; then
+        RES["rss|$k"]=n/a
+        continue
+    fi
+    : >"$TMP/s-rss-$k"
+    for ((i = 0; i < RSS_RUNS; i++)); do
+        newid rss
+        if "$TIME_BIN" -f %M -o "$TMP/rss" "${RT_BIN[$k]}" --root "$TMP/root-$k" \
+            run --bundle "$B_TRUE" "$ID" </dev/null >/dev/null 2>>"$ERRLOG"; then
+            tail -n 1 "$TMP/rss" >>"$TMP/s-rss-$k"
+        else
+            rt "$k" delete --force "$ID" || true
+            fail rss "$k" "run under $TIME_BIN"
+            break
+        fi
+    done
+    if [ "${RES["rss|$k"]:-}" != FAIL ]; then
+        stats "$TMP/s-rss-$k"
+        RES["rss|$k"]=$MEDIAN
+    fi
+done
+
+if [ "$FLOOR" = 1 ]; then
+    say "measuring the kernel floor ($RUNS runs)"
+    : >"$TMP/s-floor"
+    for ((i = -2; i < RUNS; i++)); do
+        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
+        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
+    done
+    stats "$TMP/s-floor"
+    FLOOR_MEDIAN=$MEDIAN
+    FLOOR_P90=$P90
+fi
+
+# --------------------------------------------------------------- report ----
+BASE=0
+for k in "${!RT_NAME[@]}"; do
+    if [ "${RT_NAME[$k]}" = runc ]; then BASE=$k; fi
+done
+for k in "${!RT_NAME[@]}"; do
+    if [ "${RT_NAME[$k]}" = crun ]; then BASE=$k; fi
+done
+
+# fmt VALUE UNIT -> human string in FMT
+fmt() {
+    case "$2" in
+    us) FMT=$(awk -v v="$1" 'BEGIN { printf (v < 10000 ? "%.2f ms" : "%.1f ms"), v / 1000 }') ;;
+    KiB) FMT=$(awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1024 }') ;;
+    B) FMT=$(awk -v v="$1" 'BEGIN { if (v < 1048576) printf "%.0f KiB", v / 1024; else printf "%.1f MiB", v / 1048576 }') ;;
+    esac
+}
+# cell METRIC UNIT K -> CELL
+cell() {
+    local v=${RES["$1|$3"]:-n/a} b=${RES["$1|$BASE"]:-}
+    case "$v" in FAIL | n/a) CELL=$v; return ;; esac
+    fmt "$v" "$2"
+    if [[ "$b" =~ ^[0-9]+$ ]] && [ "$b" != 0 ]; then
+        CELL="$FMT ($(awk -v v="$v" -v b="$b" 'BEGIN { printf "%.2fx", v / b }'))"
+    else
+        CELL=$FMT
+    fi
+}
+ratio() { # ratio METRIC K -> RATIO (vs baseline) or ""
+    local v=${RES["$1|$2"]:-} b=${RES["$1|$BASE"]:-}
+    RATIO=""
+    if [[ "$v" =~ ^[0-9]+$ ]] && [[ "$b" =~ ^[0-9]+$ ]] && [ "$b" != 0 ]; then
+        RATIO=$(awk -v v="$v" -v b="$b" 'BEGIN { printf "%.2fx", v / b }')
+    fi
+}
+
+W0=34
+W=22
+row() { # row LABEL CELL...
+    local label=$1
+    shift
+    printf "%-${W0}s" "$label"
+    printf " %-${W}s" "$@"
+    printf '\n'
+}
+table_row() { # table_row LABEL METRIC UNIT
+    local cells=() k
+    for k in "${!RT_BIN[@]}"; do
+        cell "$2" "$3" "$k"
+        cells+=("$CELL")
+    done
+    row "$1" "${cells[@]}"
+}
+
+echo
+echo "rrun bench: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
+for k in "${!RT_BIN[@]}"; do
+    printf '  %-6s %s: %s\n' "${RT_NAME[$k]}" "${RT_BIN[$k]}" \
+        "$("${RT_BIN[$k]}" --version 2>/dev/null | sed -n 1p || true)"
+done
+echo "ratios are against ${RT_NAME[$BASE]}; lower is better"
+echo
+row "measurement" "${RT_NAME[@]}"
+seps=()
+for k in "${!RT_BIN[@]}"; do seps+=("$(printf '%*s' "$W" '' | tr ' ' -)"); done
+row "$(printf '%*s' "$W0" '' | tr ' ' -)" "${seps[@]}"
+table_row "run /bin/true, median" run us
+table_row "run /bin/true, p90" run.p90 us
+table_row "create+start+delete, median" csd us
+table_row "create+start+delete, p90" csd.p90 us
+table_row "exec /bin/true, median" exec us
+table_row "exec /bin/true, p90" exec.p90 us
+table_row "$CONCURRENT concurrent create+start+delete" conc us
+table_row "peak RSS during run" rss KiB
+table_row "binary size" size B
+if [ "$FLOOR" = 1 ]; then
+    fmt "$FLOOR_MEDIAN" us
+    floor_cell="$FMT"
+    fmt "$FLOOR_P90" us
+    row "kernel floor (unshare), med/p90" "$floor_cell / $FMT"
+    cells=()
+    for k in "${!RT_BIN[@]}"; do
+        v=${RES["run|$k"]:-}
+        if [[ "$v" =~ ^[0-9]+$ ]]; then
+            cells+=("$(awk -v v="$v" -v f="$FLOOR_MEDIAN" 'BEGIN { printf "%.2fx floor (+%.2f ms)", v / f, (v - f) / 1000 }')")
+        else
+            cells+=("${v:-n/a}")
+        fi
+    done
+    row "run median vs kernel floor" "${cells[@]}"
+fi
+echo
+
+if [ ${#NOTES[@]} -gt 0 ]; then
+    printf 'note: %s\n' "${NOTES[@]}"
+    echo
+fi
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "failures:"
+    printf '  %s\n' "${FAILED[@]}"
+    echo "last lines of the runtimes' stderr:"
+    tail -n 20 "$ERRLOG" | sed 's/^/  | /'
+    echo
+fi
+
+# Final line: rrun against the baseline, or just what was compared.
+RRUN=""
+for k in "${!RT_NAME[@]}"; do
+    if [ "${RT_NAME[$k]}" = rrun ]; then RRUN=$k; fi
+done
+status=0
+if [ -n "$RRUN" ] && [ "$RRUN" != "$BASE" ]; then
+    summary="rrun vs ${RT_NAME[$BASE]}:"
+    for m in run:run csd:create+start+delete exec:exec "conc:${CONCURRENT}x" rss:RSS size:size; do
+        ratio "${m%%:*}" "$RRUN"
+        summary+=" ${m#*:} ${RATIO:-${RES["${m%%:*}|$RRUN"]:-n/a}},"
+    done
+    echo "${summary%,} (median; <1 is faster/smaller)"
+else
+    echo "compared: ${RT_NAME[*]} (baseline ${RT_NAME[$BASE]}); $RUNS runs"
+fi
+
+if [ "$GUARD" = 1 ]; then
+    CRUN=""
+    for k in "${!RT_NAME[@]}"; do
+        if [ "${RT_NAME[$k]}" = crun ]; then CRUN=$k; fi
+    done
+    if [ -z "$RRUN" ] || [ -z "$CRUN" ]; then
+        echo "guard: FAIL: --guard needs both rrun and crun in the runtime list"
+        status=1
+    else
+        for m in run csd; do
+            v=${RES["$m|$RRUN"]:-} c=${RES["$m|$CRUN"]:-}
+            if ! [[ "$v" =~ ^[0-9]+$ && "$c" =~ ^[0-9]+$ ]]; then
+                echo "guard: FAIL: $m median not measured (rrun: ${v:-?}, crun: ${c:-?})"
+                status=1
+            elif [ "$v" -gt "$c" ]; then
+                fmt "$v" us
+                echo -n "guard: FAIL: rrun $m median $FMT > crun "
+                fmt "$c" us
+                echo "$FMT"
+                status=1
+            fi
+        done
+        if [ "$status" = 0 ]; then echo "guard: OK: rrun is not slower than crun on run and create+start+delete"; fi
+    fi
+fi
+exit "$status"
