@@ -518,9 +518,14 @@ impl Runtime {
 
     /// Start the runtime in the background; stdio as in [`Runtime::cmd`].
     pub fn spawn(&self, args: &[&str]) -> Spawned {
+        self.spawn_stdin(args, Stdio::null())
+    }
+
+    /// Like [`Runtime::spawn`] with the given stdin.
+    pub fn spawn_stdin(&self, args: &[&str], stdin: Stdio) -> Spawned {
         let (out, err) = self.io_files();
         let mut c = self.command(args);
-        c.stdin(Stdio::null())
+        c.stdin(stdin)
             .stdout(fs::File::create(&out).unwrap())
             .stderr(fs::File::create(&err).unwrap());
         let child = c
@@ -532,6 +537,39 @@ impl Runtime {
             err,
             done: false,
         }
+    }
+
+    /// Like [`Runtime::cmd`], run with working directory `cwd`.
+    pub fn cmd_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        let (out, err) = self.io_files();
+        let mut c = self.command(args);
+        c.current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        let mut sp = Spawned {
+            child,
+            out,
+            err,
+            done: false,
+        };
+        sp.wait_timeout(CMD_TIMEOUT)
+    }
+
+    /// Run with stdout/stderr going to the given files (which keep receiving
+    /// whatever a container that inherited them writes later on).
+    pub fn cmd_to_files(&self, args: &[&str], out: &Path, err: &Path) -> ExitStatus {
+        let mut c = self.command(args);
+        c.stdin(Stdio::null())
+            .stdout(fs::File::create(out).unwrap())
+            .stderr(fs::File::create(err).unwrap());
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        wait_child(&mut child, CMD_TIMEOUT)
     }
 
     /// Like [`Runtime::cmd`] but panics (with stdout/stderr) unless exit 0.
@@ -763,10 +801,41 @@ pub fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// True if `haystack` contains `word` (case-insensitive) not directly
+/// preceded or followed by an alphanumeric character, so that "id" does not
+/// match inside "invalid".
+pub fn mentions(haystack: &str, word: &str) -> bool {
+    let h = haystack.to_lowercase();
+    let w = word.to_lowercase();
+    if w.is_empty() {
+        return false;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut start = 0;
+    while let Some(pos) = h[start..].find(&w) {
+        let i = start + pos;
+        let before_ok = !matches!(h[..i].chars().next_back(), Some(c) if is_word(c));
+        let after_ok = !matches!(h[i + w.len()..].chars().next(), Some(c) if is_word(c));
+        if before_ok && after_ok {
+            return true;
+        }
+        start = i + h[i..].chars().next().map_or(1, |c| c.len_utf8());
+    }
+    false
+}
+
 /// Assert the command failed with a useful error: non-zero exit, non-empty
-/// stderr mentioning one of `nouns` (case-insensitive). For rrun itself, the
-/// error must be exactly one line; reference runtimes may print more.
+/// stderr mentioning one of `nouns` (case-insensitive, as a whole word). For
+/// rrun itself, the error must be exactly one line; reference runtimes may
+/// print more.
 pub fn assert_error(out: &Output, nouns: &[&str]) {
+    assert_error_ref(out, nouns, &[]);
+}
+
+/// Like [`assert_error`], but when running against a reference runtime
+/// (runc), mentioning one of `reference_nouns` is accepted too. Use this where
+/// rrun deliberately gives a more specific message than runc.
+pub fn assert_error_ref(out: &Output, nouns: &[&str], reference_nouns: &[&str]) {
     assert!(
         !out.status.success(),
         "expected failure, got success: {}",
@@ -779,26 +848,87 @@ pub fn assert_error(out: &Output, nouns: &[&str]) {
         "expected an error message on stderr: {}",
         describe(out)
     );
-    if !is_reference_runtime() {
+    let mut accepted: Vec<&str> = nouns.to_vec();
+    if is_reference_runtime() {
+        accepted.extend_from_slice(reference_nouns);
+    } else {
         assert_eq!(
-            lines.len(),
+            err.trim_end_matches('\n').lines().count(),
             1,
-            "rrun must print exactly one error line: {}",
-            describe(out)
-        );
-        assert_eq!(
-            err.lines().count(),
-            1,
-            "rrun must print exactly one error line (no blank lines): {}",
+            "rrun must print exactly one non-empty error line: {}",
             describe(out)
         );
     }
-    let lower = err.to_lowercase();
     assert!(
-        nouns.iter().any(|n| lower.contains(&n.to_lowercase())),
-        "error message should mention one of {nouns:?}: {}",
+        accepted.iter().any(|n| mentions(&err, n)),
+        "error message should mention one of {accepted:?}: {}",
         describe(out)
     );
+}
+
+/// Parse an RFC 3339 timestamp (`2024-01-02T03:04:05.123456789Z` or with a
+/// `+hh:mm` offset) into Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &r[n..];
+    }
+    let offset = if rest == "Z" || rest == "z" {
+        0
+    } else {
+        let rb = rest.as_bytes();
+        if rb.len() != 6 || (rb[0] != b'+' && rb[0] != b'-') || rb[3] != b':' {
+            return None;
+        }
+        let oh: i64 = rest[1..3].parse().ok()?;
+        let om: i64 = rest[4..6].parse().ok()?;
+        let o = oh * 3600 + om * 60;
+        if rb[0] == b'-' {
+            -o
+        } else {
+            o
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// Current Unix time in seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Check that nothing of container `id` survives: no state dir, no mount
