@@ -1,0 +1,410 @@
+//! Bad input: every failure exits non-zero with one useful line on stderr
+//! that names the offending thing, and leaves nothing behind (no state dir,
+//! mount, cgroup or process).
+//!
+//! Validate against runc with:
+//! `RRUN_TEST_RUNTIME=/usr/bin/runc cargo test --test errors -- --test-threads=2`
+//!
+//! Against runc 1.1.5 every test here passes; runc's wording is accepted
+//! where rrun is meant to be more specific (see `assert_error_ref`):
+//! - truncated config.json: runc says only "unexpected EOF"; rrun must name
+//!   config.json.
+//! - runc prints `time=... level=error msg="..."` (one line) without `--log`,
+//!   and the bare message with `--log`; rrun must always print exactly one
+//!   line.
+//!
+//! runc messages observed (for reference): "invalid container ID format",
+//! "container id cannot be empty", "container with given ID already exists",
+//! "chdir <bundle>: no such file or directory", "JSON specification file
+//! config.json not found", "invalid rootfs: stat <bundle>/rootfs: no such
+//! file or directory", "json: cannot unmarshal number into Go struct field
+//! Process.process.args of type []string", "namespace {\"nosuchns\" \"\"} does
+//! not exist", "error mounting \"none\" to rootfs at \"/mnt\": ... no such
+//! device", "exec: \"/nonexistent\": stat /nonexistent: no such file or
+//! directory", "exec: \"nosuchcmd\": executable file not found in $PATH",
+//! "container does not exist". All exit with status 1.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+/// Nothing of `env`'s container survives, and the runtime root holds no
+/// container state at all.
+fn assert_clean(env: &TestEnv, id: &str) {
+    assert_nothing_left(&env.rt, id, &env.bundle);
+    assert_root_empty(env.rt.root());
+}
+
+fn assert_root_empty(root: &Path) {
+    if let Ok(rd) = fs::read_dir(root) {
+        let names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.is_empty(),
+            "runtime root {} not empty: {names:?}",
+            root.display()
+        );
+    }
+}
+
+/// `create` this env's bundle under `id`.
+fn create_as(env: &TestEnv, id: &str) -> Output {
+    env.rt
+        .cmd(&["create", "--bundle", env.bundle.path_str(), id])
+}
+
+/// Write a config with `f` applied, create, expect failure naming one of
+/// `nouns`, and check nothing is left.
+fn create_fails_with(name: &str, f: impl FnOnce(&mut Value), nouns: &[&str]) {
+    let mut env = TestEnv::new(name);
+    env.bundle.edit(f);
+    let out = env.try_create(&[]);
+    assert_error(&out, nouns);
+    assert_clean(&env, env.id());
+}
+
+// ---------------------------------------------------------------------------
+// ids
+// ---------------------------------------------------------------------------
+
+#[test]
+fn invalid_ids_are_rejected() {
+    let env = TestEnv::new("invalid_ids");
+    for id in ["a/b", "..", ".", "x y", "../escape"] {
+        let out = create_as(&env, id);
+        assert_error_ref(&out, &["id", id], &["id"]);
+        assert_clean(&env, id);
+        assert!(
+            !env.dir.join("escape").exists(),
+            "id {id:?} escaped the root"
+        );
+    }
+    let out = create_as(&env, "");
+    assert_error(&out, &["id"]);
+    assert_clean(&env, "");
+}
+
+#[test]
+fn commands_reject_path_traversal_ids() {
+    // A real container in root A; a second runtime with root B must not be
+    // able to reach it through "../root/<id>".
+    let mut env = TestEnv::new("traversal");
+    env.bundle.set_script("sleep 30");
+    env.create();
+    let pid = env.rt.pid(env.id());
+    let other = Runtime::new(&env.dir.join("other"));
+    fs::create_dir_all(other.root()).unwrap();
+    let sneaky = format!("../../root/{}", env.id());
+    for args in [
+        vec!["state", sneaky.as_str()],
+        vec!["start", sneaky.as_str()],
+        vec!["kill", sneaky.as_str(), "KILL"],
+        vec!["delete", "--force", sneaky.as_str()],
+        vec!["delete", "--force", ".."],
+        vec!["delete", "--force", "."],
+    ] {
+        let out = other.cmd(&args);
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail: {}",
+            describe(&out)
+        );
+        assert!(
+            !stderr(&out).trim().is_empty(),
+            "{args:?}: no error message"
+        );
+    }
+    assert_eq!(env.rt.status(env.id()), "created");
+    assert!(process_alive(pid));
+    assert!(other.root().is_dir(), "root B was removed");
+    assert!(
+        env.rt.root().join(env.id()).is_dir(),
+        "state of A was removed"
+    );
+}
+
+#[test]
+fn duplicate_id_fails_and_leaves_first_container_alone() {
+    let mut env = TestEnv::new("dup_id");
+    env.bundle.set_script("echo ran >> /out");
+    env.create();
+    let st = env.rt.state(env.id());
+    let pid = st["pid"].as_i64().unwrap() as i32;
+
+    let out = env.try_create(&[]);
+    assert_error_ref(&out, &[env.id()], &["exists"]);
+    let st2 = env.rt.state(env.id());
+    assert_eq!(st2["status"], "created");
+    assert_eq!(st2["pid"], json!(pid));
+    assert_eq!(st2["created"], st["created"]);
+    assert!(process_alive(pid));
+
+    // And the first one still works.
+    env.rt.start(env.id());
+    env.rt
+        .wait_status(env.id(), "stopped", std::time::Duration::from_secs(10));
+    assert_eq!(env.bundle.read_rootfs_file("out").as_deref(), Some("ran\n"));
+    env.rt.run_ok(&["delete", env.id()]);
+    assert_clean(&env, env.id());
+}
+
+// ---------------------------------------------------------------------------
+// bundle problems
+// ---------------------------------------------------------------------------
+
+#[test]
+fn missing_bundle_dir_fails() {
+    let env = TestEnv::new("missing_bundle");
+    let missing = env.dir.join("no-such-bundle");
+    let out = env
+        .rt
+        .cmd(&["create", "--bundle", missing.to_str().unwrap(), env.id()]);
+    assert_error(&out, &[missing.to_str().unwrap(), "bundle"]);
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn missing_config_json_fails() {
+    let env = TestEnv::new("missing_config");
+    fs::remove_file(env.bundle.config_path()).unwrap();
+    let out = env.try_create(&[]);
+    assert_error(&out, &["config.json"]);
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn missing_rootfs_fails() {
+    let env = TestEnv::new("missing_rootfs");
+    fs::remove_dir_all(env.bundle.rootfs()).unwrap();
+    let out = env.try_create(&[]);
+    assert_error(&out, &["rootfs"]);
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn truncated_config_json_fails() {
+    let env = TestEnv::new("truncated_config");
+    let full = serde_json::to_string_pretty(env.bundle.config()).unwrap();
+    env.bundle.write_raw(&full[..full.len() / 2]);
+    let out = env.try_create(&[]);
+    // runc only says "unexpected EOF".
+    assert_error_ref(&out, &["config.json"], &["EOF"]);
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn non_json_config_fails() {
+    let env = TestEnv::new("garbage_config");
+    env.bundle.write_raw("this is not json\n");
+    let out = env.try_create(&[]);
+    // runc: "invalid character 'h' in literal true (expecting 'r')".
+    assert_error_ref(&out, &["config.json"], &["character"]);
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn wrong_type_in_field_names_the_field() {
+    create_fails_with(
+        "wrong_type_args",
+        |c| c["process"]["args"] = json!(5),
+        &["process.args", "args"],
+    );
+    create_fails_with(
+        "wrong_type_uid",
+        |c| c["process"]["user"]["uid"] = json!("x"),
+        &["process.user.uid", "uid"],
+    );
+}
+
+#[test]
+fn missing_process_fails() {
+    create_fails_with(
+        "missing_process",
+        |c| {
+            c.as_object_mut().unwrap().remove("process");
+        },
+        &["process"],
+    );
+}
+
+#[test]
+fn empty_args_fails() {
+    create_fails_with(
+        "empty_args",
+        |c| c["process"]["args"] = json!([]),
+        &["args", "process.args"],
+    );
+}
+
+#[test]
+fn relative_cwd_fails() {
+    create_fails_with(
+        "relative_cwd",
+        |c| c["process"]["cwd"] = json!("relative/dir"),
+        &["cwd", "process.cwd", "relative/dir"],
+    );
+}
+
+#[test]
+fn unknown_namespace_type_fails() {
+    create_fails_with(
+        "unknown_ns",
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "nosuchns"}))
+        },
+        &["nosuchns"],
+    );
+}
+
+#[test]
+fn unknown_filesystem_type_fails_at_create() {
+    create_fails_with(
+        "unknown_fstype",
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt",
+                "type": "nosuchfs",
+                "source": "none"
+            }))
+        },
+        &["nosuchfs", "/mnt"],
+    );
+}
+
+#[test]
+fn missing_bind_mount_source_fails_at_create() {
+    create_fails_with(
+        "missing_bind_src",
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt",
+                "type": "bind",
+                "source": "/nonexistent-bind-source",
+                "options": ["rbind"]
+            }))
+        },
+        &["/nonexistent-bind-source", "/mnt"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// the container's executable
+// ---------------------------------------------------------------------------
+
+#[test]
+fn missing_executable_fails_at_create() {
+    create_fails_with(
+        "missing_exe",
+        |c| c["process"]["args"] = json!(["/nonexistent"]),
+        &["/nonexistent"],
+    );
+}
+
+#[test]
+fn executable_not_in_path_fails_at_create() {
+    create_fails_with(
+        "exe_not_in_path",
+        |c| c["process"]["args"] = json!(["nosuchcmd", "arg"]),
+        &["nosuchcmd"],
+    );
+}
+
+#[test]
+fn non_executable_file_fails_at_create() {
+    // /etc/passwd exists in the test rootfs but is not executable.
+    create_fails_with(
+        "non_executable",
+        |c| c["process"]["args"] = json!(["/etc/passwd"]),
+        &["/etc/passwd"],
+    );
+}
+
+#[test]
+fn run_with_missing_executable_fails_and_leaves_nothing() {
+    let mut env = TestEnv::new("run_missing_exe");
+    env.bundle.set_args(&["/nonexistent"]);
+    let out = env.run(&[]);
+    assert_error(&out, &["/nonexistent"]);
+    assert_clean(&env, env.id());
+
+    let out = env.run(&["-d"]);
+    assert_error(&out, &["/nonexistent"]);
+    assert_clean(&env, env.id());
+}
+
+// ---------------------------------------------------------------------------
+// logging of errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn log_file_gets_the_same_error_message() {
+    let env = TestEnv::with_log("log_same_error");
+    fs::remove_file(env.bundle.config_path()).unwrap();
+    let out = env.try_create(&[]);
+    assert_error(&out, &["config.json"]);
+    let entries = parse_json_log(&env.rt.log_contents());
+    let errors: Vec<&Value> = entries.iter().filter(|e| e["level"] == "error").collect();
+    assert!(
+        !errors.is_empty(),
+        "no error entry in log: {}",
+        env.rt.log_contents()
+    );
+    let msg = errors.last().unwrap()["msg"].as_str().unwrap_or("");
+    assert!(mentions(msg, "config.json"), "log msg {msg:?}");
+    let line = stderr(&out);
+    let line = line.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    assert!(
+        line.contains(msg),
+        "stderr {line:?} and log msg {msg:?} differ"
+    );
+    assert_clean(&env, env.id());
+}
+
+// ---------------------------------------------------------------------------
+// commands on a container that does not exist
+// ---------------------------------------------------------------------------
+
+#[test]
+fn commands_on_nonexistent_container_fail() {
+    let env = TestEnv::new("nonexistent");
+    let id = env.id().to_string();
+    for args in [
+        vec!["state", id.as_str()],
+        vec!["start", id.as_str()],
+        vec!["kill", id.as_str()],
+        vec!["kill", id.as_str(), "KILL"],
+        vec!["delete", id.as_str()],
+    ] {
+        let out = env.rt.cmd(&args);
+        assert_error(&out, &[&id, "not exist", "does not exist"]);
+    }
+    assert_clean(&env, &id);
+}
+
+#[test]
+fn commands_on_deleted_container_fail() {
+    let mut env = TestEnv::new("deleted");
+    env.bundle.set_script("sleep 30");
+    env.create();
+    env.rt.run_ok(&["delete", env.id()]);
+    let id = env.id().to_string();
+    for args in [
+        vec!["state", id.as_str()],
+        vec!["start", id.as_str()],
+        vec!["kill", id.as_str(), "KILL"],
+        vec!["delete", id.as_str()],
+    ] {
+        let out = env.rt.cmd(&args);
+        assert_error(&out, &[&id, "not exist", "does not exist"]);
+    }
+    assert_clean(&env, &id);
+}
