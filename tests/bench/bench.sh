@@ -491,7 +491,7 @@ ratio() { # ratio METRIC K -> RATIO (vs baseline) or ""
 }
 
 W0=34
-W=22
+W=26
 row() { # row LABEL CELL...
     local label=$1
     shift
