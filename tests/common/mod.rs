@@ -121,7 +121,7 @@ impl Drop for TestDir {
 }
 
 /// Decode the octal escapes (`\040` etc.) used in /proc/self/mountinfo.
-fn unescape_mountinfo(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
