@@ -478,10 +478,15 @@ impl Runtime {
         v
     }
 
+    /// Track the id of `create`/`run` for cleanup, unless it could name a
+    /// path outside the root (`delete --force ..` against a runtime that does
+    /// not validate ids would remove the root's parent).
     fn maybe_track(&self, args: &[&str]) {
         if matches!(args.first(), Some(&"create") | Some(&"run")) {
             if let Some(id) = args.last() {
-                self.track(id);
+                if !id.is_empty() && !id.contains('/') && *id != "." && *id != ".." {
+                    self.track(id);
+                }
             }
         }
     }
@@ -634,14 +639,28 @@ impl Runtime {
     pub fn cleanup(&self) {
         let ids: Vec<String> = self.ids.borrow().clone();
         for id in ids {
-            let mut sp = self.spawn(&["delete", "--force", &id]);
+            // Never panics: this runs from Drop, possibly while unwinding.
+            let spawned = Command::new(&self.bin)
+                .args(self.global_args())
+                .args(["delete", "--force", id.as_str()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let Ok(mut child) = spawned else { continue };
             let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = sp.child.try_wait() {
-                    sp.done = true;
-                    break;
+            loop {
+                match child.try_wait() {
+                    Ok(None) if start.elapsed() < Duration::from_secs(10) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => break,
                 }
-                std::thread::sleep(Duration::from_millis(10));
             }
         }
         // Give killed processes a moment to be reaped by the host init.
