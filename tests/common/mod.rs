@@ -665,7 +665,59 @@ impl Runtime {
         }
         // Give killed processes a moment to be reaped by the host init.
         std::thread::sleep(Duration::from_millis(50));
+        // Safety net for a runtime whose `delete --force` is broken: kill
+        // whatever still sits in a cgroup named after one of our (unique) ids.
+        for id in self.ids.borrow().iter() {
+            let pids = pids_in_cgroup_named(id);
+            for &pid in &pids {
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            if !pids.is_empty() {
+                wait_for(Duration::from_secs(2), || {
+                    pids_in_cgroup_named(id).is_empty()
+                });
+            }
+            // And remove (empty) cgroup dirs it left behind, deepest first.
+            let mut dirs = Vec::new();
+            find_dirs_named(Path::new("/sys/fs/cgroup"), id, 0, 5, &mut dirs);
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
+            for d in dirs {
+                let _ = fs::remove_dir(&d);
+            }
+        }
     }
+}
+
+/// Live processes with a cgroup path component equal to `name`.
+pub fn pids_in_cgroup_named(name: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    if name.is_empty() {
+        return pids;
+    }
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || !process_alive(pid) {
+            continue;
+        }
+        let Ok(cg) = fs::read_to_string(e.path().join("cgroup")) else {
+            continue;
+        };
+        if cg.lines().any(|l| {
+            l.splitn(3, ':')
+                .nth(2)
+                .is_some_and(|p| p.split('/').any(|c| c == name))
+        }) {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 impl Drop for Runtime {
