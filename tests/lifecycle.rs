@@ -716,6 +716,10 @@ fn delete_force_of_missing_container_succeeds() {
     let env = TestEnv::new("delete_force_missing");
     let out = env.rt.cmd(&["delete", "--force", env.id()]);
     assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stderr(&out), "", "no error expected");
+    // Without --force it is an error.
+    let out = env.rt.cmd(&["delete", env.id()]);
+    assert_error(&out, &[env.id(), "not exist", "does not exist"]);
 }
 
 // ---------------------------------------------------------------------------
