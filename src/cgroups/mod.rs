@@ -1,0 +1,375 @@
+//! Cgroup placement: where a container's cgroups live on this host's layout
+//! (v1, v2 or hybrid), creating them, putting the init process in them,
+//! signalling everything in them, and removing them.
+//!
+//! The layout is read once from `/proc/self/mountinfo` and `/proc/self/cgroup`.
+//! Resource limits are applied by the controllers' own modules.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    /// Where it is mounted, e.g. `/sys/fs/cgroup/memory`.
+    pub mount: PathBuf,
+    /// The cgroup path of that mount's root (usually `/`).
+    pub mount_root: PathBuf,
+    /// v1 controllers (and `name=` hierarchies); empty for cgroup2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// The directories created for one container, deepest-last per hierarchy.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct CgroupPaths {
+    /// The container's cgroup directory in each hierarchy.
+    pub dirs: Vec<PathBuf>,
+    /// Every directory rrun created (to remove on delete), in creation order.
+    pub created: Vec<PathBuf>,
+    /// True on a pure cgroup v2 host.
+    #[serde(default)]
+    pub unified: bool,
+}
+
+/// The cgroup layout of this host.
+pub struct Layout {
+    pub hierarchies: Vec<Hierarchy>,
+    /// The calling process's cgroup path in each hierarchy (same order).
+    pub own: Vec<PathBuf>,
+}
+
+impl Layout {
+    /// Reads the layout of the host from procfs.
+    pub fn detect() -> Result<Layout> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+            .context("/proc/self/mountinfo: cannot read")?;
+        let own_cgroups =
+            fs::read_to_string("/proc/self/cgroup").context("/proc/self/cgroup: cannot read")?;
+        Ok(Self::parse(&mountinfo, &own_cgroups))
+    }
+
+    fn parse(mountinfo: &str, own_cgroups: &str) -> Layout {
+        let mut hierarchies = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if l.len() < 5 || r.len() < 3 {
+                continue;
+            }
+            let (fstype, superopts) = (r[0], r[2]);
+            let mount = PathBuf::from(unescape(l[4]));
+            let mount_root = PathBuf::from(unescape(l[3]));
+            match fstype {
+                "cgroup2" => hierarchies.push(Hierarchy {
+                    mount,
+                    mount_root,
+                    controllers: Vec::new(),
+                    v2: true,
+                }),
+                "cgroup" => {
+                    let controllers = superopts
+                        .split(',')
+                        .filter(|o| {
+                            !matches!(*o, "rw" | "ro")
+                                && !o.starts_with("release_agent")
+                                && !matches!(*o, "noprefix" | "clone_children" | "xattr")
+                        })
+                        .map(str::to_string)
+                        .collect();
+                    hierarchies.push(Hierarchy {
+                        mount,
+                        mount_root,
+                        controllers,
+                        v2: false,
+                    })
+                }
+                _ => {}
+            }
+        }
+        // Only the first mount of each hierarchy counts (bind mounts repeat it).
+        let mut seen: Vec<(bool, Vec<String>)> = Vec::new();
+        hierarchies.retain(|h| {
+            let key = (h.v2, h.controllers.clone());
+            if seen.contains(&key) {
+                false
+            } else {
+                seen.push(key);
+                true
+            }
+        });
+        let own = hierarchies
+            .iter()
+            .map(|h| own_path(own_cgroups, h))
+            .collect();
+        Layout { hierarchies, own }
+    }
+
+    /// True when the host has only cgroup v2.
+    pub fn is_unified(&self) -> bool {
+        !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
+    }
+
+    /// The container's directory in each hierarchy for a `cgroupsPath`
+    /// (absolute: from the hierarchy root; relative: under rrun's own cgroup;
+    /// empty: `<own cgroup>/<id>`).
+    pub fn container_dirs(&self, cgroups_path: Option<&Path>, id: &str) -> Result<Vec<PathBuf>> {
+        let rel = match cgroups_path {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from(id),
+        };
+        if rel.to_string_lossy().contains(':') {
+            bail!(
+                "linux.cgroupsPath {}: looks like a systemd slice:prefix:name path; rrun manages cgroupfs directly (--systemd-cgroup is not supported)",
+                rel.display()
+            );
+        }
+        for c in rel.components() {
+            if matches!(c, Component::ParentDir) {
+                bail!(
+                    "linux.cgroupsPath {}: must not contain '..'",
+                    rel.display()
+                );
+            }
+        }
+        let mut dirs = Vec::new();
+        for (h, own) in self.hierarchies.iter().zip(&self.own) {
+            let cg = if rel.is_absolute() {
+                rel.clone()
+            } else {
+                own.join(&rel)
+            };
+            // The path below the mount's root.
+            let below = cg.strip_prefix(&h.mount_root).unwrap_or(&cg);
+            let below = below.strip_prefix("/").unwrap_or(below);
+            dirs.push(h.mount.join(below));
+        }
+        Ok(dirs)
+    }
+}
+
+/// Reads a process's cgroup path in one hierarchy from `/proc/PID/cgroup`.
+fn own_path(own_cgroups: &str, h: &Hierarchy) -> PathBuf {
+    for line in own_cgroups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        let matches = if h.v2 {
+            ctrls.is_empty()
+        } else {
+            let mut a: Vec<&str> = ctrls.split(',').collect();
+            let mut b: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
+            a.sort();
+            b.sort();
+            a == b
+        };
+        if matches {
+            return PathBuf::from(path);
+        }
+    }
+    PathBuf::from("/")
+}
+
+/// Undoes the octal escapes of mountinfo (`\040` for space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Creates the container's cgroup directories. On failure, removes whatever
+/// it made before returning the error.
+pub fn create(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
+    let mut paths = CgroupPaths {
+        dirs: dirs.clone(),
+        created: Vec::new(),
+        unified: layout.is_unified(),
+    };
+    for (dir, h) in dirs.iter().zip(&layout.hierarchies) {
+        if let Err(e) = create_one(dir, h, &mut paths.created) {
+            let _ = remove(&paths);
+            return Err(e);
+        }
+    }
+    Ok(paths)
+}
+
+fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
+    // Create each missing level so we know exactly what to remove later.
+    let mut missing = Vec::new();
+    let mut p = dir.to_path_buf();
+    while !p.exists() {
+        missing.push(p.clone());
+        if !p.pop() || p == h.mount {
+            break;
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(&d) {
+            Ok(()) => created.push(d.clone()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display())),
+        }
+        if h.controllers.iter().any(|c| c == "cpuset") {
+            // A new v1 cpuset is empty and refuses tasks until it has cpus and mems.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let cur = fs::read_to_string(d.join(f)).unwrap_or_default();
+                if cur.trim().is_empty() {
+                    let parent = fs::read_to_string(d.parent().unwrap().join(f)).unwrap_or_default();
+                    fs::write(d.join(f), parent.trim())
+                        .with_context(|| format!("cgroup {}: cannot set {f}", d.display()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves a process into every cgroup of the container.
+pub fn add_pid(paths: &CgroupPaths, pid: i32) -> Result<()> {
+    for dir in &paths.dirs {
+        fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("cgroup {}: cannot add process {pid}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens the container's cgroup v2 directory for `CLONE_INTO_CGROUP` (pure v2
+/// hosts only, where one directory holds everything).
+pub fn open_for_clone(paths: &CgroupPaths) -> Option<OwnedFd> {
+    if !paths.unified || paths.dirs.len() != 1 {
+        return None;
+    }
+    fs::File::open(&paths.dirs[0]).ok().map(OwnedFd::from)
+}
+
+/// Pids of every process in the container's cgroup.
+pub fn pids(paths: &CgroupPaths) -> Result<Vec<i32>> {
+    let Some(dir) = paths.dirs.first() else {
+        return Ok(Vec::new());
+    };
+    let text = fs::read_to_string(dir.join("cgroup.procs"))
+        .with_context(|| format!("cgroup {}: cannot read processes", dir.display()))?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+/// Sends a signal to every process in the container's cgroup.
+pub fn signal_all(paths: &CgroupPaths, sig: i32) -> Result<()> {
+    for pid in pids(paths)? {
+        // SAFETY: kill with a pid read from the container's cgroup.
+        unsafe { libc::kill(pid, sig) };
+    }
+    Ok(())
+}
+
+/// True when the container's freezer says it is frozen.
+pub fn is_frozen(paths: &CgroupPaths) -> bool {
+    for dir in &paths.dirs {
+        if let Ok(s) = fs::read_to_string(dir.join("freezer.state")) {
+            return s.trim() == "FROZEN";
+        }
+        if paths.unified {
+            if let Ok(s) = fs::read_to_string(dir.join("cgroup.freeze")) {
+                return s.trim() == "1";
+            }
+        }
+    }
+    false
+}
+
+/// Removes the directories rrun created, deepest first. Processes must be
+/// gone; a busy cgroup is retried briefly (exiting tasks linger a moment).
+pub fn remove(paths: &CgroupPaths) -> Result<()> {
+    let mut first_err = None;
+    for dir in paths.created.iter().rev() {
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => {
+                    first_err.get_or_insert_with(|| {
+                        anyhow::anyhow!("cgroup {}: cannot remove: {e}", dir.display())
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const OWN: &str = "9:name=systemd:/\n4:memory:/outer/x\n1:cpu:/\n0::/\n";
+
+    #[test]
+    fn hybrid_layout_has_v1_and_v2() {
+        let l = Layout::parse(HYBRID, OWN);
+        assert_eq!(l.hierarchies.len(), 4);
+        assert!(!l.is_unified());
+        assert_eq!(l.own[1], PathBuf::from("/outer/x"));
+    }
+
+    #[test]
+    fn relative_paths_nest_under_own_cgroup_and_absolute_do_not() {
+        let l = Layout::parse(HYBRID, OWN);
+        let d = l.container_dirs(None, "c1").unwrap();
+        assert_eq!(d[1], PathBuf::from("/sys/fs/cgroup/memory/outer/x/c1"));
+        assert_eq!(d[0], PathBuf::from("/sys/fs/cgroup/cpu/c1"));
+        let d = l.container_dirs(Some(Path::new("/a/b")), "c1").unwrap();
+        assert_eq!(d[1], PathBuf::from("/sys/fs/cgroup/memory/a/b"));
+        assert_eq!(d[3], PathBuf::from("/sys/fs/cgroup/unified/a/b"));
+    }
+
+    #[test]
+    fn dotdot_in_cgroups_path_is_refused() {
+        let l = Layout::parse(HYBRID, OWN);
+        let e = l.container_dirs(Some(Path::new("/a/../../etc")), "c1").unwrap_err();
+        assert!(e.to_string().contains("linux.cgroupsPath"));
+    }
+
+    #[test]
+    fn unescape_handles_spaces() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,140 @@
+//! Command-line definitions: runc's flags and subcommands, parsed with clap.
+//! Nothing here acts; `main` dispatches the parsed command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rrun: a fast, hardened OCI container runtime, drop-in for runc.
+#[derive(Parser, Debug)]
+#[command(name = "rrun", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"), about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before the command, as runc accepts them.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = "/run/rrun")]
+    pub root: PathBuf,
+    /// Also write log messages to this file
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (not supported yet)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility; ignored
+    #[arg(long, hide = true)]
+    pub criu: Option<String>,
+    /// Accepted for runc compatibility (auto|true|false); ignored
+    #[arg(long = "rootless", hide = true)]
+    pub rootless_mode: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container: set it up and leave its process waiting for `start`
+    Create(Create),
+    /// Start the process of a created container
+    Start {
+        id: String,
+    },
+    /// Create and start a container; in the foreground, wait for it and exit with its status
+    Run(Run),
+    /// Print the state of a container as JSON
+    State {
+        id: String,
+    },
+    /// Send a signal to the container's init process (default TERM)
+    Kill {
+        /// Send the signal to every process of the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a stopped container and everything it owned
+    Delete {
+        /// Kill the container first if it is still running
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// List containers
+    #[command(alias = "ls")]
+    List {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only the container ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        /// Directory to write config.json into
+        #[arg(short, long)]
+        bundle: Option<PathBuf>,
+        /// A configuration for a container run by an unprivileged user
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+/// Flags shared by `create` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct Create {
+    /// Path to the bundle directory (default: the current directory)
+    #[arg(short, long)]
+    pub bundle: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's init pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root (for ramdisk roots)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N-1) into the container
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Run {
+    #[command(flatten)]
+    pub create: Create,
+    /// Do not wait for the container: leave it running in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}

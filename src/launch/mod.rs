@@ -1,0 +1,369 @@
+//! The parent side of `create`, `start` and `run`.
+//!
+//! `create` prepares a [`Plan`] (everything parsed, resolved and opened),
+//! clones the container's first process into its namespaces and cgroup,
+//! answers it over the sync channel (id maps, cgroup placement), and returns
+//! once the init process reports it is ready and waiting for `start`. Any
+//! failure undoes everything: the process is killed, the cgroups and the
+//! state directory removed.
+
+pub mod namespaces;
+pub mod process;
+pub mod sync;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{self, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::{self, CgroupPaths, Layout};
+use crate::cli::{self, Global};
+use crate::rootfs::{self, RootfsPlan};
+use crate::state::{self, Container, Locked, Status, Store};
+use crate::sys::{self, CloneArgs, Forked};
+use namespaces::NsPlan;
+use process::ProcessPlan;
+use sync::Msg;
+
+/// Everything the child needs, prepared before the clone.
+pub struct Plan {
+    pub id: String,
+    pub ns: NsPlan,
+    pub rootfs: RootfsPlan,
+    pub process: ProcessPlan,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    /// `(path below /proc, value)`, e.g. `("sys/net/ipv4/ip_forward", "1")`.
+    pub sysctls: Vec<(CString, String)>,
+    /// The exec fifo, opened read-write: init blocks reading it until `start`.
+    pub fifo: OwnedFd,
+    /// The state-directory lock; the child closes its copy at once.
+    pub lock_fd: RawFd,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// rrun's own pid: the child dies with it until it is ready.
+    pub parent_pid: i32,
+}
+
+/// Undoes a half-made container unless disarmed.
+struct Cleanup<'a> {
+    store_dir: Option<&'a Locked>,
+    cgroups: Option<CgroupPaths>,
+    pids: Vec<i32>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        for &pid in &self.pids {
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroups {
+            let _ = cgroups::signal_all(cg, libc::SIGKILL);
+            if let Err(e) = cgroups::remove(cg) {
+                crate::logging::warn(&format!("cleanup: {e:#}"));
+            }
+        }
+        if let Some(dir) = self.store_dir {
+            let _ = std::fs::remove_dir_all(&dir.dir);
+        }
+    }
+}
+
+/// A created container, still locked by this process.
+pub struct Created {
+    pub locked: Locked,
+    pub container: Container,
+}
+
+pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
+    state::validate_id(&opts.id)?;
+    if global.systemd_cgroup {
+        bail!("--systemd-cgroup is not supported: rrun manages cgroupfs directly");
+    }
+    let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    let bundle = crate::spec::load_bundle(&bundle_dir)?;
+    let spec = &bundle.spec;
+    let proc = spec.process().as_ref().context("process: missing")?;
+    if proc.terminal().unwrap_or(false) {
+        bail!("process.terminal: terminals are not supported yet; set \"terminal\": false");
+    }
+    if opts.console_socket.is_some() {
+        bail!("--console-socket: terminals are not supported yet");
+    }
+
+    let store = Store::new(&global.root);
+    let locked = store.create_dir(&opts.id)?;
+    let mut cleanup = Cleanup {
+        store_dir: Some(&locked),
+        cgroups: None,
+        pids: Vec::new(),
+    };
+
+    let layout = Layout::detect()?;
+    let linux = spec.linux().as_ref();
+    let dirs = layout.container_dirs(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+    )?;
+    let cg = cgroups::create(&layout, dirs)?;
+    cleanup.cgroups = Some(cg.clone());
+    let cg_names: Vec<(String, PathBuf)> = layout
+        .hierarchies
+        .iter()
+        .zip(&cg.dirs)
+        .map(|(h, d)| {
+            let name = if cg.unified {
+                String::new()
+            } else {
+                h.mount
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            (name, d.clone())
+        })
+        .collect();
+
+    let plan = build_plan(spec, &bundle.dir, &bundle.rootfs, &cg_names, opts, &locked)?;
+    let sock = sync::pair().context("cannot create sync socket")?;
+    let cgroup_fd = cgroups::open_for_clone(&cg);
+    let mut args = CloneArgs {
+        flags: plan.ns.clone_flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = &cgroup_fd {
+        args.flags |= sys::CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    let first = match sys::clone3(&args).context("clone3 failed")? {
+        Forked::Child => {
+            drop(sock.0);
+            crate::init::child_main(&plan, sock.1)
+        }
+        Forked::Parent { pid } => pid,
+    };
+    drop(sock.1);
+    cleanup.pids.push(first);
+    if cgroup_fd.is_none() {
+        cgroups::add_pid(&cg, first)?;
+    }
+    if plan.ns.new_user && !plan.ns.two_stage {
+        namespaces::write_id_maps(first, &plan.ns)?;
+    }
+    sync::send(&sock.0, &Msg::Go).context("container init died before setup")?;
+    let mut init_pid = if plan.ns.two_stage { 0 } else { first };
+    loop {
+        match sync::recv(&sock.0).context("sync with container init")? {
+            Some(Msg::NeedMaps) => {
+                namespaces::write_id_maps(first, &plan.ns)?;
+                sync::send(&sock.0, &Msg::Go)?;
+            }
+            Some(Msg::Pid(p)) => {
+                init_pid = p;
+                if p != first {
+                    cleanup.pids.push(p);
+                    // The first child exits once it has forked init.
+                    let _ = waitpid(Pid::from_raw(first), None);
+                    cleanup.pids.retain(|&x| x != first);
+                }
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error(m)) => bail!("{m}"),
+            Some(Msg::Go) => bail!("sync: unexpected message from container init"),
+            None => bail!("container init exited before it was ready{}", exit_reason(first)),
+        }
+    }
+    if let Some(adj) = plan.process.oom_score_adj {
+        std::fs::write(format!("/proc/{init_pid}/oom_score_adj"), adj.to_string())
+            .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))?;
+    }
+    let container = Container {
+        id: opts.id.clone(),
+        pid: init_pid,
+        pid_start: sys::process_start_time(init_pid).context("container init vanished")?,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339_now(),
+        owner: String::new(),
+        oci_version: spec.version().clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroups: cg,
+        own_pid_ns: plan.ns.new_pid,
+    };
+    locked.save(&container)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, init_pid)?;
+    }
+    drop(plan);
+    cleanup.store_dir = None;
+    cleanup.cgroups = None;
+    cleanup.pids.clear();
+    drop(cleanup);
+    Ok(Created { locked, container })
+}
+
+fn exit_reason(pid: i32) -> String {
+    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => format!(" (exit status {c})"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!(" (killed by {s})"),
+        _ => String::new(),
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+        .with_context(|| format!("--pid-file {}", path.display()))
+}
+
+fn build_plan(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    cgroup_dirs: &[(String, PathBuf)],
+    opts: &cli::Create,
+    locked: &Locked,
+) -> Result<Plan> {
+    let ns = namespaces::plan(spec)?;
+    if !ns.new_mount && !ns.join.iter().any(|j| j.flag == libc::CLONE_NEWNS as u64) {
+        bail!("linux.namespaces: a mount namespace is required");
+    }
+    let root_fd: OwnedFd = std::fs::File::open(rootfs)
+        .with_context(|| format!("root.path {}", rootfs.display()))?
+        .into();
+    let process = process::prepare(spec, root_fd.as_fd())?;
+    let rootfs_plan = rootfs::prepare(spec, bundle, rootfs, cgroup_dirs, opts.no_pivot)?;
+    let mut sysctls = Vec::new();
+    if let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<_> = map.keys().collect();
+        keys.sort();
+        for k in keys {
+            let path = format!("sys/{}", k.replace('.', "/"));
+            sysctls.push((CString::new(path)?, map[k].clone()));
+        }
+    }
+    let fifo_path = locked.fifo();
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("{}: cannot create", fifo_path.display()))?;
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let name = |s: &Option<String>| s.as_ref().filter(|h| !h.is_empty()).map(|h| CString::new(h.as_str())).transpose();
+    Ok(Plan {
+        id: opts.id.clone(),
+        ns,
+        rootfs: rootfs_plan,
+        process,
+        hostname: name(spec.hostname()).context("hostname")?,
+        domainname: name(spec.domainname()).context("domainname")?,
+        sysctls,
+        fifo,
+        lock_fd: locked.lock_fd(),
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+        parent_pid: std::process::id() as i32,
+    })
+}
+
+/// `start`: lets a created container's init exec its process.
+pub fn start(global: &Global, id: &str) -> Result<()> {
+    let store = Store::new(&global.root);
+    let locked = store.open(id)?;
+    let c = locked.load()?;
+    match c.status(&locked.dir) {
+        Status::Created => release(&locked, id),
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        _ => bail!("cannot start an already running container"),
+    }
+}
+
+/// Wakes the init process blocked on the exec fifo.
+fn release(locked: &Locked, id: &str) -> Result<()> {
+    let fifo = locked.fifo();
+    // Non-blocking: without a reader (init gone) this fails at once.
+    let fd = match nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENXIO) => bail!("cannot start container {id}: its init process is gone"),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot open", fifo.display())),
+    };
+    std::fs::remove_file(&fifo).with_context(|| format!("{}: cannot remove", fifo.display()))?;
+    nix::unistd::write(&fd, b"0").context("cannot signal container init")?;
+    Ok(())
+}
+
+/// `run`: create and start; in the foreground, forward signals, wait, and
+/// return the exit code (128+N for a signal), then delete the container.
+pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
+    if !opts.detach {
+        // The init may be a grandchild (two-stage launch): adopt it.
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
+    }
+    let created = create(global, &opts.create)?;
+    let pid = created.container.pid;
+    if opts.detach {
+        return release(&created.locked, &opts.create.id).map(|_| 0);
+    }
+    // Block the signals we forward before the container can run, so none
+    // is lost; they are read from a signalfd below.
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    set.thread_block()?;
+    let sfd = nix::sys::signalfd::SignalFd::new(&set)?;
+    if let Err(e) = release(&created.locked, &opts.create.id) {
+        let _ = crate::commands::destroy(created.locked, &created.container);
+        return Err(e);
+    }
+    let Created { locked, container } = created;
+    drop(locked);
+    let code = loop {
+        let Some(info) = sfd.read_signal()? else { continue };
+        let signo = info.ssi_signo as i32;
+        if signo == libc::SIGCHLD {
+            if let Some(code) = reap(pid) {
+                break code;
+            }
+            continue;
+        }
+        // SAFETY: kill with the container's init pid.
+        unsafe { libc::kill(pid, signo) };
+    };
+    if !opts.keep {
+        let store = Store::new(&global.root);
+        let locked = store.open(&opts.create.id)?;
+        crate::commands::destroy(locked, &container)?;
+    }
+    Ok(code)
+}
+
+/// Reaps exited children; returns the exit code once `init` has exited.
+fn reap(init: i32) -> Option<i32> {
+    let mut result = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == init => result = Some(c),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == init => result = Some(128 + s as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Deciding how the container's namespaces come into being.
+//!
+//! Fast path (the common case): one `clone3` with every new-namespace flag;
+//! joined namespaces (`path`) other than user and pid are entered by the
+//! child with `setns` right after.
+//!
+//! Two-stage path, when a single clone cannot do it: joining a user or pid
+//! namespace, a new user namespace together with joined ones (they must be
+//! joined before the new user namespace owns us), or a time namespace (its
+//! offsets must be written before any process enters it). The first child
+//! joins, unshares, and forks the init process if its pid or time namespace
+//! changed.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+pub fn clone_flag(t: LinuxNamespaceType) -> u64 {
+    (match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => return crate::sys::CLONE_NEWTIME,
+    }) as u64
+}
+
+pub struct Join {
+    pub flag: u64,
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+pub struct NsPlan {
+    /// New namespaces made by the clone itself (fast path).
+    pub clone_flags: u64,
+    /// New namespaces made by unshare in the first child (two-stage).
+    pub unshare_flags: u64,
+    /// Namespaces to enter, user first.
+    pub join: Vec<Join>,
+    pub two_stage: bool,
+    /// Two-stage: the init process must be forked (pid or time changed).
+    pub fork_init: bool,
+    pub new_user: bool,
+    pub new_pid: bool,
+    pub new_mount: bool,
+    pub uid_map: String,
+    pub gid_map: String,
+    /// Contents for `/proc/self/timens_offsets`.
+    pub time_offsets: String,
+}
+
+fn id_map(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> String {
+    maps.into_iter()
+        .flatten()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+pub fn plan(spec: &Spec) -> Result<NsPlan> {
+    let linux = spec.linux().as_ref();
+    let mut new_flags = 0u64;
+    let mut join = Vec::new();
+    for (i, ns) in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let flag = clone_flag(ns.typ());
+        match ns.path() {
+            None => new_flags |= flag,
+            Some(p) => {
+                let fd = std::fs::File::open(p).with_context(|| {
+                    format!("linux.namespaces[{i}].path {}: cannot open", p.display())
+                })?;
+                join.push(Join {
+                    flag,
+                    fd: fd.into(),
+                    path: p.clone(),
+                });
+            }
+        }
+    }
+    // The user namespace is joined first: it decides what the rest may do.
+    join.sort_by_key(|j| j.flag != libc::CLONE_NEWUSER as u64);
+    let joins = |f: i32| join.iter().any(|j| j.flag == f as u64);
+    let new_user = new_flags & libc::CLONE_NEWUSER as u64 != 0;
+    let new_time = new_flags & crate::sys::CLONE_NEWTIME != 0;
+    let two_stage = joins(libc::CLONE_NEWUSER)
+        || joins(libc::CLONE_NEWPID)
+        || (new_user && !join.is_empty())
+        || new_time;
+    let (clone_flags, unshare_flags) = if two_stage { (0, new_flags) } else { (new_flags, 0) };
+    let fork_init = two_stage
+        && (new_flags & (libc::CLONE_NEWPID as u64 | crate::sys::CLONE_NEWTIME) != 0
+            || joins(libc::CLONE_NEWPID));
+    let time_offsets = linux
+        .and_then(|l| l.time_offsets().as_ref())
+        .map(|offs| {
+            let mut keys: Vec<_> = offs.keys().collect();
+            keys.sort();
+            keys.into_iter()
+                .map(|k| {
+                    let o = &offs[k];
+                    format!("{k} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(NsPlan {
+        clone_flags,
+        unshare_flags,
+        join,
+        two_stage,
+        fork_init,
+        new_user,
+        new_pid: new_flags & libc::CLONE_NEWPID as u64 != 0,
+        new_mount: new_flags & libc::CLONE_NEWNS as u64 != 0,
+        uid_map: id_map(linux.and_then(|l| l.uid_mappings().as_ref())),
+        gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
+        time_offsets,
+    })
+}
+
+/// Parent side: writes the id maps of a process that is in a new user
+/// namespace.
+pub fn write_id_maps(pid: i32, ns: &NsPlan) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/uid_map"), &ns.uid_map)
+        .with_context(|| format!("linux.uidMappings: cannot write {:?}", ns.uid_map.trim()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &ns.gid_map)
+        .with_context(|| format!("linux.gidMappings: cannot write {:?}", ns.gid_map.trim()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ns: serde_json::Value) -> Spec {
+        let v = serde_json::json!({"ociVersion": "1.2.0", "linux": {"namespaces": ns,
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}]}});
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn new_namespaces_take_the_fast_path() {
+        let p = plan(&spec(serde_json::json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]))).unwrap();
+        assert!(!p.two_stage);
+        assert_eq!(
+            p.clone_flags,
+            (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUSER) as u64
+        );
+        assert_eq!(p.uid_map, "0 1000 10\n");
+    }
+
+    #[test]
+    fn joining_a_pid_namespace_needs_two_stages_and_a_fork() {
+        let p = plan(&spec(serde_json::json!([{"type": "pid", "path": "/proc/self/ns/pid"}, {"type": "mount"}]))).unwrap();
+        assert!(p.two_stage && p.fork_init);
+        assert_eq!(p.unshare_flags, libc::CLONE_NEWNS as u64);
+    }
+
+    #[test]
+    fn joined_net_with_new_user_is_two_stage_and_user_goes_first() {
+        let p = plan(&spec(serde_json::json!([
+            {"type": "network", "path": "/proc/self/ns/net"},
+            {"type": "user", "path": "/proc/self/ns/user"}
+        ]))).unwrap();
+        assert!(p.two_stage);
+        assert_eq!(p.join[0].flag, libc::CLONE_NEWUSER as u64);
+    }
+
+    #[test]
+    fn missing_namespace_path_names_the_field() {
+        let e = plan(&spec(serde_json::json!([{"type": "network", "path": "/nonexistent/ns"}])))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("linux.namespaces[0].path"));
+    }
+}

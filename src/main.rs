@@ -1,0 +1,47 @@
+//! rrun: a fast, hardened OCI container runtime, drop-in for runc.
+
+mod cgroups;
+mod cli;
+mod commands;
+mod init;
+mod launch;
+mod logging;
+mod rootfs;
+mod security;
+mod spec;
+mod state;
+mod sys;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let g = &cli.global;
+    logging::init(g.log.as_deref(), g.log_format, g.debug);
+    let result = dispatch(&cli);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // One line: the chain of contexts joined, as runc prints errors.
+            let msg = format!("{e:#}").replace('\n', " ");
+            logging::log(logging::Level::Error, &msg);
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
+    use cli::Command::*;
+    let g = &cli.global;
+    match &cli.command {
+        Create(c) => launch::create(g, c).map(|_| 0),
+        Start { id } => launch::start(g, id).map(|_| 0),
+        Run(r) => launch::run(g, r),
+        State { id } => commands::state(g, id).map(|_| 0),
+        Kill { all, id, signal } => commands::kill(g, id, signal.as_deref(), *all).map(|_| 0),
+        Delete { force, ids } => commands::delete(g, ids, *force).map(|_| 0),
+        List { format, quiet } => commands::list(g, *format, *quiet).map(|_| 0),
+        Spec { bundle, rootless } => commands::spec(bundle.as_deref(), *rootless).map(|_| 0),
+    }
+}

@@ -1,0 +1,481 @@
+//! The container's file system view: mounts, devices, masked and read-only
+//! paths, and the switch into the new root.
+//!
+//! Split in two halves. `prepare` runs in the parent before the clone: it
+//! parses every mount, opens every bind source on the host as a detached
+//! mount (`open_tree`) with its attributes already set, and verifies the
+//! host's `/dev/null` that masks paths. `setup` runs in the child: it only
+//! resolves targets inside the root by fd and attaches what was prepared.
+
+mod devices;
+mod options;
+pub mod resolve;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+pub use devices::DevicePlan;
+pub use options::{propagation_flag, MountOptions};
+
+use crate::sys::mount_api::{self as mapi, MountAttr};
+use resolve::Kind;
+
+/// What one entry of `mounts` attaches.
+pub enum Source {
+    /// A detached copy of a host path, attributes already applied.
+    Bind { tree: OwnedFd, is_dir: bool },
+    /// A new instance of a file system, made in the child's namespaces.
+    Fs { fstype: CString, source: CString },
+    /// The v1/hybrid cgroup view: a tmpfs holding one bind per hierarchy.
+    CgroupV1 { hierarchies: Vec<(CString, OwnedFd)> },
+}
+
+pub struct MountStep {
+    /// Index in `mounts`, for error messages.
+    pub index: usize,
+    pub dest: PathBuf,
+    pub source: Source,
+    pub opts: MountOptions,
+}
+
+/// Everything the child needs to build the root file system.
+pub struct RootfsPlan {
+    pub rootfs: CString,
+    pub mounts: Vec<MountStep>,
+    pub devices: DevicePlan,
+    /// One detached, verified `/dev/null` per masked path.
+    pub masked: Vec<(PathBuf, OwnedFd)>,
+    pub readonly: Vec<PathBuf>,
+    pub readonly_root: bool,
+    /// Propagation requested for the container's `/`.
+    pub propagation: (u64, bool),
+    pub no_pivot: bool,
+}
+
+/// Opens a host path as a detached mount tree (a bind source).
+pub fn clone_tree(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
+    let c = resolve::cstring(path)?;
+    let mut flags = mapi::OPEN_TREE_CLONE;
+    if recursive {
+        flags |= mapi::AT_RECURSIVE;
+    }
+    // SAFETY: AT_FDCWD is a valid dirfd for any process.
+    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    mapi::open_tree(cwd, &c, flags)
+}
+
+fn setattr_if(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> std::io::Result<()> {
+    if attr.attr_set != 0 || attr.attr_clr != 0 {
+        mapi::mount_setattr(fd, recursive, attr)?;
+    }
+    Ok(())
+}
+
+/// Opens `/dev/null` and checks through the fd that it really is the null
+/// device 1:3 (CVE-2025-31133: a swapped-in symlink must not be bound).
+fn verified_dev_null() -> Result<OwnedFd> {
+    let tree = clone_tree(Path::new("/dev/null"), false).context("/dev/null: cannot open")?;
+    let st = resolve::fstat(tree.as_fd())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        bail!("/dev/null on the host is not the null device; refusing to use it for maskedPaths");
+    }
+    Ok(tree)
+}
+
+/// Parent side: turns the spec's mounts, devices and paths into a plan.
+pub fn prepare(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    cgroup_dirs: &[(String, PathBuf)],
+    no_pivot: bool,
+) -> Result<RootfsPlan> {
+    let linux = spec.linux().as_ref();
+    let has_ns = |t: LinuxNamespaceType| {
+        linux
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| n.iter().any(|ns| ns.typ() == t))
+    };
+    let userns = has_ns(LinuxNamespaceType::User);
+    let mut mounts = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let fstype = m.typ().clone().unwrap_or_default();
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]), &fstype)
+            .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
+        for ign in &opts.ignored {
+            crate::logging::debug(&format!("mounts[{i}]: option {ign} ignored"));
+        }
+        if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            bail!(
+                "mounts[{i}] ({}): idmapped mounts are not supported yet",
+                m.destination().display()
+            );
+        }
+        let source = if opts.bind {
+            let src = m.source().clone().unwrap_or_default();
+            let src = if src.is_absolute() { src } else { bundle.join(src) };
+            let tree = clone_tree(&src, opts.recursive_bind).with_context(|| {
+                format!("mounts[{i}].source {}: cannot bind", src.display())
+            })?;
+            setattr_if(tree.as_fd(), false, &opts.attr)
+                .with_context(|| format!("mounts[{i}] ({}): options", m.destination().display()))?;
+            setattr_if(tree.as_fd(), true, &opts.rattr).with_context(|| {
+                format!("mounts[{i}] ({}): recursive options", m.destination().display())
+            })?;
+            let is_dir = resolve::is_dir(tree.as_fd())?;
+            Source::Bind { tree, is_dir }
+        } else if fstype == "cgroup" || fstype == "cgroup2" {
+            cgroup_source(i, cgroup_dirs, &opts)?
+        } else {
+            if fstype.is_empty() || fstype == "none" {
+                bail!("mounts[{i}] ({}): no type and no bind option", m.destination().display());
+            }
+            let src = m.source().clone().unwrap_or_else(|| PathBuf::from(&fstype));
+            Source::Fs {
+                fstype: resolve::cstring(&fstype)?,
+                source: resolve::cstring(src)?,
+            }
+        };
+        mounts.push(MountStep {
+            index: i,
+            dest: m.destination().clone(),
+            source,
+            opts,
+        });
+    }
+    let masked_paths: Vec<PathBuf> = linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let mut masked = Vec::new();
+    if !masked_paths.is_empty() {
+        let first = verified_dev_null()?;
+        for (n, p) in masked_paths.into_iter().enumerate() {
+            let fd = if n == 0 {
+                first.try_clone()?
+            } else {
+                clone_tree(Path::new("/dev/null"), false)?
+            };
+            // Each clone must be the same verified device.
+            let st = resolve::fstat(fd.as_fd())?;
+            if st.st_rdev != libc::makedev(1, 3) {
+                bail!("/dev/null changed while preparing maskedPaths");
+            }
+            masked.push((p, fd));
+        }
+    }
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => propagation_flag(p)
+            .with_context(|| format!("linux.rootfsPropagation {p}: unknown"))?,
+        None => (libc::MS_SLAVE, true),
+    };
+    Ok(RootfsPlan {
+        rootfs: resolve::cstring(rootfs)?,
+        mounts,
+        devices: devices::prepare(spec, userns)?,
+        masked,
+        readonly: linux
+            .and_then(|l| l.readonly_paths().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        propagation,
+        no_pivot,
+    })
+}
+
+/// The cgroup file system view: the container's own cgroup directories,
+/// bound read-only unless asked otherwise (CVE-2023-25809: never the host's
+/// whole hierarchy writable).
+fn cgroup_source(i: usize, dirs: &[(String, PathBuf)], opts: &MountOptions) -> Result<Source> {
+    let bind = |p: &Path| -> Result<OwnedFd> {
+        let tree = clone_tree(p, false)
+            .with_context(|| format!("mounts[{i}]: cgroup {}: cannot bind", p.display()))?;
+        setattr_if(tree.as_fd(), false, &opts.attr)?;
+        Ok(tree)
+    };
+    if let [(name, dir)] = dirs {
+        if name.is_empty() {
+            // Pure v2: the container's cgroup directory is the whole view.
+            return Ok(Source::Bind {
+                tree: bind(dir)?,
+                is_dir: true,
+            });
+        }
+    }
+    let mut hierarchies = Vec::new();
+    for (name, dir) in dirs {
+        hierarchies.push((resolve::cstring(name)?, bind(dir)?));
+    }
+    Ok(Source::CgroupV1 { hierarchies })
+}
+
+fn io_ctx<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> anyhow::Error + 'a {
+    let what = what.to_string();
+    move |e| anyhow::anyhow!("{what} {}: {e}", path.display())
+}
+
+/// Child side, before pivot_root: builds the whole tree under the rootfs.
+/// Returns the fd of the new root.
+pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
+    // 1. Nothing we mount may propagate back to the host.
+    let (flag, _) = plan.propagation;
+    let pre = if flag == libc::MS_SLAVE { libc::MS_SLAVE } else { libc::MS_PRIVATE };
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::from_bits_retain(pre | libc::MS_REC),
+        None::<&str>,
+    )
+    .context("cannot make / private in the container's mount namespace")?;
+    // 2. The rootfs becomes a mount point of its own (pivot_root needs one).
+    let rootfs = plan.rootfs.as_c_str();
+    nix::mount::mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("root.path {}: cannot bind", rootfs.to_string_lossy()))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("rootfs: cannot open")?;
+    // 3. The mounts of config.json, in order.
+    for step in &plan.mounts {
+        mount_one(root.as_fd(), step).with_context(|| {
+            format!("mounts[{}] ({})", step.index, step.dest.display())
+        })?;
+    }
+    // 4. Devices and the standard /dev links.
+    devices::setup(root.as_fd(), &plan.devices)?;
+    // 5. Masked and read-only paths.
+    for (path, devnull) in &plan.masked {
+        mask(root.as_fd(), path, devnull.as_fd())
+            .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
+    }
+    for path in &plan.readonly {
+        make_readonly(root.as_fd(), path)
+            .with_context(|| format!("linux.readonlyPaths {}", path.display()))?;
+    }
+    Ok(root)
+}
+
+fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
+    let kind = match &step.source {
+        Source::Bind { is_dir: false, .. } => Kind::File,
+        _ => Kind::Dir,
+    };
+    let target = resolve::ensure_in_root(root, &step.dest, kind)
+        .map_err(io_ctx("cannot create mount target", &step.dest))?;
+    let fstype = match &step.source {
+        Source::Fs { fstype, .. } => fstype.to_str().unwrap_or(""),
+        _ => "",
+    };
+    if matches!(fstype, "proc" | "sysfs") {
+        // CVE-2023-27561: procfs and sysfs only on a real directory.
+        resolve::open_in_root_nofollow(root, &step.dest, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|_| {
+                anyhow::anyhow!("destination is a symlink or not a directory; refusing to mount {fstype} there")
+            })?;
+    }
+    let attached: OwnedFd = match &step.source {
+        Source::Bind { tree, .. } => {
+            mapi::move_mount_fd(tree.as_fd(), target.as_fd()).context("cannot attach bind mount")?;
+            tree.try_clone()?
+        }
+        Source::Fs { fstype, source } => {
+            let m = new_fs(fstype, source, &step.opts)?;
+            mapi::move_mount_fd(m.as_fd(), target.as_fd()).context("cannot attach")?;
+            m
+        }
+        Source::CgroupV1 { hierarchies } => {
+            let tmpfs = new_fs(c"tmpfs", c"cgroup", &MountOptions {
+                data: vec![("mode".into(), Some("755".into()))],
+                ..Default::default()
+            })?;
+            mapi::move_mount_fd(tmpfs.as_fd(), target.as_fd()).context("cannot attach tmpfs")?;
+            for (name, tree) in hierarchies {
+                let dir = resolve::ensure_in_root(tmpfs.as_fd(), Path::new(name.to_str()?), Kind::Dir)?;
+                mapi::move_mount_fd(tree.as_fd(), dir.as_fd())
+                    .with_context(|| format!("cannot attach cgroup {}", name.to_string_lossy()))?;
+            }
+            setattr_if(tmpfs.as_fd(), false, &step.opts.attr)?;
+            tmpfs
+        }
+    };
+    if let Some((flag, recursive)) = step.opts.propagation {
+        mapi::mount_setattr(attached.as_fd(), recursive, &MountAttr {
+            propagation: flag,
+            ..Default::default()
+        })
+        .context("cannot set propagation")?;
+    }
+    Ok(())
+}
+
+/// A new file system instance, configured and mounted detached.
+fn new_fs(fstype: &std::ffi::CStr, source: &std::ffi::CStr, opts: &MountOptions) -> Result<OwnedFd> {
+    let name = fstype.to_string_lossy();
+    let fs = mapi::fsopen(fstype).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENODEV) => anyhow::anyhow!("file system type {name:?} is not known to the kernel"),
+        _ => anyhow::anyhow!("{name}: {e}"),
+    })?;
+    let fail = |what: String, e: std::io::Error| {
+        let log = mapi::fs_context_log(fs.as_fd());
+        if log.is_empty() {
+            anyhow::anyhow!("{name}: {what}: {e}")
+        } else {
+            anyhow::anyhow!("{name}: {what}: {log}")
+        }
+    };
+    if mapi::fsconfig_set(fs.as_fd(), c"source", Some(source)).is_err() {
+        // Some file systems take no source; the name is cosmetic anyway.
+    }
+    for f in &opts.sb_flags {
+        let k = resolve::cstring(f)?;
+        mapi::fsconfig_set(fs.as_fd(), &k, None).map_err(|e| fail(format!("option {f}"), e))?;
+    }
+    for (k, v) in &opts.data {
+        let ck = resolve::cstring(k)?;
+        let cv = v.as_ref().map(resolve::cstring).transpose()?;
+        mapi::fsconfig_set(fs.as_fd(), &ck, cv.as_deref()).map_err(|e| {
+            let opt = match v {
+                Some(v) => format!("option {k}={v}"),
+                None => format!("option {k}"),
+            };
+            fail(opt, e)
+        })?;
+    }
+    mapi::fsconfig_create(fs.as_fd()).map_err(|e| fail("cannot create".into(), e))?;
+    let m = mapi::fsmount(fs.as_fd(), opts.attr.attr_set).map_err(|e| fail("cannot mount".into(), e))?;
+    setattr_if(m.as_fd(), true, &opts.rattr)?;
+    Ok(m)
+}
+
+fn mask(root: BorrowedFd<'_>, path: &Path, devnull: BorrowedFd<'_>) -> Result<()> {
+    let target = match resolve::open_in_root(root, path, libc::O_PATH) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if resolve::is_dir(target.as_fd())? {
+        let ro = MountOptions {
+            attr: MountAttr {
+                attr_set: mapi::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let m = new_fs(c"tmpfs", c"tmpfs", &ro)?;
+        mapi::move_mount_fd(m.as_fd(), target.as_fd())?;
+    } else {
+        mapi::move_mount_fd(devnull, target.as_fd())?;
+    }
+    Ok(())
+}
+
+fn make_readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let target = match resolve::open_in_root(root, path, libc::O_PATH) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let tree = mapi::open_tree(
+        target.as_fd(),
+        c"",
+        mapi::OPEN_TREE_CLONE | mapi::AT_RECURSIVE | mapi::AT_EMPTY_PATH,
+    )?;
+    mapi::mount_setattr(tree.as_fd(), true, &MountAttr {
+        attr_set: mapi::MOUNT_ATTR_RDONLY | mapi::MOUNT_ATTR_NOSUID | mapi::MOUNT_ATTR_NODEV | mapi::MOUNT_ATTR_NOEXEC,
+        ..Default::default()
+    })?;
+    mapi::move_mount_fd(tree.as_fd(), target.as_fd())?;
+    Ok(())
+}
+
+/// Child side: makes `root` the process's `/` and detaches the host's tree.
+pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(&root).context("cannot enter rootfs")?;
+    if plan.no_pivot {
+        nix::mount::mount(
+            Some("."),
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .context("--no-pivot: cannot move rootfs to /")?;
+        nix::unistd::chroot(".").context("--no-pivot: chroot failed")?;
+    } else {
+        // pivot_root(".", ".") stacks the old root on top of the new one;
+        // detaching it then leaves only the container's tree.
+        crate::sys::pivot_root(c".", c".").context("pivot_root failed")?;
+        nix::mount::mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            nix::mount::MsFlags::MS_SLAVE | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context("cannot make the old root a slave")?;
+        nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+            .context("cannot detach the old root")?;
+    }
+    nix::unistd::chdir("/").context("chdir / failed")?;
+    drop(root);
+    let (flag, recursive) = plan.propagation;
+    if flag == libc::MS_SHARED || flag == libc::MS_UNBINDABLE {
+        let mut f = flag;
+        if recursive {
+            f |= libc::MS_REC;
+        }
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::from_bits_retain(f),
+            None::<&str>,
+        )
+        .context("linux.rootfsPropagation: cannot apply")?;
+    }
+    if plan.readonly_root {
+        let slash = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        mapi::mount_setattr(slash.as_fd(), false, &MountAttr {
+            attr_set: mapi::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        })
+        .context("root.readonly: cannot make / read-only")?;
+    }
+    Ok(())
+}
+
+/// Raw fd numbers of everything the plan holds open (for fd hygiene checks).
+pub fn held_fds(plan: &RootfsPlan) -> Vec<i32> {
+    let mut v = Vec::new();
+    for m in &plan.mounts {
+        match &m.source {
+            Source::Bind { tree, .. } => v.push(tree.as_raw_fd()),
+            Source::CgroupV1 { hierarchies } => v.extend(hierarchies.iter().map(|(_, f)| f.as_raw_fd())),
+            Source::Fs { .. } => {}
+        }
+    }
+    v.extend(plan.masked.iter().map(|(_, f)| f.as_raw_fd()));
+    v
+}

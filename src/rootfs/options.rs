@@ -1,0 +1,190 @@
+//! Parsing a mount's `options` into what the kernel takes: per-mount
+//! attributes (`mount_setattr`), recursive attributes (`rro`, `rnosuid`...),
+//! propagation, bind-ness, and the file system's own parameters (`fsconfig`).
+
+use anyhow::{bail, Result};
+
+use crate::sys::mount_api::*;
+
+/// A mount's options, sorted by where they go.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    pub bind: bool,
+    pub recursive_bind: bool,
+    /// Attributes of this mount only.
+    pub attr: MountAttr,
+    /// Attributes applied to the whole tree (`rro`, `rnosuid`, ...).
+    pub rattr: MountAttr,
+    /// Propagation flag (`MS_SHARED`...) and whether it is recursive.
+    pub propagation: Option<(u64, bool)>,
+    /// Superblock flags for fsconfig (`sync`, `dirsync`, `mand`, `lazytime`).
+    pub sb_flags: Vec<String>,
+    /// The file system's own parameters: `key=value` or bare flags.
+    pub data: Vec<(String, Option<String>)>,
+    /// `idmap` / `ridmap`: an idmapped bind mount.
+    pub idmap: bool,
+    /// Options rrun accepts but does not act on (logged).
+    pub ignored: Vec<String>,
+}
+
+/// Propagation flags by option name.
+pub fn propagation_flag(name: &str) -> Option<(u64, bool)> {
+    let f = match name {
+        "shared" => (libc::MS_SHARED, false),
+        "rshared" => (libc::MS_SHARED, true),
+        "slave" => (libc::MS_SLAVE, false),
+        "rslave" => (libc::MS_SLAVE, true),
+        "private" => (libc::MS_PRIVATE, false),
+        "rprivate" => (libc::MS_PRIVATE, true),
+        "unbindable" => (libc::MS_UNBINDABLE, false),
+        "runbindable" => (libc::MS_UNBINDABLE, true),
+        _ => return None,
+    };
+    Some(f)
+}
+
+fn set(a: &mut MountAttr, flag: u64) {
+    a.attr_set |= flag;
+    a.attr_clr &= !flag;
+}
+
+fn clr(a: &mut MountAttr, flag: u64) {
+    a.attr_clr |= flag;
+    a.attr_set &= !flag;
+}
+
+fn atime(a: &mut MountAttr, mode: u64) {
+    a.attr_clr |= MOUNT_ATTR__ATIME;
+    a.attr_set = (a.attr_set & !MOUNT_ATTR__ATIME) | mode;
+}
+
+/// Applies one attribute option to `a`; false when `opt` is not one.
+fn apply_attr(a: &mut MountAttr, opt: &str) -> bool {
+    match opt {
+        "ro" => set(a, MOUNT_ATTR_RDONLY),
+        "rw" => clr(a, MOUNT_ATTR_RDONLY),
+        "nosuid" => set(a, MOUNT_ATTR_NOSUID),
+        "suid" => clr(a, MOUNT_ATTR_NOSUID),
+        "nodev" => set(a, MOUNT_ATTR_NODEV),
+        "dev" => clr(a, MOUNT_ATTR_NODEV),
+        "noexec" => set(a, MOUNT_ATTR_NOEXEC),
+        "exec" => clr(a, MOUNT_ATTR_NOEXEC),
+        "nosymfollow" => set(a, MOUNT_ATTR_NOSYMFOLLOW),
+        "symfollow" => clr(a, MOUNT_ATTR_NOSYMFOLLOW),
+        "nodiratime" => set(a, MOUNT_ATTR_NODIRATIME),
+        "diratime" => clr(a, MOUNT_ATTR_NODIRATIME),
+        "relatime" => atime(a, MOUNT_ATTR_RELATIME),
+        "norelatime" | "atime" => atime(a, MOUNT_ATTR_STRICTATIME),
+        "noatime" => atime(a, MOUNT_ATTR_NOATIME),
+        "strictatime" => atime(a, MOUNT_ATTR_STRICTATIME),
+        "nostrictatime" => atime(a, MOUNT_ATTR_RELATIME),
+        _ => return false,
+    }
+    true
+}
+
+impl MountOptions {
+    /// Sorts `options`; `fstype` decides whether unknown words are file
+    /// system parameters (for real file systems) or errors (for binds).
+    pub fn parse(options: &[String], fstype: &str) -> Result<MountOptions> {
+        let mut o = MountOptions::default();
+        let is_bind_type = fstype == "bind" || fstype == "none" || fstype.is_empty();
+        for opt in options {
+            let opt = opt.as_str();
+            if opt == "bind" {
+                o.bind = true;
+            } else if opt == "rbind" {
+                o.bind = true;
+                o.recursive_bind = true;
+            } else if let Some(p) = propagation_flag(opt) {
+                o.propagation = Some(p);
+            } else if opt == "idmap" || opt == "ridmap" {
+                o.idmap = true;
+            } else if apply_attr(&mut o.attr, opt) {
+            } else if opt.len() > 1
+                && opt.starts_with('r')
+                && opt != "relatime"
+                && apply_attr(&mut o.rattr, &opt[1..])
+            {
+            } else if matches!(opt, "sync" | "dirsync" | "mand" | "lazytime") {
+                o.sb_flags.push(opt.to_string());
+            } else if matches!(opt, "async" | "nomand" | "nolazytime" | "defaults" | "remount" | "loud" | "silent" | "tmpcopyup") {
+                o.ignored.push(opt.to_string());
+            } else if let Some((k, v)) = opt.split_once('=') {
+                if k.is_empty() {
+                    bail!("mount option {opt:?}: empty key");
+                }
+                o.data.push((k.to_string(), Some(v.to_string())));
+            } else if !opt.is_empty() {
+                o.data.push((opt.to_string(), None));
+            }
+        }
+        if fstype == "bind" {
+            o.bind = true;
+        }
+        if o.bind || is_bind_type {
+            // A bind mount has no file system parameters: refuse what the
+            // kernel would silently drop, so typos are noticed.
+            if let Some((k, _)) = o.data.iter().find(|(k, _)| !k.starts_with("x-")) {
+                bail!("mount option {k:?}: unknown option for a bind mount");
+            }
+            o.data.clear();
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(v: &[&str], t: &str) -> MountOptions {
+        MountOptions::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), t).unwrap()
+    }
+
+    #[test]
+    fn flags_and_data_are_separated() {
+        let o = opts(&["nosuid", "noexec", "mode=755", "size=65536k", "strictatime"], "tmpfs");
+        assert_eq!(o.attr.attr_set, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_STRICTATIME);
+        assert_eq!(
+            o.data,
+            vec![("mode".into(), Some("755".into())), ("size".into(), Some("65536k".into()))]
+        );
+        assert!(!o.bind);
+    }
+
+    #[test]
+    fn rbind_with_recursive_readonly_and_propagation() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rprivate"], "none");
+        assert!(o.bind && o.recursive_bind);
+        assert_eq!(o.rattr.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert_eq!(o.propagation, Some((libc::MS_PRIVATE, true)));
+        assert_eq!(o.attr.attr_set, 0);
+    }
+
+    #[test]
+    fn relatime_is_not_a_recursive_elatime() {
+        let o = opts(&["relatime"], "proc");
+        assert_eq!(o.attr.attr_clr & MOUNT_ATTR__ATIME, MOUNT_ATTR__ATIME);
+        assert_eq!(o.rattr, MountAttr::default());
+    }
+
+    #[test]
+    fn later_options_override_earlier() {
+        let o = opts(&["ro", "rw"], "tmpfs");
+        assert_eq!(o.attr.attr_set & MOUNT_ATTR_RDONLY, 0);
+        assert_eq!(o.attr.attr_clr & MOUNT_ATTR_RDONLY, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn unknown_option_on_bind_is_an_error() {
+        let e = MountOptions::parse(&["bind".into(), "bogus".into()], "none").unwrap_err();
+        assert!(e.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn devpts_flags_become_parameters() {
+        let o = opts(&["newinstance", "ptmxmode=0666", "gid=5"], "devpts");
+        assert_eq!(o.data[0], ("newinstance".into(), None));
+    }
+}

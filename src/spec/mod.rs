@@ -1,0 +1,93 @@
+//! Reading and validating `config.json`, and writing the default one.
+//!
+//! The bundle's config is parsed into oci-spec's types once; every error
+//! names the JSON path of the offending field (`process.args`,
+//! `linux.namespaces[2].type`, ...). Validation checks everything that can be
+//! checked before any process or mount exists, so most bad input fails
+//! before rrun changes anything.
+
+mod default;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use oci_spec::runtime::Spec;
+
+pub use default::default_spec;
+pub use validate::validate;
+
+/// A parsed config.json together with where it came from.
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    pub spec: Spec,
+    /// Absolute path of the root file system directory.
+    pub rootfs: PathBuf,
+}
+
+/// Loads `<bundle>/config.json`, validates it and resolves the rootfs path.
+pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
+    let dir = std::fs::canonicalize(bundle)
+        .with_context(|| format!("bundle {}: cannot open", bundle.display()))?;
+    let config = dir.join("config.json");
+    let text = std::fs::read(&config)
+        .with_context(|| format!("{}: cannot read", config.display()))?;
+    let spec = parse(&text).with_context(|| format!("{}", config.display()))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .context("config.json: root: missing")?;
+    let rootfs = dir.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .with_context(|| format!("root.path {}: cannot open", rootfs.display()))?;
+    if !rootfs.is_dir() {
+        anyhow::bail!("root.path {}: not a directory", rootfs.display());
+    }
+    validate(&spec)?;
+    Ok(Bundle { dir, spec, rootfs })
+}
+
+/// Parses config.json text; errors carry the JSON path of the bad field.
+pub fn parse(text: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            anyhow::anyhow!("invalid JSON: {inner}")
+        } else {
+            anyhow::anyhow!("{path}: {inner}")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_the_field() {
+        let err = parse(br#"{"ociVersion":"1.0.2","process":{"args":5,"cwd":"/"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("process.args:"), "{err}");
+    }
+
+    #[test]
+    fn parse_error_names_unknown_namespace() {
+        let err = parse(
+            br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("linux.namespaces[1].type"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn truncated_json_is_reported_as_invalid() {
+        let err = parse(br#"{"ociVersion": "1.0"#).unwrap_err().to_string();
+        assert!(err.contains("EOF"), "{err}");
+    }
+}

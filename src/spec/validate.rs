@@ -1,0 +1,216 @@
+//! Cross-field checks of a parsed spec. Each error names the field.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// The namespace a sysctl belongs to, as the kernel scopes them. Sysctls
+/// outside any namespace would change the host and are refused.
+fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// Checks what can be checked before anything is created.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let process = match spec.process() {
+        Some(p) => p,
+        None => bail!("process: missing"),
+    };
+    match process.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!("process.args: must name the program to run"),
+    }
+    if !process.cwd().is_absolute() {
+        bail!("process.cwd {}: must be an absolute path", process.cwd().display());
+    }
+    if let Some(rlimits) = process.rlimits() {
+        let mut seen = HashSet::new();
+        for (i, r) in rlimits.iter().enumerate() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                bail!("process.rlimits[{i}]: {:?} is set twice", r.typ());
+            }
+            if r.soft() > r.hard() {
+                bail!(
+                    "process.rlimits[{i}]: soft limit {} is above hard limit {}",
+                    r.soft(),
+                    r.hard()
+                );
+            }
+        }
+    }
+
+    let linux = spec.linux().as_ref();
+    let namespaces = linux.and_then(|l| l.namespaces().as_ref());
+    let mut have = HashSet::new();
+    if let Some(nss) = namespaces {
+        for (i, ns) in nss.iter().enumerate() {
+            if !have.insert(ns.typ()) {
+                bail!("linux.namespaces[{i}]: {} namespace listed twice", ns.typ());
+            }
+            if let Some(p) = ns.path() {
+                if !p.is_absolute() {
+                    bail!("linux.namespaces[{i}].path {}: must be absolute", p.display());
+                }
+            }
+        }
+    }
+    let has = |t: LinuxNamespaceType| have.contains(&t);
+    let new_ns = |t: LinuxNamespaceType| {
+        namespaces
+            .map(|n| n.iter().any(|ns| ns.typ() == t && ns.path().is_none()))
+            .unwrap_or(false)
+    };
+
+    if let Some(l) = linux {
+        let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if new_ns(LinuxNamespaceType::User) {
+            if l.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+                bail!("linux.uidMappings: a new user namespace needs uid mappings");
+            }
+            if l.gid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+                bail!("linux.gidMappings: a new user namespace needs gid mappings");
+            }
+        } else if maps && !has(LinuxNamespaceType::User) {
+            bail!("linux.uidMappings: id mappings need a user namespace in linux.namespaces");
+        }
+        if let Some(sysctl) = l.sysctl() {
+            let mut keys: Vec<_> = sysctl.keys().collect();
+            keys.sort();
+            for key in keys {
+                match sysctl_namespace(key) {
+                    Some(ns) if has(ns) => {}
+                    Some(ns) => bail!(
+                        "linux.sysctl {key}: needs its own {ns} namespace, which the container does not have"
+                    ),
+                    None => bail!(
+                        "linux.sysctl {key}: not in a namespace the container owns; it would change the host"
+                    ),
+                }
+                if key.contains("..") || key.starts_with('/') {
+                    bail!("linux.sysctl {key}: not a valid sysctl name");
+                }
+            }
+        }
+        if let Some(offsets) = l.time_offsets() {
+            if !offsets.is_empty() && !new_ns(LinuxNamespaceType::Time) {
+                bail!("linux.timeOffsets: needs a new time namespace in linux.namespaces");
+            }
+            for clock in offsets.keys() {
+                if clock != "monotonic" && clock != "boottime" {
+                    bail!("linux.timeOffsets {clock}: unknown clock (monotonic or boottime)");
+                }
+            }
+        }
+        if let Some(p) = l.rootfs_propagation() {
+            if crate::rootfs::propagation_flag(p).is_none() {
+                bail!("linux.rootfsPropagation {p}: unknown propagation");
+            }
+        }
+        for (field, paths) in [
+            ("linux.maskedPaths", l.masked_paths()),
+            ("linux.readonlyPaths", l.readonly_paths()),
+        ] {
+            for p in paths.iter().flatten() {
+                if !p.starts_with('/') {
+                    bail!("{field} {p}: must be an absolute path");
+                }
+            }
+        }
+        for (i, d) in l.devices().iter().flatten().enumerate() {
+            if !d.path().is_absolute() {
+                bail!("linux.devices[{i}].path {}: must be absolute", d.path().display());
+            }
+        }
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        bail!("hostname: setting it needs a uts namespace in linux.namespaces");
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
+        bail!("domainname: setting it needs a uts namespace in linux.namespaces");
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            bail!(
+                "mounts[{i}].destination {}: must be an absolute path",
+                m.destination().display()
+            );
+        }
+        if m.destination() == Path::new("/") {
+            bail!("mounts[{i}].destination: cannot mount over the container's root");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(linux: serde_json::Value) -> Spec {
+        let v = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "root": {"path": "rootfs"},
+            "linux": linux,
+        });
+        crate::spec::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn net_sysctl_needs_network_namespace() {
+        let s = spec_with(serde_json::json!({
+            "namespaces": [{"type": "mount"}],
+            "sysctl": {"net.ipv4.ip_forward": "1"}
+        }));
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.contains("net.ipv4.ip_forward"), "{e}");
+        let s = spec_with(serde_json::json!({
+            "namespaces": [{"type": "network"}],
+            "sysctl": {"net.ipv4.ip_forward": "1"}
+        }));
+        validate(&s).unwrap();
+    }
+
+    #[test]
+    fn host_sysctl_is_refused() {
+        let s = spec_with(serde_json::json!({
+            "namespaces": [{"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
+            "sysctl": {"vm.swappiness": "1"}
+        }));
+        assert!(validate(&s).unwrap_err().to_string().contains("vm.swappiness"));
+    }
+
+    #[test]
+    fn user_namespace_needs_mappings() {
+        let s = spec_with(serde_json::json!({"namespaces": [{"type": "user"}]}));
+        assert!(validate(&s).unwrap_err().to_string().contains("uidMappings"));
+    }
+
+    #[test]
+    fn duplicate_namespace_is_refused() {
+        let s = spec_with(serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "pid"}]}));
+        assert!(validate(&s).unwrap_err().to_string().contains("linux.namespaces[1]"));
+    }
+}

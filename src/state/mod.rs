@@ -1,0 +1,305 @@
+//! The state store: one directory per container under `--root`, holding
+//! `state.json` (written atomically) and, while the container is `created`,
+//! the `exec.fifo` that `start` opens.
+//!
+//! A container's status is derived, never stored: its init process is alive
+//! (same pid *and* same start time, so a reused pid is not mistaken for it)
+//! and the fifo exists → `created`; alive without the fifo → `running`
+//! (`paused` when its cgroup is frozen); otherwise `stopped`.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::CgroupPaths;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// What rrun remembers about a container between invocations. Small, so
+/// `start`, `state`, `kill` and `delete` never re-read config.json.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Container {
+    pub id: String,
+    /// Host pid of the container's init process.
+    pub pid: i32,
+    /// Start time of the init process (clock ticks since boot).
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub oci_version: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The cgroup directories rrun created for this container.
+    #[serde(default)]
+    pub cgroups: CgroupPaths,
+    /// Whether the container has its own pid namespace (then killing init
+    /// kills every process in it).
+    #[serde(default)]
+    pub own_pid_ns: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Checks a container id the way runc does: letters, digits, `_+-.`, and
+/// not `.` or `..`, so it is always one safe path component.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if id.is_empty() || !ok_chars || id == "." || id == ".." || id.len() > 1024 {
+        bail!("invalid container id {id:?}: use letters, digits and _+-. only");
+    }
+    Ok(())
+}
+
+/// The state root (`--root`).
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// A container's state directory, locked for the lifetime of this value.
+pub struct Locked {
+    pub dir: PathBuf,
+    _lock: File,
+}
+
+impl Store {
+    pub fn new(root: &Path) -> Store {
+        Store {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Creates the state directory of a new container, failing if the id is
+    /// taken.
+    pub fn create_dir(&self, id: &str) -> Result<Locked> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .with_context(|| format!("--root {}: cannot create", self.root.display()))?;
+        let dir = self.dir(id);
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("container with id exists: {id}")
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}: cannot create", dir.display()))
+            }
+        }
+        lock(&dir)
+    }
+
+    /// Locks an existing container's directory.
+    pub fn open(&self, id: &str) -> Result<Locked> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        if !dir.join(STATE_FILE).exists() {
+            bail!("container {id} does not exist");
+        }
+        lock(&dir).map_err(|_| anyhow::anyhow!("container {id} does not exist"))
+    }
+
+    /// Ids of all containers, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(e).with_context(|| format!("{}", self.root.display())),
+        };
+        for entry in entries.flatten() {
+            if entry.path().join(STATE_FILE).exists() {
+                ids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn lock(dir: &Path) -> Result<Locked> {
+    let f = File::open(dir).with_context(|| format!("{}: cannot open", dir.display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("{}: cannot lock", dir.display()));
+    }
+    Ok(Locked {
+        dir: dir.to_path_buf(),
+        _lock: f,
+    })
+}
+
+impl Locked {
+    pub fn load(&self) -> Result<Container> {
+        let path = self.dir.join(STATE_FILE);
+        let text = fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("{}: corrupt", path.display()))
+    }
+
+    pub fn save(&self, c: &Container) -> Result<()> {
+        write_atomic(&self.dir.join(STATE_FILE), &serde_json::to_vec(c)?, 0o600)
+    }
+
+    /// The lock's fd number (a cloned child must close its copy, or the
+    /// lock would outlive this process).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self._lock.as_raw_fd()
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.dir.join(EXEC_FIFO)
+    }
+
+    /// Removes the state directory and everything in it.
+    pub fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("{}: cannot remove", self.dir.display()))
+    }
+}
+
+/// Writes a file atomically: a temp file in the same directory, then rename.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        anyhow::anyhow!("{}: cannot write: {e}", path.display())
+    })
+}
+
+impl Container {
+    /// True when the init process recorded here still runs (not a zombie,
+    /// and not a new process that reused the pid).
+    pub fn init_alive(&self) -> bool {
+        if self.pid <= 0 {
+            return false;
+        }
+        match crate::sys::process_start_time(self.pid) {
+            Ok(start) if start == self.pid_start => {
+                !matches!(crate::sys::process_state(self.pid), Ok('Z') | Ok('X') | Err(_))
+            }
+            _ => false,
+        }
+    }
+
+    pub fn status(&self, dir: &Path) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if crate::cgroups::is_frozen(&self.cgroups) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state, with runc's extra fields, as `rrun state` prints it.
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let mut v = serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+        });
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.annotations);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runc_rules() {
+        for ok in ["a", "A-b_c.d+e", "0123", "x..y"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", "a\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_dead_pid_is_stopped() {
+        let c = Container {
+            pid: i32::MAX - 1,
+            ..Default::default()
+        };
+        assert_eq!(c.status(Path::new("/nonexistent")), Status::Stopped);
+    }
+
+    #[test]
+    fn stopped_state_reports_pid_zero() {
+        let c = Container {
+            id: "x".into(),
+            pid: 42,
+            ..Default::default()
+        };
+        assert_eq!(c.oci_state(Status::Stopped)["pid"], 0);
+        assert_eq!(c.oci_state(Status::Running)["pid"], 42);
+    }
+}

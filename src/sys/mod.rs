@@ -1,0 +1,299 @@
+//! Thin, safe wrappers over the raw syscalls that nix does not cover:
+//! `clone3`, `openat2`, the new mount API, `pivot_root`, pidfds and a few
+//! process-attribute calls. Each `unsafe` block is one syscall whose
+//! arguments are checked by the types of the wrapper.
+
+pub mod mount_api;
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Turns a raw syscall return value into `io::Result`.
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Wraps a syscall return value that is a new file descriptor.
+fn owned_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = check(ret)? as RawFd;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub const CLONE_NEWTIME: u64 = 0x80;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub const CLONE_PIDFD: u64 = 0x1000;
+
+/// `struct clone_args` from `<linux/sched.h>` (version 2, with `cgroup`).
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// The result of a fork-like clone: which side of it we are on.
+pub enum Forked {
+    Parent { pid: i32 },
+    Child,
+}
+
+/// `clone3` without `CLONE_VM`: a fork that can also create namespaces and
+/// place the child in a cgroup. Only call it while the process is
+/// single-threaded; the child must avoid anything that takes a lock another
+/// thread could have held (there is none when single-threaded).
+pub fn clone3(args: &CloneArgs) -> io::Result<Forked> {
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size we
+    // pass; without CLONE_VM the child gets a copy of our address space, so
+    // returning into Rust code in the child is sound (like fork).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { pid: pid as i32 }),
+    }
+}
+
+/// Plain fork (used for the extra process a joined pid namespace needs).
+pub fn fork() -> io::Result<Forked> {
+    clone3(&CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    })
+}
+
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+
+/// `openat2(2)`.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode as u64;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `path` is NUL-terminated, `how` is a valid open_how of the
+        // size passed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        match owned_fd(ret) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// `pivot_root(2)`.
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: both arguments are NUL-terminated strings.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
+    Ok(())
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain integer arguments.
+    owned_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// `pidfd_send_signal(2)`: signals exactly the process the pidfd refers to,
+/// never a later process that reused its pid.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed; the fd is borrowed for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// Marks every fd from `first` up close-on-exec.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    check(ret as libc::c_long)?;
+    Ok(())
+}
+
+/// `struct sched_attr` from `<linux/sched/types.h>`.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub sched_policy: u32,
+    pub sched_flags: u64,
+    pub sched_nice: i32,
+    pub sched_priority: u32,
+    pub sched_runtime: u64,
+    pub sched_deadline: u64,
+    pub sched_period: u64,
+}
+
+/// `sched_setattr(2)` on the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> io::Result<()> {
+    let mut a = *attr;
+    a.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `a` is a valid sched_attr with its size filled in.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) })?;
+    Ok(())
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`.
+pub fn ioprio_set(class: u32, level: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: i32 = 1;
+    let prio = (class << 13) | level;
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) })?;
+    Ok(())
+}
+
+/// `set_mempolicy(2)`.
+pub fn set_mempolicy(mode: i32, nodemask: &[u64]) -> io::Result<()> {
+    let (ptr, maxnode) = if nodemask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        (nodemask.as_ptr(), nodemask.len() * 64)
+    };
+    // SAFETY: `ptr` points at `maxnode` bits (or is null with 0).
+    check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) })?;
+    Ok(())
+}
+
+/// `personality(2)`.
+pub fn personality(persona: u64) -> io::Result<()> {
+    // SAFETY: plain integer argument.
+    let ret = unsafe { libc::personality(persona as libc::c_ulong) };
+    check(ret as libc::c_long)?;
+    Ok(())
+}
+
+/// `setns(2)` on a namespace fd.
+pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
+    // SAFETY: fd is borrowed for the call.
+    check(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `unshare(2)`.
+pub fn unshare(flags: u64) -> io::Result<()> {
+    // SAFETY: plain integer argument.
+    check(unsafe { libc::unshare(flags as i32) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `prctl` with integer arguments.
+pub fn prctl(option: i32, arg2: u64) -> io::Result<()> {
+    // SAFETY: the options we use take integer arguments only.
+    check(unsafe { libc::prctl(option, arg2, 0u64, 0u64, 0u64) } as libc::c_long)?;
+    Ok(())
+}
+
+/// Kernel capability masks, as `capset(2)` takes them.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+/// `capset(2)` for the calling thread (version 3, 64-bit masks).
+pub fn capset(sets: &CapSets) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let lo = |m: u64| m as u32;
+    let hi = |m: u64| (m >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(sets.effective),
+            permitted: lo(sets.permitted),
+            inheritable: lo(sets.inheritable),
+        },
+        Data {
+            effective: hi(sets.effective),
+            permitted: hi(sets.permitted),
+            inheritable: hi(sets.inheritable),
+        },
+    ];
+    // SAFETY: header and a two-element data array, as version 3 requires.
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) })?;
+    Ok(())
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`); with the pid it identifies a process uniquely.
+pub fn process_start_time(pid: i32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may contain spaces and parentheses: skip past the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))?;
+    // After ')' come fields 3.. ; start time is field 22, the 20th here.
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
+}
+
+/// Process state letter from `/proc/PID/stat` ('Z' for zombie, ...).
+pub fn process_state(pid: i32) -> io::Result<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
+}
