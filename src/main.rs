@@ -14,6 +14,9 @@ mod sys;
 
 use clap::Parser;
 
+/// The OCI runtime-spec version rrun implements.
+pub const SPEC_VERSION: &str = "1.2.0";
+
 fn main() {
     let cli = cli::Cli::parse();
     let g = &cli.global;
@@ -34,7 +37,17 @@ fn main() {
 fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
     use cli::Command::*;
     let g = &cli.global;
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        if cli.version {
+            println!("rrun version {}", env!("CARGO_PKG_VERSION"));
+            println!("spec: {}", SPEC_VERSION);
+            return Ok(0);
+        }
+        use clap::CommandFactory;
+        cli::Cli::command().print_help()?;
+        return Ok(0);
+    };
+    match command {
         Create(c) => launch::create(g, c).map(|_| 0),
         Start { id } => launch::start(g, id).map(|_| 0),
         Run(r) => launch::run(g, r),

@@ -7,12 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// rrun: a fast, hardened OCI container runtime, drop-in for runc.
 #[derive(Parser, Debug)]
-#[command(name = "rrun", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"), about)]
+#[command(name = "rrun", about, disable_version_flag = true, subcommand_required = false)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// Print the version (and the runtime-spec version), like runc
+    #[arg(short = 'v', long)]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Flags accepted before the command, as runc accepts them.

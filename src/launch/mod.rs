@@ -48,6 +48,8 @@ pub struct Plan {
     pub preserve_fds: u32,
     /// rrun's own pid: the child dies with it until it is ready.
     pub parent_pid: i32,
+    /// Host interfaces to move into the container: (index, host name, new name).
+    pub net_devices: Vec<(i32, String, String)>,
 }
 
 /// Undoes a half-made container unless disarmed.
@@ -182,6 +184,7 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
             None => bail!("container init exited before it was ready{}", exit_reason(first)),
         }
     }
+    move_net_devices(&plan.net_devices, init_pid)?;
     if let Some(adj) = plan.process.oom_score_adj {
         std::fs::write(format!("/proc/{init_pid}/oom_score_adj"), adj.to_string())
             .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))?;
@@ -209,6 +212,40 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
     cleanup.pids.clear();
     drop(cleanup);
     Ok(Created { locked, container })
+}
+
+/// Moves `linux.netDevices` into the container's network namespace.
+fn move_net_devices(devices: &[(i32, String, String)], pid: i32) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .context("linux.netDevices: cannot open the container's network namespace")?;
+    for (index, host, name) in devices {
+        sys::netlink::move_link(*index, netns.as_fd(), Some(name))
+            .with_context(|| format!("linux.netDevices {host}: cannot move it into the container as {name}"))?;
+    }
+    Ok(())
+}
+
+/// Finds each `linux.netDevices` interface on the host.
+fn net_devices(spec: &Spec) -> Result<Vec<(i32, String, String)>> {
+    let mut out = Vec::new();
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()) else {
+        return Ok(out);
+    };
+    let mut names: Vec<_> = map.keys().collect();
+    names.sort();
+    for host in names {
+        let new = map[host].name().clone().filter(|n| !n.is_empty()).unwrap_or_else(|| host.clone());
+        if new.len() > 15 || new.contains(['/', ' ', ':']) || new == "." || new == ".." {
+            bail!("linux.netDevices {host}: {new:?} is not a valid interface name");
+        }
+        let index = nix::net::if_::if_nametoindex(host.as_str())
+            .map_err(|_| anyhow::anyhow!("linux.netDevices {host}: no such interface on the host"))?;
+        out.push((index as i32, host.clone(), new));
+    }
+    Ok(out)
 }
 
 fn exit_reason(pid: i32) -> String {
@@ -277,6 +314,7 @@ fn build_plan(
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         parent_pid: std::process::id() as i32,
+        net_devices: net_devices(spec)?,
     })
 }
 

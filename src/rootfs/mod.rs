@@ -109,9 +109,10 @@ pub fn prepare(
         for ign in &opts.ignored {
             crate::logging::debug(&format!("mounts[{i}]: option {ign} ignored"));
         }
-        if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        let idmapped = opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some();
+        if idmapped && !opts.bind {
             bail!(
-                "mounts[{i}] ({}): idmapped mounts are not supported yet",
+                "mounts[{i}] ({}): uidMappings/gidMappings need a bind mount",
                 m.destination().display()
             );
         }
@@ -126,6 +127,11 @@ pub fn prepare(
             setattr_if(tree.as_fd(), true, &opts.rattr).with_context(|| {
                 format!("mounts[{i}] ({}): recursive options", m.destination().display())
             })?;
+            if idmapped {
+                idmap(tree.as_fd(), m, linux, opts.recursive_bind).with_context(|| {
+                    format!("mounts[{i}] ({}): idmapped mount", m.destination().display())
+                })?;
+            }
             let is_dir = resolve::is_dir(tree.as_fd())?;
             Source::Bind { tree, is_dir }
         } else if fstype == "cgroup" || fstype == "cgroup2" {
@@ -190,6 +196,44 @@ pub fn prepare(
         propagation,
         no_pivot,
     })
+}
+
+/// Makes a detached bind tree idmapped. The mount's mappings are written
+/// verbatim into a fresh user namespace, as runc does: a file owned by
+/// `containerID` on disk appears owned by `hostID`. Without mappings on the
+/// mount (`idmap` option alone) the container's own mappings are used.
+fn idmap(
+    tree: BorrowedFd<'_>,
+    m: &oci_spec::runtime::Mount,
+    linux: Option<&oci_spec::runtime::Linux>,
+    recursive: bool,
+) -> Result<()> {
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.into_iter()
+            .flatten()
+            .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+            .collect()
+    };
+    let uid = m
+        .uid_mappings()
+        .as_ref()
+        .or_else(|| linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = m
+        .gid_mappings()
+        .as_ref()
+        .or_else(|| linux.and_then(|l| l.gid_mappings().as_ref()));
+    let (uid, gid) = (fmt(uid), fmt(gid));
+    if uid.is_empty() || gid.is_empty() {
+        bail!("needs both uidMappings and gidMappings");
+    }
+    let userns = crate::sys::userns_with_maps(&uid, &gid).context("cannot create its user namespace")?;
+    mapi::mount_setattr(tree, recursive, &MountAttr {
+        attr_set: mapi::MOUNT_ATTR_IDMAP,
+        userns_fd: userns.as_raw_fd() as u64,
+        ..Default::default()
+    })
+    .context("the kernel or file system refused it")?;
+    Ok(())
 }
 
 /// The cgroup file system view: the container's own cgroup directories,

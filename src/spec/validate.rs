@@ -112,6 +112,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 }
             }
         }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) && !new_ns(LinuxNamespaceType::Network)
+            && !namespaces.is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network))
+        {
+            bail!("linux.netDevices: moving devices needs a network namespace in linux.namespaces");
+        }
         if let Some(offsets) = l.time_offsets() {
             if !offsets.is_empty() && !new_ns(LinuxNamespaceType::Time) {
                 bail!("linux.timeOffsets: needs a new time namespace in linux.namespaces");

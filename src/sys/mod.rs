@@ -4,6 +4,7 @@
 //! arguments are checked by the types of the wrapper.
 
 pub mod mount_api;
+pub mod netlink;
 
 use std::ffi::CStr;
 use std::io;
@@ -296,4 +297,37 @@ pub fn process_state(pid: i32) -> io::Result<char> {
     stat.rsplit_once(')')
         .and_then(|(_, r)| r.trim_start().chars().next())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
+}
+
+/// A user namespace with the given id maps, held by an fd (for idmapped
+/// mounts). A short-lived child creates it; the parent writes its maps,
+/// opens its `/proc/PID/ns/user`, and lets it exit.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let args = CloneArgs {
+        flags: libc::CLONE_NEWUSER as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    match clone3(&args)? {
+        Forked::Child => {
+            drop(wr);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&rd, &mut b);
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent { pid } => {
+            drop(rd);
+            let result = (|| {
+                std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+                std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
+                let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+                Ok(OwnedFd::from(f))
+            })();
+            drop(wr);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            result
+        }
+    }
 }
