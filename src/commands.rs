@@ -33,7 +33,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         bail!("invalid signal {s:?}");
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse::<nix::sys::signal::Signal>()
         .map(|sig| sig as i32)
         .map_err(|_| anyhow::anyhow!("invalid signal {s:?}"))
@@ -80,7 +84,9 @@ pub fn kill(global: &Global, id: &str, signal: Option<&str>, all: bool) -> Resul
 fn wait_gone(c: &Container, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        let procs_left = cgroups::pids(&c.cgroups).map(|p| !p.is_empty()).unwrap_or(false);
+        let procs_left = cgroups::pids(&c.cgroups)
+            .map(|p| !p.is_empty())
+            .unwrap_or(false);
         if !c.init_alive() && !procs_left {
             return true;
         }
@@ -285,6 +291,9 @@ mod tests {
             ["c1", "42", "running", "/b", "t", "root"].map(String::from),
         ];
         let t = format_table(&rows);
-        assert!(t.starts_with("ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"), "{t}");
+        assert!(
+            t.starts_with("ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"),
+            "{t}"
+        );
     }
 }

@@ -22,7 +22,6 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Level {
     Debug,
-    Info,
     Warn,
     Error,
 }
@@ -31,7 +30,6 @@ impl Level {
     fn name(self) -> &'static str {
         match self {
             Level::Debug => "debug",
-            Level::Info => "info",
             Level::Warn => "warning",
             Level::Error => "error",
         }
@@ -41,19 +39,15 @@ impl Level {
 /// Sets up the log destination. A log file that cannot be opened is reported
 /// on stderr once and otherwise ignored, as runc does.
 pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) {
-    let file = path.and_then(|p| {
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
+    let file = path.and_then(
+        |p| match OpenOptions::new().create(true).append(true).open(p) {
             Ok(f) => Some(Mutex::new(f)),
             Err(e) => {
                 eprintln!("rrun: cannot open log file {}: {e}", p.display());
                 None
             }
-        }
-    });
+        },
+    );
     let _ = LOGGER.set(Logger {
         file,
         format,

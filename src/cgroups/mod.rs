@@ -134,10 +134,7 @@ impl Layout {
         }
         for c in rel.components() {
             if matches!(c, Component::ParentDir) {
-                bail!(
-                    "linux.cgroupsPath {}: must not contain '..'",
-                    rel.display()
-                );
+                bail!("linux.cgroupsPath {}: must not contain '..'", rel.display());
             }
         }
         let mut dirs = Vec::new();
@@ -230,14 +227,17 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
         match fs::create_dir(&d) {
             Ok(()) => created.push(d.clone()),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display()))
+            }
         }
         if h.controllers.iter().any(|c| c == "cpuset") {
             // A new v1 cpuset is empty and refuses tasks until it has cpus and mems.
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 let cur = fs::read_to_string(d.join(f)).unwrap_or_default();
                 if cur.trim().is_empty() {
-                    let parent = fs::read_to_string(d.parent().unwrap().join(f)).unwrap_or_default();
+                    let parent =
+                        fs::read_to_string(d.parent().unwrap().join(f)).unwrap_or_default();
                     fs::write(d.join(f), parent.trim())
                         .with_context(|| format!("cgroup {}: cannot set {f}", d.display()))?;
                 }
@@ -363,7 +363,9 @@ mod tests {
     #[test]
     fn dotdot_in_cgroups_path_is_refused() {
         let l = Layout::parse(HYBRID, OWN);
-        let e = l.container_dirs(Some(Path::new("/a/../../etc")), "c1").unwrap_err();
+        let e = l
+            .container_dirs(Some(Path::new("/a/../../etc")), "c1")
+            .unwrap_err();
         assert!(e.to_string().contains("linux.cgroupsPath"));
     }
 

@@ -7,7 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// rrun: a fast, hardened OCI container runtime, drop-in for runc.
 #[derive(Parser, Debug)]
-#[command(name = "rrun", about, disable_version_flag = true, subcommand_required = false)]
+#[command(
+    name = "rrun",
+    about,
+    disable_version_flag = true,
+    subcommand_required = false
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -55,15 +60,11 @@ pub enum Command {
     /// Create a container: set it up and leave its process waiting for `start`
     Create(Create),
     /// Start the process of a created container
-    Start {
-        id: String,
-    },
+    Start { id: String },
     /// Create and start a container; in the foreground, wait for it and exit with its status
     Run(Run),
     /// Print the state of a container as JSON
-    State {
-        id: String,
-    },
+    State { id: String },
     /// Send a signal to the container's init process (default TERM)
     Kill {
         /// Send the signal to every process of the container

@@ -140,13 +140,17 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         .with_context(|| format!("process.cwd {}: cannot enter", cwd.display()))?;
     let here = nix::unistd::getcwd().context("process.cwd: getcwd failed")?;
     if !here.is_absolute() || here.starts_with("(unreachable)") {
-        bail!("process.cwd {}: resolves outside the container", cwd.display());
+        bail!(
+            "process.cwd {}: resolves outside the container",
+            cwd.display()
+        );
     }
     let exe = find_executable(plan)?;
     // 10.
     let p = &plan.process;
     if let Some(caps) = &p.caps {
-        caps.apply_bounding().context("process.capabilities.bounding")?;
+        caps.apply_bounding()
+            .context("process.capabilities.bounding")?;
         sys::prctl(libc::PR_SET_KEEPCAPS, 1)?;
     }
     set_user(p)?;
@@ -176,8 +180,18 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     }
     // 12.
     sys::cloexec_from(3 + plan.preserve_fds)?;
-    let argv: Vec<*const libc::c_char> = p.args.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-    let envp: Vec<*const libc::c_char> = p.env.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    let argv: Vec<*const libc::c_char> = p
+        .args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = p
+        .env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
     // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
     unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     let e = std::io::Error::last_os_error();
@@ -201,7 +215,10 @@ fn write_sysctls(sysctls: &[(CString, String)]) -> Result<()> {
     use crate::sys::mount_api as m;
     let fs = m::fsopen(c"proc").context("sysctl: cannot open procfs")?;
     m::fsconfig_create(fs.as_fd()).context("sysctl: cannot create procfs")?;
-    let proc = m::fsmount(fs.as_fd(), m::MOUNT_ATTR_NOSUID | m::MOUNT_ATTR_NODEV | m::MOUNT_ATTR_NOEXEC)?;
+    let proc = m::fsmount(
+        fs.as_fd(),
+        m::MOUNT_ATTR_NOSUID | m::MOUNT_ATTR_NODEV | m::MOUNT_ATTR_NOEXEC,
+    )?;
     let st = nix::sys::statfs::fstatfs(&proc)?;
     if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
         bail!("sysctl: private procfs is not procfs");
@@ -231,8 +248,9 @@ fn apply_process_limits(plan: &Plan) -> Result<()> {
         };
         // SAFETY: setrlimit reads a valid rlimit.
         if unsafe { libc::setrlimit(res as _, &lim) } != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("process.rlimits: cannot set resource {res} to {soft}/{hard}"));
+            return Err(std::io::Error::last_os_error()).with_context(|| {
+                format!("process.rlimits: cannot set resource {res} to {soft}/{hard}")
+            });
         }
     }
     if let Some(pers) = p.personality {
@@ -253,7 +271,10 @@ fn apply_process_limits(plan: &Plan) -> Result<()> {
         let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)) {
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)
+            ) {
                 return Err(e).context("cannot create session keyring");
             }
         }
@@ -270,12 +291,19 @@ fn find_executable(plan: &Plan) -> Result<CString> {
                 return Ok(cand.clone());
             }
             if p.arg0.contains('/') {
-                bail!("exec: {:?}: permission denied (not an executable file)", p.arg0);
+                bail!(
+                    "exec: {:?}: permission denied (not an executable file)",
+                    p.arg0
+                );
             }
         }
     }
     if p.arg0.contains('/') {
-        bail!("exec: {:?}: stat {}: no such file or directory", p.arg0, p.arg0);
+        bail!(
+            "exec: {:?}: stat {}: no such file or directory",
+            p.arg0,
+            p.arg0
+        );
     }
     bail!("exec: {:?}: executable file not found in $PATH", p.arg0)
 }

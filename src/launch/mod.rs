@@ -111,10 +111,7 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
 
     let layout = Layout::detect()?;
     let linux = spec.linux().as_ref();
-    let dirs = layout.container_dirs(
-        linux.and_then(|l| l.cgroups_path().as_deref()),
-        &opts.id,
-    )?;
+    let dirs = layout.container_dirs(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
     let cg = cgroups::create(&layout, dirs)?;
     cleanup.cgroups = Some(cg.clone());
     let cg_names: Vec<(String, PathBuf)> = layout
@@ -181,7 +178,10 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
             Some(Msg::Ready) => break,
             Some(Msg::Error(m)) => bail!("{m}"),
             Some(Msg::Go) => bail!("sync: unexpected message from container init"),
-            None => bail!("container init exited before it was ready{}", exit_reason(first)),
+            None => bail!(
+                "container init exited before it was ready{}",
+                exit_reason(first)
+            ),
         }
     }
     move_net_devices(&plan.net_devices, init_pid)?;
@@ -222,8 +222,9 @@ fn move_net_devices(devices: &[(i32, String, String)], pid: i32) -> Result<()> {
     let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
         .context("linux.netDevices: cannot open the container's network namespace")?;
     for (index, host, name) in devices {
-        sys::netlink::move_link(*index, netns.as_fd(), Some(name))
-            .with_context(|| format!("linux.netDevices {host}: cannot move it into the container as {name}"))?;
+        sys::netlink::move_link(*index, netns.as_fd(), Some(name)).with_context(|| {
+            format!("linux.netDevices {host}: cannot move it into the container as {name}")
+        })?;
     }
     Ok(())
 }
@@ -237,12 +238,17 @@ fn net_devices(spec: &Spec) -> Result<Vec<(i32, String, String)>> {
     let mut names: Vec<_> = map.keys().collect();
     names.sort();
     for host in names {
-        let new = map[host].name().clone().filter(|n| !n.is_empty()).unwrap_or_else(|| host.clone());
+        let new = map[host]
+            .name()
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| host.clone());
         if new.len() > 15 || new.contains(['/', ' ', ':']) || new == "." || new == ".." {
             bail!("linux.netDevices {host}: {new:?} is not a valid interface name");
         }
-        let index = nix::net::if_::if_nametoindex(host.as_str())
-            .map_err(|_| anyhow::anyhow!("linux.netDevices {host}: no such interface on the host"))?;
+        let index = nix::net::if_::if_nametoindex(host.as_str()).map_err(|_| {
+            anyhow::anyhow!("linux.netDevices {host}: no such interface on the host")
+        })?;
         out.push((index as i32, host.clone(), new));
     }
     Ok(out)
@@ -300,7 +306,12 @@ fn build_plan(
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )?;
-    let name = |s: &Option<String>| s.as_ref().filter(|h| !h.is_empty()).map(|h| CString::new(h.as_str())).transpose();
+    let name = |s: &Option<String>| {
+        s.as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| CString::new(h.as_str()))
+            .transpose()
+    };
     Ok(Plan {
         id: opts.id.clone(),
         ns,
@@ -340,7 +351,9 @@ fn release(locked: &Locked, id: &str) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(nix::errno::Errno::ENXIO) => bail!("cannot start container {id}: its init process is gone"),
+        Err(nix::errno::Errno::ENXIO) => {
+            bail!("cannot start container {id}: its init process is gone")
+        }
         Err(e) => return Err(e).with_context(|| format!("{}: cannot open", fifo.display())),
     };
     std::fs::remove_file(&fifo).with_context(|| format!("{}: cannot remove", fifo.display()))?;
@@ -374,7 +387,9 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
     let Created { locked, container } = created;
     drop(locked);
     let code = loop {
-        let Some(info) = sfd.read_signal()? else { continue };
+        let Some(info) = sfd.read_signal()? else {
+            continue;
+        };
         let signo = info.ssi_signo as i32;
         if signo == libc::SIGCHLD {
             if let Some(code) = reap(pid) {
@@ -399,7 +414,9 @@ fn reap(init: i32) -> Option<i32> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, c)) if p.as_raw() == init => result = Some(c),
-            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == init => result = Some(128 + s as i32),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == init => {
+                result = Some(128 + s as i32)
+            }
             Ok(WaitStatus::StillAlive) | Err(_) => return result,
             Ok(_) => {}
         }

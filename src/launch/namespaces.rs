@@ -96,7 +96,11 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         || joins(libc::CLONE_NEWPID)
         || (new_user && !join.is_empty())
         || new_time;
-    let (clone_flags, unshare_flags) = if two_stage { (0, new_flags) } else { (new_flags, 0) };
+    let (clone_flags, unshare_flags) = if two_stage {
+        (0, new_flags)
+    } else {
+        (new_flags, 0)
+    };
     let fork_init = two_stage
         && (new_flags & (libc::CLONE_NEWPID as u64 | crate::sys::CLONE_NEWTIME) != 0
             || joins(libc::CLONE_NEWPID));
@@ -108,7 +112,11 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
             keys.into_iter()
                 .map(|k| {
                     let o = &offs[k];
-                    format!("{k} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0))
+                    format!(
+                        "{k} {} {}\n",
+                        o.secs().unwrap_or(0),
+                        o.nanosecs().unwrap_or(0)
+                    )
                 })
                 .collect()
         })
@@ -151,7 +159,10 @@ mod tests {
 
     #[test]
     fn new_namespaces_take_the_fast_path() {
-        let p = plan(&spec(serde_json::json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]))).unwrap();
+        let p = plan(&spec(
+            serde_json::json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]),
+        ))
+        .unwrap();
         assert!(!p.two_stage);
         assert_eq!(
             p.clone_flags,
@@ -162,7 +173,10 @@ mod tests {
 
     #[test]
     fn joining_a_pid_namespace_needs_two_stages_and_a_fork() {
-        let p = plan(&spec(serde_json::json!([{"type": "pid", "path": "/proc/self/ns/pid"}, {"type": "mount"}]))).unwrap();
+        let p = plan(&spec(
+            serde_json::json!([{"type": "pid", "path": "/proc/self/ns/pid"}, {"type": "mount"}]),
+        ))
+        .unwrap();
         assert!(p.two_stage && p.fork_init);
         assert_eq!(p.unshare_flags, libc::CLONE_NEWNS as u64);
     }
@@ -172,16 +186,19 @@ mod tests {
         let p = plan(&spec(serde_json::json!([
             {"type": "network", "path": "/proc/self/ns/net"},
             {"type": "user", "path": "/proc/self/ns/user"}
-        ]))).unwrap();
+        ])))
+        .unwrap();
         assert!(p.two_stage);
         assert_eq!(p.join[0].flag, libc::CLONE_NEWUSER as u64);
     }
 
     #[test]
     fn missing_namespace_path_names_the_field() {
-        let e = plan(&spec(serde_json::json!([{"type": "network", "path": "/nonexistent/ns"}])))
-            .err()
-            .unwrap();
+        let e = plan(&spec(
+            serde_json::json!([{"type": "network", "path": "/nonexistent/ns"}]),
+        ))
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("linux.namespaces[0].path"));
     }
 }

@@ -145,7 +145,12 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
             .unwrap_or(DEFAULT_PATH);
         path.split(':')
             .filter(|d| !d.is_empty())
-            .map(|d| cstr(&format!("{}/{arg0}", d.trim_end_matches('/')), "process.env PATH"))
+            .map(|d| {
+                cstr(
+                    &format!("{}/{arg0}", d.trim_end_matches('/')),
+                    "process.env PATH",
+                )
+            })
             .collect::<Result<Vec<_>>>()?
     };
 
@@ -182,7 +187,10 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
                 other => bail!("process.ioPriority.class: unknown {other}"),
             };
             if !(0..=7).contains(&io.priority()) {
-                bail!("process.ioPriority.priority {}: must be 0..7", io.priority());
+                bail!(
+                    "process.ioPriority.priority {}: must be 0..7",
+                    io.priority()
+                );
             }
             Some((class, io.priority() as u32))
         }

@@ -62,7 +62,9 @@ fn decode(b: &[u8]) -> io::Result<Msg> {
         b'G' => Msg::Go,
         b'M' => Msg::NeedMaps,
         b'R' => Msg::Ready,
-        b'P' => Msg::Pid(i32::from_le_bytes(b.get(1..5).ok_or_else(bad)?.try_into().unwrap())),
+        b'P' => Msg::Pid(i32::from_le_bytes(
+            b.get(1..5).ok_or_else(bad)?.try_into().unwrap(),
+        )),
         b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
         _ => return Err(bad()),
     })

@@ -154,7 +154,9 @@ pub fn setup(root: BorrowedFd<'_>, plan: &DevicePlan) -> Result<()> {
     for (name, target) in LINKS {
         let cname = CString::new(name).unwrap();
         let ctarget = CString::new(target).unwrap();
-        if name == "ptmx" && resolve::open_in_root(root, Path::new("/dev/pts/ptmx"), libc::O_PATH).is_err() {
+        if name == "ptmx"
+            && resolve::open_in_root(root, Path::new("/dev/pts/ptmx"), libc::O_PATH).is_err()
+        {
             continue;
         }
         // SAFETY: NUL-terminated strings, directory fd we hold.
@@ -195,16 +197,34 @@ fn create(root: BorrowedFd<'_>, dev: BorrowedFd<'_>, d: &DeviceStep) -> Result<(
     if r != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EEXIST) {
-            let fd = crate::sys::openat2(dir.as_fd(), &cname, libc::O_PATH | libc::O_NOFOLLOW, 0, crate::sys::RESOLVE_BENEATH | crate::sys::RESOLVE_NO_SYMLINKS)?;
+            let fd = crate::sys::openat2(
+                dir.as_fd(),
+                &cname,
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                crate::sys::RESOLVE_BENEATH | crate::sys::RESOLVE_NO_SYMLINKS,
+            )?;
             if already_there(fd.as_fd(), d) {
                 return Ok(());
             }
-            bail!("exists and is not device {}:{}", libc::major(d.rdev), libc::minor(d.rdev));
+            bail!(
+                "exists and is not device {}:{}",
+                libc::major(d.rdev),
+                libc::minor(d.rdev)
+            );
         }
         return Err(e).context("mknod failed");
     }
     // SAFETY: NUL-terminated name; AT_SYMLINK_NOFOLLOW so a racing symlink is not followed.
-    let r = unsafe { libc::fchownat(dir.as_raw_fd(), cname.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            cname.as_ptr(),
+            d.uid,
+            d.gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if r != 0 {
         return Err(std::io::Error::last_os_error()).context("chown failed");
     }
@@ -212,5 +232,6 @@ fn create(root: BorrowedFd<'_>, dev: BorrowedFd<'_>, d: &DeviceStep) -> Result<(
 }
 
 fn already_there(fd: BorrowedFd<'_>, d: &DeviceStep) -> bool {
-    resolve::fstat(fd).is_ok_and(|st| st.st_rdev == d.rdev && st.st_mode & libc::S_IFMT == d.mode & libc::S_IFMT)
+    resolve::fstat(fd)
+        .is_ok_and(|st| st.st_rdev == d.rdev && st.st_mode & libc::S_IFMT == d.mode & libc::S_IFMT)
 }

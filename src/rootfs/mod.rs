@@ -31,7 +31,9 @@ pub enum Source {
     /// A new instance of a file system, made in the child's namespaces.
     Fs { fstype: CString, source: CString },
     /// The v1/hybrid cgroup view: a tmpfs holding one bind per hierarchy.
-    CgroupV1 { hierarchies: Vec<(CString, OwnedFd)> },
+    CgroupV1 {
+        hierarchies: Vec<(CString, OwnedFd)>,
+    },
 }
 
 pub struct MountStep {
@@ -118,18 +120,27 @@ pub fn prepare(
         }
         let source = if opts.bind {
             let src = m.source().clone().unwrap_or_default();
-            let src = if src.is_absolute() { src } else { bundle.join(src) };
-            let tree = clone_tree(&src, opts.recursive_bind).with_context(|| {
-                format!("mounts[{i}].source {}: cannot bind", src.display())
-            })?;
+            let src = if src.is_absolute() {
+                src
+            } else {
+                bundle.join(src)
+            };
+            let tree = clone_tree(&src, opts.recursive_bind)
+                .with_context(|| format!("mounts[{i}].source {}: cannot bind", src.display()))?;
             setattr_if(tree.as_fd(), false, &opts.attr)
                 .with_context(|| format!("mounts[{i}] ({}): options", m.destination().display()))?;
             setattr_if(tree.as_fd(), true, &opts.rattr).with_context(|| {
-                format!("mounts[{i}] ({}): recursive options", m.destination().display())
+                format!(
+                    "mounts[{i}] ({}): recursive options",
+                    m.destination().display()
+                )
             })?;
             if idmapped {
                 idmap(tree.as_fd(), m, linux, opts.recursive_bind).with_context(|| {
-                    format!("mounts[{i}] ({}): idmapped mount", m.destination().display())
+                    format!(
+                        "mounts[{i}] ({}): idmapped mount",
+                        m.destination().display()
+                    )
                 })?;
             }
             let is_dir = resolve::is_dir(tree.as_fd())?;
@@ -138,7 +149,10 @@ pub fn prepare(
             cgroup_source(i, cgroup_dirs, &opts)?
         } else {
             if fstype.is_empty() || fstype == "none" {
-                bail!("mounts[{i}] ({}): no type and no bind option", m.destination().display());
+                bail!(
+                    "mounts[{i}] ({}): no type and no bind option",
+                    m.destination().display()
+                );
             }
             let src = m.source().clone().unwrap_or_else(|| PathBuf::from(&fstype));
             Source::Fs {
@@ -177,8 +191,9 @@ pub fn prepare(
         }
     }
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => propagation_flag(p)
-            .with_context(|| format!("linux.rootfsPropagation {p}: unknown"))?,
+        Some(p) => {
+            propagation_flag(p).with_context(|| format!("linux.rootfsPropagation {p}: unknown"))?
+        }
         None => (libc::MS_SLAVE, true),
     };
     Ok(RootfsPlan {
@@ -192,7 +207,11 @@ pub fn prepare(
             .into_iter()
             .map(PathBuf::from)
             .collect(),
-        readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        readonly_root: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
         propagation,
         no_pivot,
     })
@@ -226,12 +245,17 @@ fn idmap(
     if uid.is_empty() || gid.is_empty() {
         bail!("needs both uidMappings and gidMappings");
     }
-    let userns = crate::sys::userns_with_maps(&uid, &gid).context("cannot create its user namespace")?;
-    mapi::mount_setattr(tree, recursive, &MountAttr {
-        attr_set: mapi::MOUNT_ATTR_IDMAP,
-        userns_fd: userns.as_raw_fd() as u64,
-        ..Default::default()
-    })
+    let userns =
+        crate::sys::userns_with_maps(&uid, &gid).context("cannot create its user namespace")?;
+    mapi::mount_setattr(
+        tree,
+        recursive,
+        &MountAttr {
+            attr_set: mapi::MOUNT_ATTR_IDMAP,
+            userns_fd: userns.as_raw_fd() as u64,
+            ..Default::default()
+        },
+    )
     .context("the kernel or file system refused it")?;
     Ok(())
 }
@@ -272,7 +296,11 @@ fn io_ctx<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> anyhow::
 pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
     // 1. Nothing we mount may propagate back to the host.
     let (flag, _) = plan.propagation;
-    let pre = if flag == libc::MS_SLAVE { libc::MS_SLAVE } else { libc::MS_PRIVATE };
+    let pre = if flag == libc::MS_SLAVE {
+        libc::MS_SLAVE
+    } else {
+        libc::MS_PRIVATE
+    };
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -299,9 +327,8 @@ pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
     .context("rootfs: cannot open")?;
     // 3. The mounts of config.json, in order.
     for step in &plan.mounts {
-        mount_one(root.as_fd(), step).with_context(|| {
-            format!("mounts[{}] ({})", step.index, step.dest.display())
-        })?;
+        mount_one(root.as_fd(), step)
+            .with_context(|| format!("mounts[{}] ({})", step.index, step.dest.display()))?;
     }
     // 4. Devices and the standard /dev links.
     devices::setup(root.as_fd(), &plan.devices)?;
@@ -332,12 +359,15 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
         // CVE-2023-27561: procfs and sysfs only on a real directory.
         resolve::open_in_root_nofollow(root, &step.dest, libc::O_PATH | libc::O_DIRECTORY)
             .map_err(|_| {
-                anyhow::anyhow!("destination is a symlink or not a directory; refusing to mount {fstype} there")
+                anyhow::anyhow!(
+                    "destination is a symlink or not a directory; refusing to mount {fstype} there"
+                )
             })?;
     }
     let attached: OwnedFd = match &step.source {
         Source::Bind { tree, .. } => {
-            mapi::move_mount_fd(tree.as_fd(), target.as_fd()).context("cannot attach bind mount")?;
+            mapi::move_mount_fd(tree.as_fd(), target.as_fd())
+                .context("cannot attach bind mount")?;
             tree.try_clone()?
         }
         Source::Fs { fstype, source } => {
@@ -346,13 +376,18 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
             m
         }
         Source::CgroupV1 { hierarchies } => {
-            let tmpfs = new_fs(c"tmpfs", c"cgroup", &MountOptions {
-                data: vec![("mode".into(), Some("755".into()))],
-                ..Default::default()
-            })?;
+            let tmpfs = new_fs(
+                c"tmpfs",
+                c"cgroup",
+                &MountOptions {
+                    data: vec![("mode".into(), Some("755".into()))],
+                    ..Default::default()
+                },
+            )?;
             mapi::move_mount_fd(tmpfs.as_fd(), target.as_fd()).context("cannot attach tmpfs")?;
             for (name, tree) in hierarchies {
-                let dir = resolve::ensure_in_root(tmpfs.as_fd(), Path::new(name.to_str()?), Kind::Dir)?;
+                let dir =
+                    resolve::ensure_in_root(tmpfs.as_fd(), Path::new(name.to_str()?), Kind::Dir)?;
                 mapi::move_mount_fd(tree.as_fd(), dir.as_fd())
                     .with_context(|| format!("cannot attach cgroup {}", name.to_string_lossy()))?;
             }
@@ -361,20 +396,30 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
         }
     };
     if let Some((flag, recursive)) = step.opts.propagation {
-        mapi::mount_setattr(attached.as_fd(), recursive, &MountAttr {
-            propagation: flag,
-            ..Default::default()
-        })
+        mapi::mount_setattr(
+            attached.as_fd(),
+            recursive,
+            &MountAttr {
+                propagation: flag,
+                ..Default::default()
+            },
+        )
         .context("cannot set propagation")?;
     }
     Ok(())
 }
 
 /// A new file system instance, configured and mounted detached.
-fn new_fs(fstype: &std::ffi::CStr, source: &std::ffi::CStr, opts: &MountOptions) -> Result<OwnedFd> {
+fn new_fs(
+    fstype: &std::ffi::CStr,
+    source: &std::ffi::CStr,
+    opts: &MountOptions,
+) -> Result<OwnedFd> {
     let name = fstype.to_string_lossy();
     let fs = mapi::fsopen(fstype).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENODEV) => anyhow::anyhow!("file system type {name:?} is not known to the kernel"),
+        Some(libc::ENODEV) => {
+            anyhow::anyhow!("file system type {name:?} is not known to the kernel")
+        }
         _ => anyhow::anyhow!("{name}: {e}"),
     })?;
     let fail = |what: String, e: std::io::Error| {
@@ -404,7 +449,8 @@ fn new_fs(fstype: &std::ffi::CStr, source: &std::ffi::CStr, opts: &MountOptions)
         })?;
     }
     mapi::fsconfig_create(fs.as_fd()).map_err(|e| fail("cannot create".into(), e))?;
-    let m = mapi::fsmount(fs.as_fd(), opts.attr.attr_set).map_err(|e| fail("cannot mount".into(), e))?;
+    let m = mapi::fsmount(fs.as_fd(), opts.attr.attr_set)
+        .map_err(|e| fail("cannot mount".into(), e))?;
     setattr_if(m.as_fd(), true, &opts.rattr)?;
     Ok(m)
 }
@@ -442,10 +488,17 @@ fn make_readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
         c"",
         mapi::OPEN_TREE_CLONE | mapi::AT_RECURSIVE | mapi::AT_EMPTY_PATH,
     )?;
-    mapi::mount_setattr(tree.as_fd(), true, &MountAttr {
-        attr_set: mapi::MOUNT_ATTR_RDONLY | mapi::MOUNT_ATTR_NOSUID | mapi::MOUNT_ATTR_NODEV | mapi::MOUNT_ATTR_NOEXEC,
-        ..Default::default()
-    })?;
+    mapi::mount_setattr(
+        tree.as_fd(),
+        true,
+        &MountAttr {
+            attr_set: mapi::MOUNT_ATTR_RDONLY
+                | mapi::MOUNT_ATTR_NOSUID
+                | mapi::MOUNT_ATTR_NODEV
+                | mapi::MOUNT_ATTR_NOEXEC,
+            ..Default::default()
+        },
+    )?;
     mapi::move_mount_fd(tree.as_fd(), target.as_fd())?;
     Ok(())
 }
@@ -501,25 +554,15 @@ pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )?;
-        mapi::mount_setattr(slash.as_fd(), false, &MountAttr {
-            attr_set: mapi::MOUNT_ATTR_RDONLY,
-            ..Default::default()
-        })
+        mapi::mount_setattr(
+            slash.as_fd(),
+            false,
+            &MountAttr {
+                attr_set: mapi::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            },
+        )
         .context("root.readonly: cannot make / read-only")?;
     }
     Ok(())
-}
-
-/// Raw fd numbers of everything the plan holds open (for fd hygiene checks).
-pub fn held_fds(plan: &RootfsPlan) -> Vec<i32> {
-    let mut v = Vec::new();
-    for m in &plan.mounts {
-        match &m.source {
-            Source::Bind { tree, .. } => v.push(tree.as_raw_fd()),
-            Source::CgroupV1 { hierarchies } => v.extend(hierarchies.iter().map(|(_, f)| f.as_raw_fd())),
-            Source::Fs { .. } => {}
-        }
-    }
-    v.extend(plan.masked.iter().map(|(_, f)| f.as_raw_fd()));
-    v
 }

@@ -100,15 +100,23 @@ impl MountOptions {
                 o.propagation = Some(p);
             } else if opt == "idmap" || opt == "ridmap" {
                 o.idmap = true;
-            } else if apply_attr(&mut o.attr, opt) {
-            } else if opt.len() > 1
-                && opt.starts_with('r')
-                && opt != "relatime"
-                && apply_attr(&mut o.rattr, &opt[1..])
+            } else if apply_attr(&mut o.attr, opt)
+                || (opt.len() > 1 && opt.starts_with('r') && apply_attr(&mut o.rattr, &opt[1..]))
             {
+                // A per-mount or recursive attribute: recorded by apply_attr.
             } else if matches!(opt, "sync" | "dirsync" | "mand" | "lazytime") {
                 o.sb_flags.push(opt.to_string());
-            } else if matches!(opt, "async" | "nomand" | "nolazytime" | "defaults" | "remount" | "loud" | "silent" | "tmpcopyup") {
+            } else if matches!(
+                opt,
+                "async"
+                    | "nomand"
+                    | "nolazytime"
+                    | "defaults"
+                    | "remount"
+                    | "loud"
+                    | "silent"
+                    | "tmpcopyup"
+            ) {
                 o.ignored.push(opt.to_string());
             } else if let Some((k, v)) = opt.split_once('=') {
                 if k.is_empty() {
@@ -144,11 +152,20 @@ mod tests {
 
     #[test]
     fn flags_and_data_are_separated() {
-        let o = opts(&["nosuid", "noexec", "mode=755", "size=65536k", "strictatime"], "tmpfs");
-        assert_eq!(o.attr.attr_set, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_STRICTATIME);
+        let o = opts(
+            &["nosuid", "noexec", "mode=755", "size=65536k", "strictatime"],
+            "tmpfs",
+        );
+        assert_eq!(
+            o.attr.attr_set,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_STRICTATIME
+        );
         assert_eq!(
             o.data,
-            vec![("mode".into(), Some("755".into())), ("size".into(), Some("65536k".into()))]
+            vec![
+                ("mode".into(), Some("755".into())),
+                ("size".into(), Some("65536k".into()))
+            ]
         );
         assert!(!o.bind);
     }

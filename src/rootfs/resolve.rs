@@ -8,13 +8,15 @@
 //! so a symlink swapped in between create and open is refused, not followed
 //! (CVE-2021-30465, CVE-2024-45310).
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
-use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
+use crate::sys::{
+    self, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+};
 
 const IN_ROOT: u64 = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 const BENEATH_NOFOLLOW: u64 = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -49,7 +51,13 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
 
 /// Like `open_in_root`, but the final path must contain no symlink at all.
 pub fn open_in_root_nofollow(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
-    sys::openat2(root, &relative(path), flags, 0, IN_ROOT | RESOLVE_NO_SYMLINKS)
+    sys::openat2(
+        root,
+        &relative(path),
+        flags,
+        0,
+        IN_ROOT | RESOLVE_NO_SYMLINKS,
+    )
 }
 
 /// What to create at a missing mount target.
@@ -104,7 +112,8 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
 /// Creates one entry in `dir` (tolerating a racing creator) and reopens it
 /// without following symlinks.
 fn create_at(dir: BorrowedFd<'_>, name: &OsStr, kind: Kind) -> io::Result<OwnedFd> {
-    let cname = CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let cname =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     match kind {
         Kind::Dir => {
             // SAFETY: NUL-terminated name relative to a directory fd we hold.
@@ -115,7 +124,13 @@ fn create_at(dir: BorrowedFd<'_>, name: &OsStr, kind: Kind) -> io::Result<OwnedF
                     return Err(e);
                 }
             }
-            sys::openat2(dir, &cname, libc::O_PATH | libc::O_DIRECTORY, 0, BENEATH_NOFOLLOW)
+            sys::openat2(
+                dir,
+                &cname,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                BENEATH_NOFOLLOW,
+            )
         }
         Kind::File => {
             let fd = sys::openat2(
@@ -151,20 +166,10 @@ pub fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR)
 }
 
-/// `/proc/self/fd/N` for an fd, for the few syscalls that only take paths.
-pub fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
-    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
-}
-
 /// A C string for an OS string (paths from the spec cannot contain NUL
 /// because JSON strings decoded by serde may; those are rejected here).
 pub fn cstring(s: impl AsRef<OsStr>) -> io::Result<CString> {
     CString::new(s.as_ref().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-/// `c""` helper for readability at call sites.
-pub fn empty() -> &'static CStr {
-    c""
 }
 
 #[cfg(test)]

@@ -31,13 +31,10 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(bundle)
         .with_context(|| format!("bundle {}: cannot open", bundle.display()))?;
     let config = dir.join("config.json");
-    let text = std::fs::read(&config)
-        .with_context(|| format!("{}: cannot read", config.display()))?;
+    let text =
+        std::fs::read(&config).with_context(|| format!("{}: cannot read", config.display()))?;
     let spec = parse(&text).with_context(|| format!("{}", config.display()))?;
-    let root = spec
-        .root()
-        .as_ref()
-        .context("config.json: root: missing")?;
+    let root = spec.root().as_ref().context("config.json: root: missing")?;
     let rootfs = dir.join(root.path());
     let rootfs = std::fs::canonicalize(&rootfs)
         .with_context(|| format!("root.path {}: cannot open", rootfs.display()))?;

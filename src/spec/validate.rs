@@ -41,7 +41,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
         _ => bail!("process.args: must name the program to run"),
     }
     if !process.cwd().is_absolute() {
-        bail!("process.cwd {}: must be an absolute path", process.cwd().display());
+        bail!(
+            "process.cwd {}: must be an absolute path",
+            process.cwd().display()
+        );
     }
     if let Some(rlimits) = process.rlimits() {
         let mut seen = HashSet::new();
@@ -69,7 +72,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
             if let Some(p) = ns.path() {
                 if !p.is_absolute() {
-                    bail!("linux.namespaces[{i}].path {}: must be absolute", p.display());
+                    bail!(
+                        "linux.namespaces[{i}].path {}: must be absolute",
+                        p.display()
+                    );
                 }
             }
         }
@@ -112,8 +118,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 }
             }
         }
-        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) && !new_ns(LinuxNamespaceType::Network)
-            && !namespaces.is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network))
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty())
+            && !new_ns(LinuxNamespaceType::Network)
+            && !namespaces
+                .is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network))
         {
             bail!("linux.netDevices: moving devices needs a network namespace in linux.namespaces");
         }
@@ -144,15 +152,17 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
         for (i, d) in l.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
-                bail!("linux.devices[{i}].path {}: must be absolute", d.path().display());
+                bail!(
+                    "linux.devices[{i}].path {}: must be absolute",
+                    d.path().display()
+                );
             }
         }
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         bail!("hostname: setting it needs a uts namespace in linux.namespaces");
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
-    {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         bail!("domainname: setting it needs a uts namespace in linux.namespaces");
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -204,18 +214,27 @@ mod tests {
             "namespaces": [{"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
             "sysctl": {"vm.swappiness": "1"}
         }));
-        assert!(validate(&s).unwrap_err().to_string().contains("vm.swappiness"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("vm.swappiness"));
     }
 
     #[test]
     fn user_namespace_needs_mappings() {
         let s = spec_with(serde_json::json!({"namespaces": [{"type": "user"}]}));
-        assert!(validate(&s).unwrap_err().to_string().contains("uidMappings"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("uidMappings"));
     }
 
     #[test]
     fn duplicate_namespace_is_refused() {
         let s = spec_with(serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "pid"}]}));
-        assert!(validate(&s).unwrap_err().to_string().contains("linux.namespaces[1]"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("linux.namespaces[1]"));
     }
 }

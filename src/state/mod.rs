@@ -50,7 +50,6 @@ pub struct Container {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    Creating,
     Created,
     Running,
     Paused,
@@ -60,7 +59,6 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
@@ -124,9 +122,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 bail!("container with id exists: {id}")
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("{}: cannot create", dir.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot create", dir.display())),
         }
         lock(&dir)
     }
@@ -229,9 +225,10 @@ impl Container {
             return false;
         }
         match crate::sys::process_start_time(self.pid) {
-            Ok(start) if start == self.pid_start => {
-                !matches!(crate::sys::process_state(self.pid), Ok('Z') | Ok('X') | Err(_))
-            }
+            Ok(start) if start == self.pid_start => !matches!(
+                crate::sys::process_state(self.pid),
+                Ok('Z') | Ok('X') | Err(_)
+            ),
             _ => false,
         }
     }
@@ -251,7 +248,11 @@ impl Container {
 
     /// The OCI state, with runc's extra fields, as `rrun state` prints it.
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         let mut v = serde_json::json!({
             "ociVersion": self.oci_version,
             "id": self.id,

@@ -28,7 +28,6 @@ fn owned_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
 
 pub const CLONE_NEWTIME: u64 = 0x80;
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-pub const CLONE_PIDFD: u64 = 0x1000;
 
 /// `struct clone_args` from `<linux/sched.h>` (version 2, with `cgroup`).
 #[repr(C)]
@@ -86,7 +85,6 @@ pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
-pub const RESOLVE_NO_XDEV: u64 = 0x01;
 
 /// `openat2(2)`.
 pub fn openat2(

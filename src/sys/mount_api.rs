@@ -21,7 +21,6 @@ pub const FSMOUNT_CLOEXEC: u32 = 1;
 
 pub const FSCONFIG_SET_FLAG: u32 = 0;
 pub const FSCONFIG_SET_STRING: u32 = 1;
-pub const FSCONFIG_SET_FD: u32 = 5;
 pub const FSCONFIG_CMD_CREATE: u32 = 6;
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
@@ -88,21 +87,14 @@ pub fn fsconfig_set(fs: BorrowedFd<'_>, key: &CStr, value: Option<&CStr>) -> io:
         None => (FSCONFIG_SET_FLAG, std::ptr::null()),
     };
     // SAFETY: NUL-terminated key and value (or null for a flag).
-    check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key.as_ptr(), val, 0) })?;
-    Ok(())
-}
-
-/// `fsconfig(FSCONFIG_SET_FD)`: a key whose value is an fd (overlay layers).
-pub fn fsconfig_set_fd(fs: BorrowedFd<'_>, key: &CStr, fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: NUL-terminated key; the fd is borrowed for the call.
     check(unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            FSCONFIG_SET_FD,
+            cmd,
             key.as_ptr(),
-            std::ptr::null::<u8>(),
-            fd.as_raw_fd(),
+            val,
+            0,
         )
     })?;
     Ok(())

@@ -83,7 +83,10 @@ pub fn move_link(ifindex: i32, netns: BorrowedFd<'_>, new_name: Option<&str>) ->
         }
         return Ok(());
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected netlink answer"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "unexpected netlink answer",
+    ))
 }
 
 #[cfg(test)]
@@ -94,7 +97,10 @@ mod tests {
     fn request_layout_is_aligned_and_sized() {
         let m = request(7, 5, Some("eth9"));
         assert_eq!(m.len() % 4, 0);
-        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize, m.len());
+        assert_eq!(
+            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
+            m.len()
+        );
         assert_eq!(i32::from_ne_bytes(m[20..24].try_into().unwrap()), 7);
         assert!(m.windows(5).any(|w| w == b"eth9\0"));
     }
