@@ -191,11 +191,12 @@ pub fn list(global: &Global, format: ListFormat, quiet: bool) -> Result<()> {
     }
     match format {
         ListFormat::Json => {
-            let v: Vec<serde_json::Value> = rows
+            let owner = owner_name();
+            let v: Vec<_> = rows
                 .iter()
                 .map(|(c, s)| {
                     let mut v = c.oci_state(*s);
-                    v["owner"] = serde_json::json!(owner_name());
+                    v.owner = owner.clone();
                     v
                 })
                 .collect();

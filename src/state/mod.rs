@@ -247,27 +247,35 @@ impl Container {
     }
 
     /// The OCI state, with runc's extra fields, as `rrun state` prints it.
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped {
-            0
-        } else {
-            self.pid
-        };
-        let mut v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "pid": pid,
-            "status": status.as_str(),
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": self.owner,
-        });
-        if !self.annotations.is_empty() {
-            v["annotations"] = serde_json::json!(self.annotations);
+    pub fn oci_state(&self, status: Status) -> OciState<'_> {
+        OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            status: status.as_str(),
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            annotations: &self.annotations,
+            owner: String::new(),
         }
-        v
     }
+}
+
+/// The state JSON, its fields in runc's order.
+#[derive(Serialize, Debug)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+    pub owner: String,
 }
 
 #[cfg(test)]
@@ -300,7 +308,9 @@ mod tests {
             pid: 42,
             ..Default::default()
         };
-        assert_eq!(c.oci_state(Status::Stopped)["pid"], 0);
-        assert_eq!(c.oci_state(Status::Running)["pid"], 42);
+        assert_eq!(c.oci_state(Status::Stopped).pid, 0);
+        assert_eq!(c.oci_state(Status::Running).pid, 42);
+        let v = serde_json::to_value(c.oci_state(Status::Running)).unwrap();
+        assert!(v.get("annotations").is_none(), "empty annotations are omitted");
     }
 }
