@@ -1,0 +1,496 @@
+//! Mounts: binds (dir/file, ro/rw, recursive), created targets, tmpfs
+//! options, per-mount flags, the standard pseudo file systems, propagation,
+//! recursive attributes, a read-only root, `--no-pivot`, and mount
+//! destinations that try to escape the rootfs through symlinks. Every check
+//! is what the container sees (its own /proc/self/mountinfo, `stat`, `df`,
+//! failed writes) or what lands on the host.
+//!
+//! Validate against runc with:
+//! `RRUN_TEST_RUNTIME=/usr/bin/runc cargo test --test mounts -- --test-threads=2`
+//!
+//! runc 1.1.5 lacks recursive mount attributes (`rro`, `rnosymfollow`) and
+//! idmapped mounts (mount `uidMappings`/`gidMappings`): those tests are
+//! validated against rrun only and skipped for reference runtimes.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
+fn run_ok(env: &TestEnv) -> String {
+    let out = env.run(&[]);
+    assert!(
+        out.status.success(),
+        "container run failed: {}",
+        describe(&out)
+    );
+    stdout(&out)
+}
+
+/// The value of the first `key=value` line of a container's output.
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}=");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
+}
+
+fn push_mount(env: &mut TestEnv, m: Value) {
+    env.bundle
+        .edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
+}
+
+fn bind(src: &Path, dest: &str, options: &[&str]) -> Value {
+    json!({
+        "destination": dest,
+        "type": "bind",
+        "source": src.to_str().unwrap(),
+        "options": options,
+    })
+}
+
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, Clone)]
+struct MountInfo {
+    mount_point: String,
+    /// Per-mount options (`rw,nosuid,...`).
+    opts: Vec<String>,
+    /// Optional fields (`shared:N`, `master:N`, ...).
+    optional: Vec<String>,
+    fstype: String,
+    super_opts: Vec<String>,
+}
+
+impl MountInfo {
+    fn has_opt(&self, o: &str) -> bool {
+        self.opts.iter().any(|x| x == o)
+    }
+    fn has_super_opt(&self, o: &str) -> bool {
+        self.super_opts.iter().any(|x| x == o)
+    }
+    fn tag(&self, prefix: &str) -> Option<&str> {
+        self.optional
+            .iter()
+            .find_map(|f| f.strip_prefix(prefix).and_then(|r| r.strip_prefix(':')))
+    }
+}
+
+fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        if f.len() < 6 || f.len() < sep + 4 {
+            continue;
+        }
+        v.push(MountInfo {
+            mount_point: unescape_mountinfo(f[4]),
+            opts: f[5].split(',').map(str::to_string).collect(),
+            optional: f[6..sep].iter().map(|s| s.to_string()).collect(),
+            fstype: f[sep + 1].to_string(),
+            super_opts: f[sep + 3].split(',').map(str::to_string).collect(),
+        });
+    }
+    v
+}
+
+/// The top-most mount at `mp` in a mountinfo text.
+fn mount_at(info: &str, mp: &str) -> Option<MountInfo> {
+    parse_mountinfo(info)
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == mp)
+}
+
+fn must_mount_at(info: &str, mp: &str) -> MountInfo {
+    mount_at(info, mp).unwrap_or_else(|| panic!("no mount at {mp} in:\n{info}"))
+}
+
+/// The container output between `BEGIN-MOUNTINFO` and `END-MOUNTINFO`.
+const DUMP_MOUNTINFO: &str = "echo BEGIN-MOUNTINFO; cat /proc/self/mountinfo; echo END-MOUNTINFO";
+
+fn mountinfo_of(out: &str) -> String {
+    let start = out
+        .find("BEGIN-MOUNTINFO\n")
+        .unwrap_or_else(|| panic!("no mountinfo dump in:\n{out}"))
+        + "BEGIN-MOUNTINFO\n".len();
+    let end = out[start..]
+        .find("END-MOUNTINFO")
+        .map(|e| start + e)
+        .unwrap_or(out.len());
+    out[start..end].to_string()
+}
+
+fn c(p: &Path) -> CString {
+    CString::new(p.to_str().unwrap()).unwrap()
+}
+
+fn sys_mount(src: &str, target: &Path, fstype: &str, flags: libc::c_ulong, data: &str) {
+    let (s, f, d) = (
+        CString::new(src).unwrap(),
+        CString::new(fstype).unwrap(),
+        CString::new(data).unwrap(),
+    );
+    let t = c(target);
+    let r = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            t.as_ptr(),
+            if fstype.is_empty() {
+                std::ptr::null()
+            } else {
+                f.as_ptr()
+            },
+            flags,
+            if data.is_empty() {
+                std::ptr::null()
+            } else {
+                d.as_ptr() as *const libc::c_void
+            },
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "mount {src} on {} ({fstype}): {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A mount the test made on the host; detached on drop (even when the test
+/// fails), before the TestDir goes.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    /// A small tmpfs at `target` (which must exist).
+    fn tmpfs(target: &Path) -> HostMount {
+        sys_mount("rrun-test", target, "tmpfs", 0, "size=1m,mode=755");
+        HostMount(target.to_path_buf())
+    }
+
+    /// Bind `dir` onto itself and make it the only member of a new shared
+    /// peer group, so mounts below it propagate to its slaves.
+    fn shared_self_bind(dir: &Path) -> HostMount {
+        let src = dir.to_str().unwrap();
+        sys_mount(src, dir, "", libc::MS_BIND, "");
+        let guard = HostMount(dir.to_path_buf());
+        sys_mount("none", dir, "", libc::MS_PRIVATE, "");
+        sys_mount("none", dir, "", libc::MS_SHARED, "");
+        guard
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let t = c(&self.0);
+        unsafe {
+            libc::umount2(t.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+/// The host's mountinfo entry for a path (top-most).
+fn host_mount_at(p: &Path) -> Option<MountInfo> {
+    mount_at(
+        &fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        p.to_str().unwrap(),
+    )
+}
+
+fn is_host_mount_point(p: &Path) -> bool {
+    mount_points().iter().any(|m| Path::new(m) == p)
+}
+
+/// A host dir with `file` (content "hello") and `sub/` (an empty dir, for a
+/// submount).
+fn make_src(env: &TestEnv, name: &str) -> PathBuf {
+    let src = env.dir.join(name);
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("file"), "hello").unwrap();
+    src
+}
+
+/// Container script to wait (at most ~10s) for the host to create /go in the
+/// rootfs, after signalling readiness with /ready.
+const READY_THEN_WAIT_GO: &str =
+    "touch /ready; i=0; while [ ! -e /go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done";
+
+fn skip_on_reference(what: &str) -> bool {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 lacks {what}");
+        return true;
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Bind mounts
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rw_bind_mount_of_a_dir_writes_through_to_the_host() {
+    let mut env = TestEnv::new("mnt_bind_rw");
+    let src = make_src(&env, "src");
+    push_mount(&mut env, bind(&src, "/data", &["bind", "rw"]));
+    env.bundle
+        .set_script("echo content=$(cat /data/file); echo inside > /data/new && echo wrote=yes");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(field(&out, "wrote"), "yes");
+    assert_eq!(fs::read_to_string(src.join("new")).unwrap(), "inside\n");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn ro_bind_mount_of_a_dir_refuses_writes() {
+    let mut env = TestEnv::new("mnt_bind_ro");
+    let src = make_src(&env, "src");
+    push_mount(&mut env, bind(&src, "/data", &["bind", "ro"]));
+    env.bundle.set_script(
+        "echo content=$(cat /data/file); \
+         if echo x > /data/new 2>/dev/null; then echo wrote=yes; else echo wrote=no; fi; \
+         if rm /data/file 2>/dev/null; then echo removed=yes; else echo removed=no; fi",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(field(&out, "wrote"), "no");
+    assert_eq!(field(&out, "removed"), "no");
+    assert!(!src.join("new").exists());
+    assert_eq!(fs::read_to_string(src.join("file")).unwrap(), "hello");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn bind_mounts_of_files_are_readable_and_honour_ro() {
+    let mut env = TestEnv::new("mnt_bind_file");
+    let rw = env.dir.join("rw.txt");
+    let ro = env.dir.join("ro.txt");
+    fs::write(&rw, "rw-content\n").unwrap();
+    fs::write(&ro, "ro-content\n").unwrap();
+    push_mount(&mut env, bind(&rw, "/etc/rw.txt", &["bind", "rw"]));
+    push_mount(&mut env, bind(&ro, "/etc/ro.txt", &["bind", "ro"]));
+    env.bundle.set_script(
+        "echo rw=$(cat /etc/rw.txt); echo ro=$(cat /etc/ro.txt); \
+         echo more >> /etc/rw.txt && echo rw_write=ok; \
+         if echo more >> /etc/ro.txt 2>/dev/null; then echo ro_write=ok; else echo ro_write=refused; fi; \
+         echo type=$(stat -c %F /etc/ro.txt)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "rw"), "rw-content");
+    assert_eq!(field(&out, "ro"), "ro-content");
+    assert_eq!(field(&out, "rw_write"), "ok");
+    assert_eq!(field(&out, "ro_write"), "refused");
+    assert_eq!(field(&out, "type"), "regular file");
+    assert_eq!(fs::read_to_string(&rw).unwrap(), "rw-content\nmore\n");
+    assert_eq!(fs::read_to_string(&ro).unwrap(), "ro-content\n");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn rbind_includes_submounts_and_plain_bind_does_not() {
+    let mut env = TestEnv::new("mnt_rbind_sub");
+    let src = make_src(&env, "src");
+    let sub = HostMount::tmpfs(&src.join("sub"));
+    fs::write(src.join("sub/in-submount"), "submount-data").unwrap();
+    push_mount(&mut env, bind(&src, "/recursive", &["rbind", "rw"]));
+    push_mount(&mut env, bind(&src, "/single", &["bind", "rw"]));
+    env.bundle.set_script(
+        "echo r=$(cat /recursive/sub/in-submount 2>/dev/null || echo missing); \
+         echo s=$(cat /single/sub/in-submount 2>/dev/null || echo missing); \
+         echo rfile=$(cat /recursive/file); echo sfile=$(cat /single/file)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "r"), "submount-data", "{out}");
+    assert_eq!(field(&out, "s"), "missing", "{out}");
+    assert_eq!(field(&out, "rfile"), "hello");
+    assert_eq!(field(&out, "sfile"), "hello");
+    drop(sub);
+    assert!(!is_host_mount_point(&src.join("sub")));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn missing_mount_targets_are_created_inside_the_rootfs() {
+    let mut env = TestEnv::new("mnt_missing_targets");
+    let src = make_src(&env, "src");
+    let file = env.dir.join("conf.txt");
+    fs::write(&file, "conf").unwrap();
+    push_mount(&mut env, bind(&src, "/deep/a/b", &["bind", "ro"]));
+    push_mount(
+        &mut env,
+        bind(&file, "/etc/extra/dir/conf.txt", &["bind", "ro"]),
+    );
+    push_mount(
+        &mut env,
+        json!({"destination": "/var/cache/t", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    env.bundle.set_script(
+        "echo dir=$(cat /deep/a/b/file); echo file=$(cat /etc/extra/dir/conf.txt); \
+         echo tmpfs=$(stat -f -c %T /var/cache/t)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "dir"), "hello");
+    assert_eq!(field(&out, "file"), "conf");
+    assert_eq!(field(&out, "tmpfs"), "tmpfs");
+    let r = env.bundle.rootfs();
+    assert!(
+        r.join("deep/a/b").is_dir(),
+        "dir target not created in rootfs"
+    );
+    assert!(
+        fs::symlink_metadata(r.join("etc/extra/dir/conf.txt"))
+            .map(|m| m.is_file())
+            .unwrap_or(false),
+        "file target not created as a regular file in rootfs"
+    );
+    assert!(r.join("var/cache/t").is_dir());
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// tmpfs and mount flags
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tmpfs_size_and_mode_options_apply() {
+    let mut env = TestEnv::new("mnt_tmpfs_opts");
+    push_mount(
+        &mut env,
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+               "options": ["size=2m", "mode=710"]}),
+    );
+    push_mount(
+        &mut env,
+        json!({"destination": "/scratch2", "type": "tmpfs", "source": "tmpfs",
+               "options": ["size=512k", "mode=1777"]}),
+    );
+    env.bundle.set_script(
+        "echo mode=$(stat -c %a /scratch); echo mode2=$(stat -c %a /scratch2); \
+         echo kb=$(df -k /scratch | tail -n 1 | awk '{print $2}'); \
+         echo kb2=$(df -k /scratch2 | tail -n 1 | awk '{print $2}')",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "mode"), "710");
+    assert_eq!(field(&out, "mode2"), "1777");
+    assert_eq!(field(&out, "kb"), "2048");
+    assert_eq!(field(&out, "kb2"), "512");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn nosuid_nodev_noexec_are_visible_and_enforced() {
+    let mut env = TestEnv::new("mnt_flags");
+    push_mount(
+        &mut env,
+        json!({"destination": "/locked", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "nodev", "noexec"]}),
+    );
+    push_mount(
+        &mut env,
+        json!({"destination": "/open", "type": "tmpfs", "source": "tmpfs",
+               "options": ["exec"]}),
+    );
+    env.bundle.set_script(&format!(
+        "cp /bin/busybox /locked/true; cp /bin/busybox /open/true; \
+         if /locked/true 2>/dev/null; then echo locked_exec=ran; else echo locked_exec=refused; fi; \
+         if /open/true; then echo open_exec=ran; else echo open_exec=refused; fi; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "locked_exec"), "refused");
+    assert_eq!(field(&out, "open_exec"), "ran");
+    let info = mountinfo_of(&out);
+    let locked = must_mount_at(&info, "/locked");
+    for o in ["nosuid", "nodev", "noexec"] {
+        assert!(locked.has_opt(o), "{o} missing on /locked: {locked:?}");
+    }
+    let open = must_mount_at(&info, "/open");
+    assert!(!open.has_opt("noexec"), "/open is noexec: {open:?}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn proc_sysfs_devpts_and_mqueue_are_mounted_as_configured() {
+    let mut env = TestEnv::new("mnt_pseudo");
+    env.bundle.set_script(&format!(
+        "echo self=$(readlink /proc/self); echo ptmx=$(stat -c %F /dev/pts/ptmx); \
+         if touch /sys/kernel/x 2>/dev/null; then echo sys_write=ok; else echo sys_write=refused; fi; \
+         {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    let info = mountinfo_of(&out);
+    assert_eq!(must_mount_at(&info, "/proc").fstype, "proc");
+    assert!(
+        field(&out, "self").parse::<u32>().is_ok(),
+        "/proc/self is not a pid: {out}"
+    );
+    let sys = must_mount_at(&info, "/sys");
+    assert_eq!(sys.fstype, "sysfs");
+    assert!(sys.has_opt("ro"), "/sys not read-only: {sys:?}");
+    assert_eq!(field(&out, "sys_write"), "refused");
+    let pts = must_mount_at(&info, "/dev/pts");
+    assert_eq!(pts.fstype, "devpts");
+    for o in ["mode=620", "ptmxmode=666", "gid=5"] {
+        assert!(pts.has_super_opt(o), "devpts lacks {o}: {pts:?}");
+    }
+    assert_eq!(field(&out, "ptmx"), "character special file");
+    assert_eq!(must_mount_at(&info, "/dev/mqueue").fstype, "mqueue");
+    let shm = must_mount_at(&info, "/dev/shm");
+    assert_eq!(shm.fstype, "tmpfs");
+    assert!(shm.has_opt("noexec") && shm.has_opt("nodev") && shm.has_opt("nosuid"));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn read_only_cgroup_mount_refuses_writes() {
+    let mut env = TestEnv::new("mnt_cgroup_ro");
+    env.bundle.set_script(&format!(
+        "ls /sys/fs/cgroup | sed 's/^/hier=/'; \
+         if mkdir /sys/fs/cgroup/memory/escape 2>/dev/null; then echo mkdir=ok; else echo mkdir=refused; fi; \
+         if touch /sys/fs/cgroup/newfile 2>/dev/null; then echo touch=ok; else echo touch=refused; fi; \
+         echo procs=$(cat /sys/fs/cgroup/memory/cgroup.procs | tr '\\n' ' '); {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    let hier: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("hier="))
+        .collect();
+    assert!(hier.contains(&"memory"), "no memory hierarchy: {out}");
+    assert_eq!(field(&out, "mkdir"), "refused");
+    assert_eq!(field(&out, "touch"), "refused");
+    // The container's own cgroup is what it sees: its init (pid 1) is in it.
+    assert!(
+        field(&out, "procs").split_whitespace().any(|p| p == "1"),
+        "the container's cgroup.procs should list its init: {out}"
+    );
+    let info = mountinfo_of(&out);
+    assert!(must_mount_at(&info, "/sys/fs/cgroup/memory").has_opt("ro"));
+    let memory_dir = PathBuf::from("/sys/fs/cgroup/memory");
+    let escaped: Vec<PathBuf> = fs::read_dir(&memory_dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.ends_with("escape"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        escaped.is_empty(),
+        "cgroup created on the host: {escaped:?}"
+    );
+    env.assert_nothing_left();
+}
