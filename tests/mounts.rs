@@ -494,3 +494,348 @@ fn read_only_cgroup_mount_refuses_writes() {
     );
     env.assert_nothing_left();
 }
+
+// ---------------------------------------------------------------------------
+// Propagation
+// ---------------------------------------------------------------------------
+
+#[test]
+fn bind_propagation_options_show_in_mountinfo() {
+    let mut env = TestEnv::new("mnt_prop_fields");
+    let src = make_src(&env, "src");
+    let shared = HostMount::shared_self_bind(&src);
+    let host_group = host_mount_at(&src)
+        .and_then(|m| m.tag("shared").map(str::to_string))
+        .expect("the host source is a shared mount");
+    push_mount(&mut env, bind(&src, "/p-private", &["rbind", "rprivate"]));
+    push_mount(&mut env, bind(&src, "/p-slave", &["rbind", "rslave"]));
+    push_mount(&mut env, bind(&src, "/p-shared", &["rbind", "rshared"]));
+    env.bundle.set_script(DUMP_MOUNTINFO);
+    let out = run_ok(&env);
+    let info = mountinfo_of(&out);
+    let private = must_mount_at(&info, "/p-private");
+    assert!(
+        private.optional.is_empty(),
+        "rprivate mount has propagation fields: {private:?}"
+    );
+    let slave = must_mount_at(&info, "/p-slave");
+    assert_eq!(
+        slave.tag("master"),
+        Some(host_group.as_str()),
+        "rslave mount should be a slave of the host's peer group: {slave:?}"
+    );
+    assert!(
+        slave.tag("shared").is_none(),
+        "rslave mount is shared: {slave:?}"
+    );
+    let sh = must_mount_at(&info, "/p-shared");
+    assert!(
+        sh.tag("shared").is_some(),
+        "rshared mount is not shared: {sh:?}"
+    );
+    drop(shared);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn rslave_bind_receives_host_mounts_and_rprivate_does_not() {
+    let mut env = TestEnv::new("mnt_prop_behaviour");
+    let src = make_src(&env, "src");
+    let shared = HostMount::shared_self_bind(&src);
+    push_mount(&mut env, bind(&src, "/slave", &["rbind", "rslave"]));
+    push_mount(&mut env, bind(&src, "/private", &["rbind", "rprivate"]));
+    env.bundle.set_script(&format!(
+        "{READY_THEN_WAIT_GO}; \
+         echo slave=$(cat /slave/sub/marker 2>/dev/null || echo none); \
+         echo private=$(cat /private/sub/marker 2>/dev/null || echo none)"
+    ));
+    let mut sp = env
+        .rt
+        .spawn(&["run", "--bundle", env.bundle.path_str(), env.id()]);
+    assert!(
+        wait_for(T, || env.bundle.rootfs().join("ready").exists()),
+        "container never became ready"
+    );
+    // Mounted on the host after the container started.
+    let late = HostMount::tmpfs(&src.join("sub"));
+    fs::write(src.join("sub/marker"), "propagated").unwrap();
+    fs::write(env.bundle.rootfs().join("go"), "").unwrap();
+    let out = sp.wait_timeout(T);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = stdout(&out);
+    assert_eq!(field(&out, "slave"), "propagated", "{out}");
+    assert_eq!(field(&out, "private"), "none", "{out}");
+    drop(late);
+    drop(shared);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn rootfs_propagation_slave_receives_host_mounts_and_private_does_not() {
+    for (prop, expect) in [
+        (None, "propagated"),
+        (Some("rslave"), "propagated"),
+        (Some("private"), "none"),
+    ] {
+        let mut env = TestEnv::new(&format!("mnt_rootfs_prop_{}", prop.unwrap_or("default")));
+        let shared = HostMount::shared_self_bind(env.dir.path());
+        let hostmnt = env.bundle.rootfs().join("mnt/hostmnt");
+        fs::create_dir_all(&hostmnt).unwrap();
+        if let Some(p) = prop {
+            env.bundle
+                .edit(|c| c["linux"]["rootfsPropagation"] = json!(p));
+        }
+        env.bundle.set_script(&format!(
+            "{READY_THEN_WAIT_GO}; echo seen=$(cat /mnt/hostmnt/marker 2>/dev/null || echo none)"
+        ));
+        let mut sp = env
+            .rt
+            .spawn(&["run", "--bundle", env.bundle.path_str(), env.id()]);
+        assert!(
+            wait_for(T, || env.bundle.rootfs().join("ready").exists()),
+            "container never became ready"
+        );
+        let late = HostMount::tmpfs(&hostmnt);
+        fs::write(hostmnt.join("marker"), "propagated").unwrap();
+        fs::write(env.bundle.rootfs().join("go"), "").unwrap();
+        let out = sp.wait_timeout(T);
+        assert!(out.status.success(), "{}", describe(&out));
+        let out = stdout(&out);
+        assert_eq!(
+            field(&out, "seen"),
+            expect,
+            "rootfsPropagation {prop:?}: {out}"
+        );
+        drop(late);
+        drop(shared);
+        env.assert_nothing_left();
+    }
+}
+
+#[test]
+fn rootfs_propagation_shared_makes_root_a_shared_mount() {
+    let mut env = TestEnv::new("mnt_rootfs_shared");
+    env.bundle
+        .edit(|c| c["linux"]["rootfsPropagation"] = json!("rshared"));
+    env.bundle.set_script(DUMP_MOUNTINFO);
+    let out = run_ok(&env);
+    let root = must_mount_at(&mountinfo_of(&out), "/");
+    assert!(root.tag("shared").is_some(), "/ is not shared: {root:?}");
+
+    env.bundle
+        .edit(|c| c["linux"]["rootfsPropagation"] = json!("rprivate"));
+    let out = run_ok(&env);
+    let root = must_mount_at(&mountinfo_of(&out), "/");
+    assert!(root.optional.is_empty(), "/ is not private: {root:?}");
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Recursive attributes and idmapped mounts (runc 1.1.5 lacks them)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rro_makes_submounts_read_only_too() {
+    if skip_on_reference("recursive mount attributes (rro)") {
+        return;
+    }
+    let mut env = TestEnv::new("mnt_rro");
+    let src = make_src(&env, "src");
+    let sub = HostMount::tmpfs(&src.join("sub"));
+    push_mount(&mut env, bind(&src, "/rro", &["rbind", "rro"]));
+    // Control: plain `ro` on an rbind only affects the top mount.
+    push_mount(&mut env, bind(&src, "/ro", &["rbind", "ro"]));
+    env.bundle.set_script(&format!(
+        "for d in rro ro; do \
+           if touch /$d/top 2>/dev/null; then echo ${{d}}_top=ok; else echo ${{d}}_top=refused; fi; \
+           if touch /$d/sub/x-$d 2>/dev/null; then echo ${{d}}_sub=ok; else echo ${{d}}_sub=refused; fi; \
+         done; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "rro_top"), "refused", "{out}");
+    assert_eq!(field(&out, "rro_sub"), "refused", "{out}");
+    assert_eq!(field(&out, "ro_top"), "refused", "{out}");
+    assert_eq!(field(&out, "ro_sub"), "ok", "{out}");
+    let info = mountinfo_of(&out);
+    assert!(must_mount_at(&info, "/rro/sub").has_opt("ro"));
+    assert!(!src.join("sub/x-rro").exists());
+    drop(sub);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn rnosymfollow_refuses_symlinks_in_submounts() {
+    if skip_on_reference("recursive mount attributes (rnosymfollow)") {
+        return;
+    }
+    let mut env = TestEnv::new("mnt_rnosymfollow");
+    let src = make_src(&env, "src");
+    symlink("file", src.join("link")).unwrap();
+    let sub = HostMount::tmpfs(&src.join("sub"));
+    fs::write(src.join("sub/target"), "in-sub").unwrap();
+    symlink("target", src.join("sub/link")).unwrap();
+    push_mount(
+        &mut env,
+        bind(&src, "/nofollow", &["rbind", "rnosymfollow"]),
+    );
+    push_mount(&mut env, bind(&src, "/follow", &["rbind"]));
+    env.bundle.set_script(
+        "for d in nofollow follow; do \
+           echo ${d}_top=$(cat /$d/link 2>/dev/null || echo refused); \
+           echo ${d}_sub=$(cat /$d/sub/link 2>/dev/null || echo refused); \
+           echo ${d}_direct=$(cat /$d/sub/target); \
+           echo ${d}_readlink=$(readlink /$d/sub/link); \
+         done",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "nofollow_top"), "refused", "{out}");
+    assert_eq!(field(&out, "nofollow_sub"), "refused", "{out}");
+    assert_eq!(field(&out, "nofollow_direct"), "in-sub");
+    assert_eq!(field(&out, "nofollow_readlink"), "target");
+    assert_eq!(field(&out, "follow_top"), "hello");
+    assert_eq!(field(&out, "follow_sub"), "in-sub");
+    drop(sub);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn idmapped_bind_mount_shows_mapped_owner() {
+    if skip_on_reference("idmapped mounts (mount uidMappings/gidMappings)") {
+        return;
+    }
+    let mut env = TestEnv::new("mnt_idmap");
+    let src = make_src(&env, "src");
+    for p in [src.clone(), src.join("file")] {
+        std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+    }
+    let mut m = bind(&src, "/data", &["bind"]);
+    m["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    m["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    push_mount(&mut env, m);
+    env.bundle.set_script(
+        "echo dir=$(stat -c '%u:%g' /data); echo file=$(stat -c '%u:%g' /data/file); \
+         echo content=$(cat /data/file)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "dir"), "0:0", "{out}");
+    assert_eq!(field(&out, "file"), "0:0", "{out}");
+    assert_eq!(field(&out, "content"), "hello");
+    // The host's view is unchanged.
+    let md = fs::metadata(src.join("file")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000, 1000));
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Root file system
+// ---------------------------------------------------------------------------
+
+#[test]
+fn readonly_root_refuses_writes_but_tmp_tmpfs_stays_writable() {
+    let mut env = TestEnv::new("mnt_ro_root");
+    env.bundle.edit(|c| c["root"]["readonly"] = json!(true));
+    push_mount(
+        &mut env,
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    env.bundle.set_script(&format!(
+        "if touch /x 2>/dev/null; then echo root=ok; else echo root=refused; fi; \
+         if touch /tmp/y; then echo tmp=ok; else echo tmp=refused; fi; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "root"), "refused");
+    assert_eq!(field(&out, "tmp"), "ok");
+    assert!(must_mount_at(&mountinfo_of(&out), "/").has_opt("ro"));
+    assert!(!env.bundle.rootfs().join("x").exists());
+    env.assert_nothing_left();
+}
+
+#[test]
+fn no_pivot_runs_with_the_rootfs_as_root() {
+    let mut env = TestEnv::new("mnt_no_pivot");
+    fs::write(env.bundle.rootfs().join("marker"), "in-rootfs").unwrap();
+    let host_only = env.dir.join("host-only");
+    fs::write(&host_only, "host").unwrap();
+    env.bundle.set_script(&format!(
+        "echo marker=$(cat /marker); \
+         if [ -e {} ]; then echo host=visible; else echo host=hidden; fi; \
+         echo passwd=$(head -n 1 /etc/passwd)",
+        host_only.display()
+    ));
+    let out = env.run(&["--no-pivot"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = stdout(&out);
+    assert_eq!(field(&out, "marker"), "in-rootfs");
+    assert_eq!(field(&out, "host"), "hidden");
+    assert_eq!(field(&out, "passwd"), "root:x:0:0:root:/root:/bin/sh");
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Symlinked mount destinations must stay inside the rootfs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn symlinked_mount_destination_cannot_escape_to_the_host() {
+    let mut env = TestEnv::new("mnt_symlink_escape");
+    let src = make_src(&env, "src");
+    let host_abs = env.dir.join("host-abs");
+    let host_rel = env.dir.join("host-rel");
+    fs::create_dir(&host_abs).unwrap();
+    fs::create_dir(&host_rel).unwrap();
+    let mnt = env.bundle.rootfs().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    // Absolute symlink to a host path, and a relative one climbing out.
+    symlink(&host_abs, mnt.join("evil")).unwrap();
+    symlink(
+        format!("../../../../../../../../..{}", host_rel.display()),
+        mnt.join("evil2"),
+    )
+    .unwrap();
+    push_mount(&mut env, bind(&src, "/mnt/evil/a/b", &["bind", "ro"]));
+    push_mount(
+        &mut env,
+        json!({"destination": "/mnt/evil2", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    env.bundle.set_script(
+        "echo a=$(cat /mnt/evil/a/b/file 2>/dev/null || echo none); \
+         echo t=$(stat -f -c %T /mnt/evil2/ 2>/dev/null || echo none)",
+    );
+    let out = env.run(&[]);
+    let check_host = |when: &str| {
+        for h in [&host_abs, &host_rel] {
+            let entries: Vec<_> = fs::read_dir(h)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            assert!(
+                entries.is_empty(),
+                "{when}: created on the host: {entries:?}"
+            );
+            assert!(
+                !is_host_mount_point(h),
+                "{when}: {} is mounted on the host",
+                h.display()
+            );
+        }
+    };
+    check_host("after run");
+    if out.status.success() {
+        // Accepted: the mounts must have landed inside the rootfs.
+        let o = stdout(&out);
+        assert_eq!(field(&o, "a"), "hello", "{o}");
+        assert_eq!(field(&o, "t"), "tmpfs", "{o}");
+        let inside = env
+            .bundle
+            .rootfs()
+            .join(host_abs.strip_prefix("/").unwrap());
+        assert!(
+            inside.join("a/b").is_dir(),
+            "target not created in the rootfs"
+        );
+    } else {
+        assert!(!stderr(&out).trim().is_empty(), "{}", describe(&out));
+    }
+    env.assert_nothing_left();
+}

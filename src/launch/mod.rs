@@ -114,20 +114,18 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
     let dirs = layout.container_dirs(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
     let cg = cgroups::create(&layout, dirs)?;
     cleanup.cgroups = Some(cg.clone());
-    let cg_names: Vec<(String, PathBuf)> = layout
+    let cg_names: Vec<rootfs::CgroupView> = layout
         .hierarchies
         .iter()
         .zip(&cg.dirs)
-        .map(|(h, d)| {
-            let name = if cg.unified {
-                String::new()
-            } else {
-                h.mount
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            };
-            (name, d.clone())
+        .map(|(h, d)| rootfs::CgroupView {
+            name: h
+                .mount
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dir: d.clone(),
+            v2: h.v2,
         })
         .collect();
 
@@ -276,7 +274,7 @@ fn build_plan(
     spec: &Spec,
     bundle: &Path,
     rootfs: &Path,
-    cgroup_dirs: &[(String, PathBuf)],
+    cgroup_dirs: &[rootfs::CgroupView],
     opts: &cli::Create,
     locked: &Locked,
 ) -> Result<Plan> {

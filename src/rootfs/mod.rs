@@ -44,6 +44,14 @@ pub struct MountStep {
     pub opts: MountOptions,
 }
 
+/// One of the container's cgroup directories, as `/sys/fs/cgroup` shows it.
+pub struct CgroupView {
+    /// Name under `/sys/fs/cgroup` on a v1/hybrid host (`memory`, `unified`).
+    pub name: String,
+    pub dir: PathBuf,
+    pub v2: bool,
+}
+
 /// Everything the child needs to build the root file system.
 pub struct RootfsPlan {
     pub rootfs: CString,
@@ -93,7 +101,7 @@ pub fn prepare(
     spec: &Spec,
     bundle: &Path,
     rootfs: &Path,
-    cgroup_dirs: &[(String, PathBuf)],
+    cgroup_dirs: &[CgroupView],
     no_pivot: bool,
 ) -> Result<RootfsPlan> {
     let linux = spec.linux().as_ref();
@@ -146,7 +154,7 @@ pub fn prepare(
             let is_dir = resolve::is_dir(tree.as_fd())?;
             Source::Bind { tree, is_dir }
         } else if fstype == "cgroup" || fstype == "cgroup2" {
-            cgroup_source(i, cgroup_dirs, &opts)?
+            cgroup_source(i, cgroup_dirs, fstype == "cgroup2", &opts)?
         } else {
             if fstype.is_empty() || fstype == "none" {
                 bail!(
@@ -263,25 +271,39 @@ fn idmap(
 /// The cgroup file system view: the container's own cgroup directories,
 /// bound read-only unless asked otherwise (CVE-2023-25809: never the host's
 /// whole hierarchy writable).
-fn cgroup_source(i: usize, dirs: &[(String, PathBuf)], opts: &MountOptions) -> Result<Source> {
+fn cgroup_source(
+    i: usize,
+    views: &[CgroupView],
+    v2_only: bool,
+    opts: &MountOptions,
+) -> Result<Source> {
+    // Read-only unless the spec explicitly asks for "rw" (CVE-2023-25809).
+    let mut attr = opts.attr;
+    if attr.attr_clr & mapi::MOUNT_ATTR_RDONLY == 0 {
+        attr.attr_set |= mapi::MOUNT_ATTR_RDONLY;
+    }
     let bind = |p: &Path| -> Result<OwnedFd> {
         let tree = clone_tree(p, false)
             .with_context(|| format!("mounts[{i}]: cgroup {}: cannot bind", p.display()))?;
-        setattr_if(tree.as_fd(), false, &opts.attr)?;
+        setattr_if(tree.as_fd(), false, &attr)?;
         Ok(tree)
     };
-    if let [(name, dir)] = dirs {
-        if name.is_empty() {
-            // Pure v2: the container's cgroup directory is the whole view.
-            return Ok(Source::Bind {
-                tree: bind(dir)?,
-                is_dir: true,
-            });
-        }
+    let all_v2 = !views.is_empty() && views.iter().all(|v| v.v2);
+    if v2_only || all_v2 {
+        // cgroup2 (or a pure v2 host): the container's v2 directory is the
+        // whole view.
+        let v = views
+            .iter()
+            .find(|v| v.v2)
+            .with_context(|| format!("mounts[{i}]: cgroup2: the host has no cgroup2 hierarchy"))?;
+        return Ok(Source::Bind {
+            tree: bind(&v.dir)?,
+            is_dir: true,
+        });
     }
     let mut hierarchies = Vec::new();
-    for (name, dir) in dirs {
-        hierarchies.push((resolve::cstring(name)?, bind(dir)?));
+    for v in views {
+        hierarchies.push((resolve::cstring(&v.name)?, bind(&v.dir)?));
     }
     Ok(Source::CgroupV1 { hierarchies })
 }
@@ -391,7 +413,11 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
                 mapi::move_mount_fd(tree.as_fd(), dir.as_fd())
                     .with_context(|| format!("cannot attach cgroup {}", name.to_string_lossy()))?;
             }
-            setattr_if(tmpfs.as_fd(), false, &step.opts.attr)?;
+            let mut attr = step.opts.attr;
+            if attr.attr_clr & mapi::MOUNT_ATTR_RDONLY == 0 {
+                attr.attr_set |= mapi::MOUNT_ATTR_RDONLY;
+            }
+            setattr_if(tmpfs.as_fd(), false, &attr)?;
             tmpfs
         }
     };

@@ -251,7 +251,11 @@ impl Container {
         OciState {
             oci_version: &self.oci_version,
             id: &self.id,
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status: status.as_str(),
             bundle: &self.bundle,
             rootfs: &self.rootfs,
@@ -311,6 +315,9 @@ mod tests {
         assert_eq!(c.oci_state(Status::Stopped).pid, 0);
         assert_eq!(c.oci_state(Status::Running).pid, 42);
         let v = serde_json::to_value(c.oci_state(Status::Running)).unwrap();
-        assert!(v.get("annotations").is_none(), "empty annotations are omitted");
+        assert!(
+            v.get("annotations").is_none(),
+            "empty annotations are omitted"
+        );
     }
 }
