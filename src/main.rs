@@ -55,6 +55,20 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         Kill { all, id, signal } => commands::kill(g, id, signal.as_deref(), *all).map(|_| 0),
         Delete { force, ids } => commands::delete(g, ids, *force).map(|_| 0),
         List { format, quiet } => commands::list(g, *format, *quiet).map(|_| 0),
+        Pause { id } => commands::cgroup::pause(g, id).map(|_| 0),
+        Resume { id } => commands::cgroup::resume(g, id).map(|_| 0),
+        Ps {
+            format,
+            id,
+            ps_args,
+        } => commands::cgroup::ps(g, id, *format, ps_args).map(|_| 0),
+        Events {
+            stats,
+            interval,
+            id,
+        } => commands::cgroup::events(g, id, *stats, interval).map(|_| 0),
+        Update(u) => commands::cgroup::update(g, u).map(|_| 0),
+        Features => commands::features().map(|_| 0),
         Spec { bundle, rootless } => commands::spec(bundle.as_deref(), *rootless).map(|_| 0),
     }
 }

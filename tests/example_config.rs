@@ -72,10 +72,7 @@ fn example_config_applies_what_it_documents() {
     ];
     assert_eq!(lines.len(), expect.len(), "{lines:?}");
     for (got, want) in lines.iter().zip(expect) {
-        assert_eq!(
-            got.replace(' ', "").replace('\t', ""),
-            want.replace(' ', "").replace('\t', "")
-        );
+        assert_eq!(got.replace([' ', '\t'], ""), want.replace([' ', '\t'], ""));
     }
     env.assert_nothing_left();
 }

@@ -5,6 +5,10 @@
 //! The layout is read once from `/proc/self/mountinfo` and `/proc/self/cgroup`.
 //! Resource limits are applied by the controllers' own modules.
 
+pub mod devices_bpf;
+pub mod resources;
+pub mod stats;
+
 use std::fs;
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
@@ -30,6 +34,10 @@ pub struct Hierarchy {
 pub struct CgroupPaths {
     /// The container's cgroup directory in each hierarchy.
     pub dirs: Vec<PathBuf>,
+    /// The v1 controllers of each directory (parallel to `dirs`); empty for
+    /// the cgroup2 directory.
+    #[serde(default)]
+    pub controllers: Vec<Vec<String>>,
     /// Every directory rrun created (to remove on delete), in creation order.
     pub created: Vec<PathBuf>,
     /// True on a pure cgroup v2 host.
@@ -201,6 +209,11 @@ fn unescape(s: &str) -> String {
 pub fn create(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
     let mut paths = CgroupPaths {
         dirs: dirs.clone(),
+        controllers: layout
+            .hierarchies
+            .iter()
+            .map(|h| h.controllers.clone())
+            .collect(),
         created: Vec::new(),
         unified: layout.is_unified(),
     };
@@ -247,6 +260,34 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
     Ok(())
 }
 
+impl CgroupPaths {
+    /// The container's directory in the v1 hierarchy holding `controller`.
+    pub fn v1(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .zip(&self.controllers)
+            .find(|(_, c)| c.iter().any(|x| x == controller))
+            .map(|(d, _)| d.as_path())
+    }
+
+    /// The container's cgroup2 directory, if the host has a v2 hierarchy.
+    pub fn v2(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .zip(&self.controllers)
+            .find(|(_, c)| c.is_empty())
+            .map(|(d, _)| d.as_path())
+    }
+
+    /// The directory whose `cgroup.procs` lists every process (any will do;
+    /// prefer v2, then pids, for clarity).
+    fn procs_dir(&self) -> Option<&Path> {
+        self.v2()
+            .or_else(|| self.v1("pids"))
+            .or_else(|| self.dirs.first().map(|d| d.as_path()))
+    }
+}
+
 /// Moves a process into every cgroup of the container.
 pub fn add_pid(paths: &CgroupPaths, pid: i32) -> Result<()> {
     for dir in &paths.dirs {
@@ -267,7 +308,7 @@ pub fn open_for_clone(paths: &CgroupPaths) -> Option<OwnedFd> {
 
 /// Pids of every process in the container's cgroup.
 pub fn pids(paths: &CgroupPaths) -> Result<Vec<i32>> {
-    let Some(dir) = paths.dirs.first() else {
+    let Some(dir) = paths.procs_dir() else {
         return Ok(Vec::new());
     };
     let text = fs::read_to_string(dir.join("cgroup.procs"))
@@ -286,17 +327,49 @@ pub fn signal_all(paths: &CgroupPaths, sig: i32) -> Result<()> {
 
 /// True when the container's freezer says it is frozen.
 pub fn is_frozen(paths: &CgroupPaths) -> bool {
-    for dir in &paths.dirs {
-        if let Ok(s) = fs::read_to_string(dir.join("freezer.state")) {
-            return s.trim() == "FROZEN";
-        }
-        if paths.unified {
-            if let Ok(s) = fs::read_to_string(dir.join("cgroup.freeze")) {
-                return s.trim() == "1";
-            }
-        }
+    if paths.unified {
+        return paths.v2().is_some_and(|d| {
+            fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
+        });
     }
-    false
+    paths.v1("freezer").is_some_and(|d| {
+        fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+    })
+}
+
+/// Freezes (`pause`) or thaws (`resume`) every process of the container and
+/// waits until the kernel reports it done.
+pub fn set_frozen(paths: &CgroupPaths, frozen: bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    if paths.unified {
+        let dir = paths.v2().context("no cgroup2 directory to freeze")?;
+        fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+            .with_context(|| format!("cgroup {}: cannot write cgroup.freeze", dir.display()))?;
+        while is_frozen(paths) != frozen {
+            if std::time::Instant::now() > deadline {
+                bail!("cgroup {}: the freezer did not settle", dir.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        return Ok(());
+    }
+    let dir = paths
+        .v1("freezer")
+        .context("the freezer controller is not mounted on this host")?;
+    let want = if frozen { "FROZEN" } else { "THAWED" };
+    loop {
+        fs::write(dir.join("freezer.state"), want)
+            .with_context(|| format!("cgroup {}: cannot write freezer.state", dir.display()))?;
+        let now = fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+        if now.trim() == want {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("cgroup {}: the freezer did not reach {want}", dir.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Removes the directories rrun created, deepest first. Processes must be

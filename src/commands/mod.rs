@@ -1,5 +1,10 @@
 //! The commands that act on existing containers: `state`, `kill`, `delete`,
-//! `list`, and `spec`. They read the small state file, never config.json.
+//! `list`, `spec` and `features`; `cgroup` has the cgroup-driven ones. They
+//! read the small state file, never config.json.
+
+pub mod cgroup;
+mod features;
+pub use features::features;
 
 use std::io::Write;
 use std::path::Path;

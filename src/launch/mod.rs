@@ -114,6 +114,9 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
     let dirs = layout.container_dirs(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
     let cg = cgroups::create(&layout, dirs)?;
     cleanup.cgroups = Some(cg.clone());
+    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroups::resources::apply(&cg, res)?;
+    }
     let cg_names: Vec<rootfs::CgroupView> = layout
         .hierarchies
         .iter()

@@ -1,0 +1,284 @@
+//! Commands that watch and steer a running container through its cgroup:
+//! `pause`, `resume`, `ps`, `events`, `update`.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+use serde_json::json;
+
+use crate::cgroups;
+use crate::cli::{Global, ListFormat, Update};
+use crate::state::{Container, Status, Store};
+
+fn load(global: &Global, id: &str) -> Result<(crate::state::Locked, Container, Status)> {
+    let store = Store::new(&global.root);
+    let locked = store.open(id)?;
+    let c = locked.load()?;
+    let status = c.status(&locked.dir);
+    Ok((locked, c, status))
+}
+
+pub fn pause(global: &Global, id: &str) -> Result<()> {
+    let (_l, c, status) = load(global, id)?;
+    match status {
+        Status::Running | Status::Created => cgroups::set_frozen(&c.cgroups, true),
+        Status::Paused => bail!("container {id} is already paused"),
+        Status::Stopped => bail!("container not running"),
+    }
+}
+
+pub fn resume(global: &Global, id: &str) -> Result<()> {
+    let (_l, c, status) = load(global, id)?;
+    match status {
+        Status::Paused => cgroups::set_frozen(&c.cgroups, false),
+        _ => bail!("container not paused"),
+    }
+}
+
+pub fn ps(global: &Global, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
+    let (_l, c, status) = load(global, id)?;
+    if status == Status::Stopped {
+        bail!("container not running");
+    }
+    let pids = cgroups::pids(&c.cgroups)?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("cannot run ps")?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{header}")?;
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses a Go-style duration: `5s`, `500ms`, `1m`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("invalid duration {s:?}"),
+    };
+    if secs <= 0.0 {
+        bail!("duration must be greater than 0");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn events(global: &Global, id: &str, stats: bool, interval: &str) -> Result<()> {
+    let interval = parse_duration(interval)?;
+    let (locked, c, status) = load(global, id)?;
+    drop(locked);
+    if status == Status::Stopped {
+        bail!("container with id {id} is not running");
+    }
+    let stats_event = |c: &Container| json!({"type": "stats", "id": id, "data": cgroups::stats::collect(&c.cgroups)});
+    if stats {
+        println!("{}", stats_event(&c));
+        return Ok(());
+    }
+    let mut ooms = cgroups::stats::oom_kills(&c.cgroups);
+    let mut last_stats = std::time::Instant::now() - interval;
+    loop {
+        if !c.init_alive() {
+            return Ok(());
+        }
+        let now = cgroups::stats::oom_kills(&c.cgroups);
+        if now > ooms {
+            println!("{}", json!({"type": "oom", "id": id}));
+            ooms = now;
+        }
+        if last_stats.elapsed() >= interval {
+            println!("{}", stats_event(&c));
+            last_stats = std::time::Instant::now();
+        }
+        std::io::stdout().flush()?;
+        std::thread::sleep(Duration::from_millis(100).min(interval));
+    }
+}
+
+/// Parses a byte size the way runc's flags take it: `1024`, `64m`, `1G`, `-1`.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let lower = t.to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1i64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        Some('t') => (&lower[..lower.len() - 1], 1 << 40),
+        _ => (lower, 1),
+    };
+    let n: f64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
+    if n < 0.0 {
+        bail!("invalid size {s:?}");
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+/// The LinuxResources an `update` asks for: `-r FILE|-` merged with flags.
+pub fn update_resources(u: &Update) -> Result<LinuxResources> {
+    let mut v = match &u.resources {
+        Some(src) => {
+            let mut text = String::new();
+            if src == "-" {
+                std::io::stdin().read_to_string(&mut text)?;
+            } else {
+                text =
+                    std::fs::read_to_string(src).with_context(|| format!("--resources {src}"))?;
+            }
+            serde_json::from_str::<serde_json::Value>(&text).context("--resources: invalid JSON")?
+        }
+        None => json!({}),
+    };
+    let mut set = |path: &[&str], val: serde_json::Value| {
+        let mut cur = &mut v;
+        for p in &path[..path.len() - 1] {
+            if cur.get(*p).is_none() {
+                cur[*p] = json!({});
+            }
+            cur = &mut cur[*p];
+        }
+        cur[path[path.len() - 1]] = val;
+    };
+    if let Some(w) = u.blkio_weight {
+        set(&["blockIO", "weight"], json!(w));
+    }
+    if let Some(x) = u.cpu_period {
+        set(&["cpu", "period"], json!(x));
+    }
+    if let Some(x) = u.cpu_quota {
+        set(&["cpu", "quota"], json!(x));
+    }
+    if let Some(x) = u.cpu_rt_period {
+        set(&["cpu", "realtimePeriod"], json!(x));
+    }
+    if let Some(x) = u.cpu_rt_runtime {
+        set(&["cpu", "realtimeRuntime"], json!(x));
+    }
+    if let Some(x) = u.cpu_shares {
+        set(&["cpu", "shares"], json!(x));
+    }
+    if let Some(x) = &u.cpuset_cpus {
+        set(&["cpu", "cpus"], json!(x));
+    }
+    if let Some(x) = &u.cpuset_mems {
+        set(&["cpu", "mems"], json!(x));
+    }
+    for (flag, key) in [
+        (&u.memory, "limit"),
+        (&u.memory_reservation, "reservation"),
+        (&u.memory_swap, "swap"),
+        (&u.kernel_memory, "kernel"),
+        (&u.kernel_memory_tcp, "kernelTCP"),
+    ] {
+        if let Some(x) = flag {
+            set(
+                &["memory", key],
+                json!(parse_bytes(x).with_context(|| format!("--{key}"))?),
+            );
+        }
+    }
+    if let Some(x) = u.pids_limit {
+        set(&["pids", "limit"], json!(x));
+    }
+    serde_path_to_error::deserialize(v)
+        .map_err(|e| anyhow::anyhow!("--resources {}: {}", e.path(), e.inner()))
+}
+
+pub fn update(global: &Global, u: &Update) -> Result<()> {
+    let res = update_resources(u)?;
+    let (_l, c, status) = load(global, &u.id)?;
+    if status == Status::Stopped {
+        bail!("container not running");
+    }
+    if res.devices().is_some() {
+        bail!("update: device rules cannot be changed on a running container");
+    }
+    cgroups::resources::apply(&c.cgroups, &res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_like_runc() {
+        assert_eq!(parse_bytes("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("-1").unwrap(), -1);
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn update_flags_merge_into_resources() {
+        let u = Update {
+            memory: Some("64M".into()),
+            pids_limit: Some(30),
+            cpu_shares: Some(512),
+            id: "x".into(),
+            ..Default::default()
+        };
+        let r = update_resources(&u).unwrap();
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 30);
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(512));
+    }
+}
