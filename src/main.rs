@@ -55,6 +55,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         Kill { all, id, signal } => commands::kill(g, id, signal.as_deref(), *all).map(|_| 0),
         Delete { force, ids } => commands::delete(g, ids, *force).map(|_| 0),
         List { format, quiet } => commands::list(g, *format, *quiet).map(|_| 0),
+        Exec(e) => launch::exec::exec(g, e),
         Pause { id } => commands::cgroup::pause(g, id).map(|_| 0),
         Resume { id } => commands::cgroup::resume(g, id).map(|_| 0),
         Ps {

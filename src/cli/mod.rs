@@ -90,6 +90,8 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run a new process inside a running container
+    Exec(Box<Exec>),
     /// Suspend every process of the container (cgroup freezer)
     Pause { id: String },
     /// Resume a paused container
@@ -126,6 +128,60 @@ pub enum Command {
         #[arg(long)]
         rootless: bool,
     },
+}
+
+/// `exec`: runc's flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Exec {
+    /// A process.json (the OCI `process` object) to run
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket that receives the pty master
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Do not wait for the process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Environment variable KEY=VALUE (repeatable)
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// uid[:gid] to run as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group ids (repeatable)
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets (repeatable)
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Pass N extra fds (3..3+N-1) to the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Allow exec in a paused container
+    #[arg(long)]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// The command and its arguments (when --process is not given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 /// `update`: runc's flags, or a LinuxResources JSON with `-r`.

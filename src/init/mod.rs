@@ -31,6 +31,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+pub mod process;
+
 use crate::launch::sync::{self, Msg};
 use crate::launch::Plan;
 use crate::rootfs::{self, resolve};
@@ -67,7 +69,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     }
     sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
     if let Some(cpus) = &plan.process.affinity_initial {
-        set_affinity(cpus).context("process.execCPUAffinity.initial")?;
+        process::set_affinity(cpus).context("process.execCPUAffinity.initial")?;
     }
     // 2.
     expect_go(sock)?;
@@ -133,38 +135,8 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     if !plan.sysctls.is_empty() {
         write_sysctls(&plan.sysctls)?;
     }
-    // 8.
-    apply_process_limits(plan)?;
-    // 9.
-    nix::unistd::chdir(plan.process.cwd.as_c_str())
-        .with_context(|| format!("process.cwd {}: cannot enter", cwd.display()))?;
-    let here = nix::unistd::getcwd().context("process.cwd: getcwd failed")?;
-    if !here.is_absolute() || here.starts_with("(unreachable)") {
-        bail!(
-            "process.cwd {}: resolves outside the container",
-            cwd.display()
-        );
-    }
-    let exe = find_executable(plan)?;
-    // 10.
-    let p = &plan.process;
-    if let Some(caps) = &p.caps {
-        caps.apply_bounding()
-            .context("process.capabilities.bounding")?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1)?;
-    }
-    set_user(p)?;
-    if let Some(caps) = &p.caps {
-        caps.apply_sets().context("process.capabilities")?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0)?;
-    }
-    if p.no_new_privs {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
-    }
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
-    if let Some(cpus) = &p.affinity_final {
-        set_affinity(cpus).context("process.execCPUAffinity.final")?;
-    }
+    // 8.–10.
+    let exe = process::prepare(&plan.process, &plan.id, plan.no_new_keyring)?;
     // 11.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
     sync::send(sock, &Msg::Ready)?;
@@ -179,33 +151,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         }
     }
     // 12.
-    sys::cloexec_from(3 + plan.preserve_fds)?;
-    let argv: Vec<*const libc::c_char> = p
-        .args
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = p
-        .env
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
-    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    let e = std::io::Error::last_os_error();
-    eprintln!("rrun: exec {:?} failed: {e}", p.arg0);
-    unsafe { libc::_exit(127) }
-}
-
-fn set_affinity(cpus: &[usize]) -> Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    for &c in cpus {
-        set.set(c)?;
-    }
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
-    Ok(())
+    process::exec(&plan.process, &exe, plan.preserve_fds)
 }
 
 /// Writes sysctls through a procfs instance of our own, never attached
@@ -236,89 +182,5 @@ fn write_sysctls(sysctls: &[(CString, String)]) -> Result<()> {
         nix::unistd::write(&fd, value.as_bytes())
             .with_context(|| format!("linux.sysctl {key}={value}: cannot set"))?;
     }
-    Ok(())
-}
-
-fn apply_process_limits(plan: &Plan) -> Result<()> {
-    let p = &plan.process;
-    for &(res, soft, hard) in &p.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: setrlimit reads a valid rlimit.
-        if unsafe { libc::setrlimit(res as _, &lim) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| {
-                format!("process.rlimits: cannot set resource {res} to {soft}/{hard}")
-            });
-        }
-    }
-    if let Some(pers) = p.personality {
-        sys::personality(pers).context("linux.personality")?;
-    }
-    if let Some((class, level)) = p.io_priority {
-        sys::ioprio_set(class, level).context("process.ioPriority")?;
-    }
-    if let Some(attr) = &p.scheduler {
-        sys::sched_setattr(attr).context("process.scheduler")?;
-    }
-    if let Some((mode, mask)) = &p.mempolicy {
-        sys::set_mempolicy(*mode, mask).context("linux.memoryPolicy")?;
-    }
-    if !plan.no_new_keyring {
-        let name = CString::new(format!("_ses.{}", plan.id)).unwrap_or_default();
-        // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NUL-terminated name.
-        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if !matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)
-            ) {
-                return Err(e).context("cannot create session keyring");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn find_executable(plan: &Plan) -> Result<CString> {
-    let p = &plan.process;
-    for cand in &p.exec_candidates {
-        if let Ok(st) = nix::sys::stat::stat(cand.as_c_str()) {
-            let is_file = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-            if is_file && st.st_mode & 0o111 != 0 {
-                return Ok(cand.clone());
-            }
-            if p.arg0.contains('/') {
-                bail!(
-                    "exec: {:?}: permission denied (not an executable file)",
-                    p.arg0
-                );
-            }
-        }
-    }
-    if p.arg0.contains('/') {
-        bail!(
-            "exec: {:?}: stat {}: no such file or directory",
-            p.arg0,
-            p.arg0
-        );
-    }
-    bail!("exec: {:?}: executable file not found in $PATH", p.arg0)
-}
-
-fn set_user(p: &crate::launch::process::ProcessPlan) -> Result<()> {
-    let gids: Vec<nix::unistd::Gid> = p.additional_gids.iter().map(|&g| g.into()).collect();
-    if let Err(e) = nix::unistd::setgroups(&gids) {
-        // In a user namespace with setgroups denied only an empty list works.
-        if !gids.is_empty() || e != nix::errno::Errno::EPERM {
-            return Err(e).context("process.user.additionalGids: cannot set");
-        }
-    }
-    nix::unistd::setresgid(p.gid.into(), p.gid.into(), p.gid.into())
-        .with_context(|| format!("process.user.gid {}: cannot set", p.gid))?;
-    nix::unistd::setresuid(p.uid.into(), p.uid.into(), p.uid.into())
-        .with_context(|| format!("process.user.uid {}: cannot set", p.uid))?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! failure undoes everything: the process is killed, the cgroups and the
 //! state directory removed.
 
+pub mod exec;
 pub mod namespaces;
 pub mod process;
 pub mod sync;
@@ -202,6 +203,7 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroups: cg,
         own_pid_ns: plan.ns.new_pid,
+        process: serde_json::to_value(spec.process())?,
     };
     locked.save(&container)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -255,7 +257,7 @@ fn net_devices(spec: &Spec) -> Result<Vec<(i32, String, String)>> {
     Ok(out)
 }
 
-fn exit_reason(pid: i32) -> String {
+pub(crate) fn exit_reason(pid: i32) -> String {
     match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::Exited(_, c)) => format!(" (exit status {c})"),
         Ok(WaitStatus::Signaled(_, s, _)) => format!(" (killed by {s})"),
@@ -263,7 +265,7 @@ fn exit_reason(pid: i32) -> String {
     }
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -410,7 +412,7 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
 }
 
 /// Reaps exited children; returns the exit code once `init` has exited.
-fn reap(init: i32) -> Option<i32> {
+pub(crate) fn reap(init: i32) -> Option<i32> {
     let mut result = None;
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {

@@ -46,6 +46,9 @@ pub struct Container {
     /// kills every process in it).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// config.json's `process`, the defaults of `exec`.
+    #[serde(default)]
+    pub process: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,168 @@
+//! The last steps before `execve`, shared by a container's init and by
+//! `exec`: process limits and scheduling, the working directory, the
+//! executable, the user and capabilities, and the exec itself.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::launch::process::ProcessPlan;
+use crate::sys;
+
+/// Steps 8–10 of the init checklist: limits, scheduling, cwd (checked to be
+/// inside the root), executable lookup, then capabilities around the uid
+/// change, no_new_privs, umask and final CPU affinity. Returns the path to
+/// exec.
+pub fn prepare(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<CString> {
+    apply_limits(p, id, no_new_keyring)?;
+    let cwd = Path::new(std::ffi::OsStr::from_bytes(p.cwd.as_bytes()));
+    nix::unistd::chdir(p.cwd.as_c_str())
+        .with_context(|| format!("process.cwd {}: cannot enter", cwd.display()))?;
+    let here = nix::unistd::getcwd().context("process.cwd: getcwd failed")?;
+    if !here.is_absolute() || here.starts_with("(unreachable)") {
+        bail!(
+            "process.cwd {}: resolves outside the container",
+            cwd.display()
+        );
+    }
+    let exe = find_executable(p)?;
+    if let Some(caps) = &p.caps {
+        caps.apply_bounding()
+            .context("process.capabilities.bounding")?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1)?;
+    }
+    set_user(p)?;
+    if let Some(caps) = &p.caps {
+        caps.apply_sets().context("process.capabilities")?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0)?;
+    }
+    if p.no_new_privs {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
+    if let Some(cpus) = &p.affinity_final {
+        set_affinity(cpus).context("process.execCPUAffinity.final")?;
+    }
+    Ok(exe)
+}
+
+/// Step 12: every fd above the preserved ones close-on-exec (CVE-2024-21626),
+/// then `execve`. Never returns.
+pub fn exec(p: &ProcessPlan, exe: &CString, preserve_fds: u32) -> ! {
+    if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
+        eprintln!("rrun: cannot mark fds close-on-exec: {e}");
+        // SAFETY: leave without running destructors the parent owns.
+        unsafe { libc::_exit(127) }
+    }
+    let argv: Vec<*const libc::c_char> = p
+        .args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = p
+        .env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
+    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = std::io::Error::last_os_error();
+    eprintln!("rrun: exec {:?} failed: {e}", p.arg0);
+    // SAFETY: as above.
+    unsafe { libc::_exit(127) }
+}
+
+pub fn set_affinity(cpus: &[usize]) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        set.set(c)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
+    Ok(())
+}
+
+fn apply_limits(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<()> {
+    for &(res, soft, hard) in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit reads a valid rlimit.
+        if unsafe { libc::setrlimit(res as _, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| {
+                format!("process.rlimits: cannot set resource {res} to {soft}/{hard}")
+            });
+        }
+    }
+    if let Some(pers) = p.personality {
+        sys::personality(pers).context("linux.personality")?;
+    }
+    if let Some((class, level)) = p.io_priority {
+        sys::ioprio_set(class, level).context("process.ioPriority")?;
+    }
+    if let Some(attr) = &p.scheduler {
+        sys::sched_setattr(attr).context("process.scheduler")?;
+    }
+    if let Some((mode, mask)) = &p.mempolicy {
+        sys::set_mempolicy(*mode, mask).context("linux.memoryPolicy")?;
+    }
+    if !no_new_keyring {
+        let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
+        // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NUL-terminated name.
+        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)
+            ) {
+                return Err(e).context("cannot create session keyring");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn find_executable(p: &ProcessPlan) -> Result<CString> {
+    for cand in &p.exec_candidates {
+        if let Ok(st) = nix::sys::stat::stat(cand.as_c_str()) {
+            let is_file = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+            if is_file && st.st_mode & 0o111 != 0 {
+                return Ok(cand.clone());
+            }
+            if p.arg0.contains('/') {
+                bail!(
+                    "exec: {:?}: permission denied (not an executable file)",
+                    p.arg0
+                );
+            }
+        }
+    }
+    if p.arg0.contains('/') {
+        bail!(
+            "exec: {:?}: stat {}: no such file or directory",
+            p.arg0,
+            p.arg0
+        );
+    }
+    bail!("exec: {:?}: executable file not found in $PATH", p.arg0)
+}
+
+fn set_user(p: &ProcessPlan) -> Result<()> {
+    let gids: Vec<nix::unistd::Gid> = p.additional_gids.iter().map(|&g| g.into()).collect();
+    if let Err(e) = nix::unistd::setgroups(&gids) {
+        // In a user namespace with setgroups denied only an empty list works.
+        if !gids.is_empty() || e != nix::errno::Errno::EPERM {
+            return Err(e).context("process.user.additionalGids: cannot set");
+        }
+    }
+    nix::unistd::setresgid(p.gid.into(), p.gid.into(), p.gid.into())
+        .with_context(|| format!("process.user.gid {}: cannot set", p.gid))?;
+    nix::unistd::setresuid(p.uid.into(), p.uid.into(), p.uid.into())
+        .with_context(|| format!("process.user.uid {}: cannot set", p.uid))?;
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! `exec`: a new process in a running container. It joins every namespace
+//! the container has of its own (user first; pid and time need one more
+//! fork), joins its cgroup, and gets the container's process settings
+//! (or those of `--process`), then runs the same final steps as init.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{SigSet, Signal};
+use oci_spec::runtime::{Process, Spec};
+use serde_json::{json, Value};
+
+use super::sync::{self, Msg};
+use crate::cgroups;
+use crate::cli::{Exec, Global};
+use crate::launch::process::{self, ProcessPlan};
+use crate::state::{Status, Store};
+use crate::sys::{self, CloneArgs, Forked};
+
+/// Namespace kinds in the order they are joined (user first: it decides
+/// what the others allow).
+const KINDS: [(&str, i32); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", 0x80),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// The container's namespaces that differ from ours, opened.
+fn namespaces(pid: i32) -> Result<Vec<(&'static str, i32, OwnedFd)>> {
+    let mut out = Vec::new();
+    for (name, flag) in KINDS {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let Ok(meta) = std::fs::metadata(&theirs) else {
+            continue;
+        };
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).ok();
+        if ours.is_some_and(|o| o.ino() == meta.ino() && o.dev() == meta.dev()) {
+            continue;
+        }
+        let fd = std::fs::File::open(&theirs).with_context(|| format!("{theirs}: cannot open"))?;
+        out.push((name, flag, fd.into()));
+    }
+    Ok(out)
+}
+
+/// The process to run: `--process`, or the container's own with the flags
+/// applied (as runc does).
+fn process_value(e: &Exec, base: &Value) -> Result<Value> {
+    if let Some(path) = &e.process {
+        let text = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
+        return serde_json::from_slice(&text)
+            .with_context(|| format!("--process {}", path.display()));
+    }
+    if e.command.is_empty() {
+        bail!("exec: no command given (use --process or give the command after the id)");
+    }
+    let mut p = if base.is_object() {
+        base.clone()
+    } else {
+        json!({"cwd": "/", "user": {"uid": 0, "gid": 0}})
+    };
+    p["args"] = json!(e.command);
+    p["terminal"] = json!(e.tty);
+    if !e.env.is_empty() {
+        let mut env: Vec<Value> = p["env"].as_array().cloned().unwrap_or_default();
+        env.extend(e.env.iter().map(|s| json!(s)));
+        p["env"] = Value::Array(env);
+    }
+    if let Some(cwd) = &e.cwd {
+        p["cwd"] = json!(cwd);
+    }
+    if let Some(user) = &e.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
+        p["user"]["uid"] = json!(uid
+            .parse::<u32>()
+            .with_context(|| format!("--user {user}: uid must be a number"))?);
+        if let Some(g) = gid {
+            p["user"]["gid"] = json!(g
+                .parse::<u32>()
+                .with_context(|| format!("--user {user}: gid must be a number"))?);
+        }
+    }
+    if !e.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = json!(e.additional_gids);
+    }
+    if !e.cap.is_empty() {
+        // Added to bounding, effective and permitted only: never inheritable
+        // or ambient (CVE-2022-29162).
+        for set in ["bounding", "effective", "permitted"] {
+            let mut caps: Vec<Value> = p["capabilities"][set]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for c in &e.cap {
+                let name = if c.to_ascii_uppercase().starts_with("CAP_") {
+                    c.to_ascii_uppercase()
+                } else {
+                    format!("CAP_{}", c.to_ascii_uppercase())
+                };
+                if !caps.iter().any(|x| x == &json!(name)) {
+                    caps.push(json!(name));
+                }
+            }
+            p["capabilities"][set] = Value::Array(caps);
+        }
+    }
+    if e.no_new_privs {
+        p["noNewPrivileges"] = json!(true);
+    }
+    if let Some(a) = &e.apparmor {
+        p["apparmorProfile"] = json!(a);
+    }
+    if let Some(l) = &e.process_label {
+        p["selinuxLabel"] = json!(l);
+    }
+    Ok(p)
+}
+
+struct ExecPlan {
+    joins: Vec<(&'static str, i32, OwnedFd)>,
+    fork: bool,
+    process: ProcessPlan,
+    preserve_fds: u32,
+    id: String,
+}
+
+pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
+    let store = Store::new(&global.root);
+    let locked = store.open(&e.id)?;
+    let c = locked.load()?;
+    match c.status(&locked.dir) {
+        Status::Stopped => bail!("cannot exec in a stopped container"),
+        Status::Paused if !e.ignore_paused => bail!("cannot exec in a paused container"),
+        _ => {}
+    }
+    drop(locked);
+    let pv = process_value(e, &c.process)?;
+    let proc: Process = serde_path_to_error::deserialize(pv)
+        .map_err(|err| anyhow::anyhow!("process {}: {}", err.path(), err.inner()))?;
+    if proc.terminal().unwrap_or(false) || e.console_socket.is_some() {
+        bail!("exec: terminals are not supported yet");
+    }
+    if proc.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("process.args: must name the program to run");
+    }
+    let mut spec = Spec::default();
+    spec.set_process(Some(proc));
+    spec.set_linux(None);
+    let root: OwnedFd = std::fs::File::open(format!("/proc/{}/root", c.pid))
+        .context("cannot open the container's root")?
+        .into();
+    let process = process::prepare(&spec, root.as_fd())?;
+    drop(root);
+    let joins = namespaces(c.pid)?;
+    let fork = joins.iter().any(|(n, _, _)| *n == "pid" || *n == "time");
+    let plan = ExecPlan {
+        joins,
+        fork,
+        process,
+        preserve_fds: e.preserve_fds,
+        id: c.id.clone(),
+    };
+    if !e.detach {
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
+    }
+    let cgroup_fd = cgroups::open_for_clone(&c.cgroups);
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = &cgroup_fd {
+        args.flags |= sys::CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    let sock = sync::pair()?;
+    let first = match sys::clone3(&args).context("clone3 failed")? {
+        Forked::Child => {
+            drop(sock.0);
+            child(&plan, sock.1)
+        }
+        Forked::Parent { pid } => pid,
+    };
+    drop(sock.1);
+    let kill_first = || {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+    };
+    if cgroup_fd.is_none() {
+        if let Err(err) = cgroups::add_pid(&c.cgroups, first) {
+            kill_first();
+            return Err(err);
+        }
+    }
+    sync::send(&sock.0, &Msg::Go)?;
+    let mut pid = first;
+    loop {
+        match sync::recv(&sock.0)? {
+            Some(Msg::Pid(p)) => {
+                pid = p;
+                if p != first {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+                }
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error(m)) => {
+                if pid != first {
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                kill_first();
+                bail!("{m}");
+            }
+            Some(_) => bail!("exec: unexpected message from the process"),
+            None => bail!(
+                "exec: the process exited before it was ready{}",
+                super::exit_reason(first)
+            ),
+        }
+    }
+    if let Some(f) = &e.pid_file {
+        super::write_pid_file(f, pid)?;
+    }
+    if e.detach {
+        return Ok(0);
+    }
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    set.thread_block()?;
+    let sfd = nix::sys::signalfd::SignalFd::new(&set)?;
+    // The process may have exited before the signals were blocked.
+    if let Some(code) = super::reap(pid) {
+        return Ok(code);
+    }
+    loop {
+        let Some(info) = sfd.read_signal()? else {
+            continue;
+        };
+        let signo = info.ssi_signo as i32;
+        if signo == libc::SIGCHLD {
+            if let Some(code) = super::reap(pid) {
+                return Ok(code);
+            }
+            continue;
+        }
+        // SAFETY: kill with the exec'd process's pid.
+        unsafe { libc::kill(pid, signo) };
+    }
+}
+
+fn child(plan: &ExecPlan, sock: OwnedFd) -> ! {
+    let err = match child_steps(plan, &sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sync::send(&sock, &Msg::Error(format!("{err:#}")));
+    // SAFETY: leave without running the parent's destructors.
+    unsafe { libc::_exit(1) }
+}
+
+fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64)?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+    match sync::recv(sock)? {
+        Some(Msg::Go) => {}
+        // SAFETY: the parent is gone; nothing to report to.
+        _ => unsafe { libc::_exit(1) },
+    }
+    for (name, flag, fd) in &plan.joins {
+        sys::setns(fd.as_fd(), *flag)
+            .with_context(|| format!("cannot join the container's {name} namespace"))?;
+    }
+    if plan.joins.iter().any(|(n, _, _)| *n == "user") {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .context("cannot become root in the user namespace")?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .context("cannot become root in the user namespace")?;
+    }
+    if plan.fork {
+        match sys::fork()? {
+            Forked::Parent { pid } => {
+                let _ = sync::send(sock, &Msg::Pid(pid));
+                // SAFETY: the intermediate process leaves at once.
+                unsafe { libc::_exit(0) }
+            }
+            Forked::Child => {}
+        }
+    } else {
+        sync::send(sock, &Msg::Pid(std::process::id() as i32))?;
+    }
+    let exe = crate::init::process::prepare(&plan.process, &plan.id, true)?;
+    // The death signal survives execve: clear it, or a detached exec would
+    // die with rrun.
+    sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
+    sync::send(sock, &Msg::Ready)?;
+    crate::init::process::exec(&plan.process, &exe, plan.preserve_fds)
+}
