@@ -1,0 +1,663 @@
+//! The container process's attributes: args/env/cwd, user and groups,
+//! umask, capabilities, no_new_privs, rlimits, oom_score_adj, I/O priority,
+//! scheduler, CPU affinity, personality, memory policy, hostname and
+//! domainname, sysctls, masked and read-only paths, `--preserve-fds`, and
+//! `linux.netDevices`. Every check reads what the process itself sees
+//! (`id`, `/proc/self/status`, `/proc/self/stat`, `ulimit`, `uname`, ...).
+//!
+//! Validate against runc with:
+//! `RRUN_TEST_RUNTIME=/usr/bin/runc cargo test --test process -- --test-threads=2`
+//!
+//! runc 1.1.5 lacks `process.ioPriority`, `process.scheduler`,
+//! `process.execCPUAffinity`, `linux.personality`, `linux.memoryPolicy`,
+//! `domainname` and `linux.netDevices`: those tests are validated against rrun only and are
+//! skipped for reference runtimes.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
+fn run_ok(env: &TestEnv) -> String {
+    let out = env.run(&[]);
+    assert!(
+        out.status.success(),
+        "container run failed: {}",
+        describe(&out)
+    );
+    stdout(&out)
+}
+
+/// The value of the first `key=value` line of a container's output.
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}=");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
+}
+
+fn skip_on_reference(what: &str) -> bool {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 lacks {what}");
+        return true;
+    }
+    false
+}
+
+/// A `/proc/self/status` line value (`CapEff`, `NoNewPrivs`, ...) from a
+/// container that printed its status.
+fn status_value<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}:");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key}: line in:\n{out}"))
+}
+
+/// Kernel capability numbers by name (only the ones used here).
+fn cap_number(name: &str) -> u32 {
+    match name {
+        "CAP_CHOWN" => 0,
+        "CAP_DAC_OVERRIDE" => 1,
+        "CAP_KILL" => 5,
+        "CAP_SETGID" => 6,
+        "CAP_SETUID" => 7,
+        "CAP_NET_BIND_SERVICE" => 10,
+        "CAP_NET_RAW" => 13,
+        "CAP_SYS_CHROOT" => 18,
+        "CAP_AUDIT_WRITE" => 29,
+        _ => panic!("unknown capability {name}"),
+    }
+}
+
+/// The `/proc/self/status` rendering of a capability set.
+fn cap_mask(names: &[&str]) -> String {
+    let m = names.iter().fold(0u64, |m, n| m | 1 << cap_number(n));
+    format!("{m:016x}")
+}
+
+fn caps_config(c: &mut Value, sets: &[(&str, &[&str])]) {
+    let mut caps = serde_json::Map::new();
+    for (set, names) in sets {
+        caps.insert(set.to_string(), json!(names));
+    }
+    c["process"]["capabilities"] = Value::Object(caps);
+}
+
+fn read_trim(p: &str) -> String {
+    fs::read_to_string(p).unwrap().trim().to_string()
+}
+
+// ---------------------------------------------------------------------------
+// args, env, cwd, user
+// ---------------------------------------------------------------------------
+
+#[test]
+fn args_env_and_cwd_reach_the_process() {
+    let mut env = TestEnv::new("proc_args_env_cwd");
+    env.bundle.edit(|c| {
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "echo arg0=$0; echo arg1=$1; echo foo=$FOO; echo spaced=$SPACED; echo cwd=$(pwd); echo home=$HOME",
+            "zero",
+            "one two"
+        ]);
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .extend([json!("FOO=bar"), json!("SPACED=a b  c")]);
+        c["process"]["cwd"] = json!("/work/sub/dir");
+    });
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "arg0"), "zero");
+    assert_eq!(field(&out, "arg1"), "one two");
+    assert_eq!(field(&out, "foo"), "bar");
+    assert_eq!(field(&out, "spaced"), "a b c");
+    assert_eq!(field(&out, "cwd"), "/work/sub/dir");
+    // HOME comes from the container's /etc/passwd for uid 0.
+    assert_eq!(field(&out, "home"), "/root");
+    assert!(
+        env.bundle.rootfs().join("work/sub/dir").is_dir(),
+        "the missing cwd was not created inside the rootfs"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids_apply() {
+    let mut env = TestEnv::new("proc_user");
+    env.bundle.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 20, 65534]});
+    });
+    env.bundle.set_script(
+        "echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); \
+         grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "uid"), "1000");
+    assert_eq!(field(&out, "gid"), "1001");
+    let mut groups: Vec<u32> = field(&out, "groups")
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups, vec![10, 20, 1001, 65534], "{out}");
+    // Real, effective, saved and fs ids all changed.
+    assert_eq!(
+        status_value(&out, "Uid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        vec!["1000"; 4]
+    );
+    assert_eq!(
+        status_value(&out, "Gid")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        vec!["1001"; 4]
+    );
+    let mut supp: Vec<&str> = status_value(&out, "Groups").split_whitespace().collect();
+    supp.sort();
+    assert_eq!(supp, vec!["10", "20", "65534"]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn umask_applies_to_created_files() {
+    let mut env = TestEnv::new("proc_umask");
+    env.bundle.set_script(
+        "touch /tmp/f; mkdir /tmp/d; echo file=$(stat -c %a /tmp/f); echo dir=$(stat -c %a /tmp/d); \
+         echo umask=$(umask)",
+    );
+    // Default: 0022.
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "file"), "644");
+    assert_eq!(field(&out, "dir"), "755");
+    assert_eq!(field(&out, "umask"), "0022");
+    fs::remove_file(env.bundle.rootfs().join("tmp/f")).unwrap();
+    fs::remove_dir(env.bundle.rootfs().join("tmp/d")).unwrap();
+    env.bundle
+        .edit(|c| c["process"]["user"]["umask"] = json!(0o077));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "file"), "600");
+    assert_eq!(field(&out, "dir"), "700");
+    assert_eq!(field(&out, "umask"), "0077");
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Capabilities and no_new_privs
+// ---------------------------------------------------------------------------
+
+const PRINT_CAPS: &str = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status";
+
+#[test]
+fn root_process_capabilities_match_the_configured_sets() {
+    let mut env = TestEnv::new("proc_caps_root");
+    let set: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_AUDIT_WRITE",
+    ];
+    env.bundle.edit(|c| {
+        caps_config(
+            c,
+            &[("bounding", set), ("effective", set), ("permitted", set)],
+        )
+    });
+    env.bundle.set_script(PRINT_CAPS);
+    let out = run_ok(&env);
+    assert_eq!(status_value(&out, "CapBnd"), cap_mask(set), "{out}");
+    assert_eq!(status_value(&out, "CapEff"), cap_mask(set), "{out}");
+    assert_eq!(status_value(&out, "CapPrm"), cap_mask(set), "{out}");
+    // Not listed: never implied by the other sets (CVE-2022-29162).
+    assert_eq!(status_value(&out, "CapInh"), cap_mask(&[]), "{out}");
+    assert_eq!(status_value(&out, "CapAmb"), cap_mask(&[]), "{out}");
+    env.assert_nothing_left();
+}
+
+/// For a non-root process the kernel keeps, across execve, exactly the
+/// ambient set in permitted and effective; bounding and inheritable stay as
+/// configured.
+#[test]
+fn non_root_process_keeps_bounding_inheritable_and_ambient_sets() {
+    let mut env = TestEnv::new("proc_caps_user");
+    env.bundle.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        caps_config(
+            c,
+            &[
+                (
+                    "bounding",
+                    &[
+                        "CAP_CHOWN",
+                        "CAP_KILL",
+                        "CAP_NET_BIND_SERVICE",
+                        "CAP_SETUID",
+                    ],
+                ),
+                ("effective", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+                ("permitted", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+                ("inheritable", &["CAP_NET_BIND_SERVICE"]),
+                ("ambient", &["CAP_NET_BIND_SERVICE"]),
+            ],
+        );
+    });
+    env.bundle.set_script(PRINT_CAPS);
+    let out = run_ok(&env);
+    assert_eq!(
+        status_value(&out, "CapBnd"),
+        cap_mask(&[
+            "CAP_CHOWN",
+            "CAP_KILL",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SETUID"
+        ]),
+        "{out}"
+    );
+    let nbs = cap_mask(&["CAP_NET_BIND_SERVICE"]);
+    assert_eq!(status_value(&out, "CapInh"), nbs, "{out}");
+    assert_eq!(status_value(&out, "CapAmb"), nbs, "{out}");
+    assert_eq!(status_value(&out, "CapPrm"), nbs, "{out}");
+    assert_eq!(status_value(&out, "CapEff"), nbs, "{out}");
+    env.assert_nothing_left();
+}
+
+/// An ambient capability can only be raised when it is both permitted and
+/// inheritable; the others are left out and the container still runs. (runc
+/// 1.1.5 only reports a failed raise when it is the highest-numbered one, so
+/// NET_BIND_SERVICE, which can be raised, is the highest here.)
+#[test]
+fn ambient_capabilities_not_permitted_and_inheritable_are_not_raised() {
+    let mut env = TestEnv::new("proc_caps_ambient");
+    env.bundle.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        caps_config(
+            c,
+            &[
+                (
+                    "bounding",
+                    &["CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
+                ),
+                ("effective", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+                ("permitted", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+                ("inheritable", &["CAP_SETUID", "CAP_NET_BIND_SERVICE"]),
+                // KILL is not inheritable, SETUID not permitted.
+                (
+                    "ambient",
+                    &["CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
+                ),
+            ],
+        );
+    });
+    env.bundle.set_script(PRINT_CAPS);
+    let out = run_ok(&env);
+    let nbs = cap_mask(&["CAP_NET_BIND_SERVICE"]);
+    assert_eq!(status_value(&out, "CapAmb"), nbs, "{out}");
+    assert_eq!(status_value(&out, "CapPrm"), nbs, "{out}");
+    assert_eq!(status_value(&out, "CapEff"), nbs, "{out}");
+    assert_eq!(
+        status_value(&out, "CapInh"),
+        cap_mask(&["CAP_SETUID", "CAP_NET_BIND_SERVICE"]),
+        "{out}"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn no_new_privileges_sets_the_process_flag() {
+    let mut env = TestEnv::new("proc_nnp");
+    env.bundle.set_script(PRINT_CAPS);
+    env.bundle
+        .edit(|c| c["process"]["noNewPrivileges"] = json!(true));
+    let out = run_ok(&env);
+    assert_eq!(status_value(&out, "NoNewPrivs"), "1");
+    env.bundle
+        .edit(|c| c["process"]["noNewPrivileges"] = json!(false));
+    let out = run_ok(&env);
+    assert_eq!(status_value(&out, "NoNewPrivs"), "0");
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// rlimits, oom_score_adj
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rlimits_apply_soft_and_hard() {
+    let mut env = TestEnv::new("proc_rlimits");
+    env.bundle.edit(|c| {
+        c["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
+            {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400}
+        ]);
+    });
+    env.bundle.set_script(
+        "echo nofile=$(ulimit -Sn)/$(ulimit -Hn); echo nproc=$(ulimit -Su)/$(ulimit -Hu); \
+         grep -E '^Max (core file size|open files)' /proc/self/limits | tr -s ' ' | sed 's/^/limit=/'",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "nofile"), "1000/2000");
+    assert_eq!(field(&out, "nproc"), "300/400");
+    let limits: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("limit="))
+        .map(str::trim)
+        .collect();
+    assert!(
+        limits.contains(&"Max core file size 0 4096 bytes"),
+        "{limits:?}"
+    );
+    assert!(
+        limits.contains(&"Max open files 1000 2000 files"),
+        "{limits:?}"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn rlimit_hard_limit_above_the_runtimes_own_fails_at_create() {
+    let mut env = TestEnv::new("proc_rlimit_too_high");
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
+    let hard = cur.rlim_max + 10000;
+    env.bundle.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}]);
+    });
+    let out = env.try_create(&[]);
+    // runc: "error setting rlimit type 7: operation not permitted".
+    assert_error_ref(&out, &["RLIMIT_NOFILE"], &["rlimit"]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn oom_score_adj_applies() {
+    let mut env = TestEnv::new("proc_oom");
+    env.bundle
+        .edit(|c| c["process"]["oomScoreAdj"] = json!(123));
+    env.bundle
+        .set_script("echo adj=$(cat /proc/self/oom_score_adj)");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "adj"), "123");
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Newer spec features runc 1.1.5 lacks
+// ---------------------------------------------------------------------------
+
+#[test]
+fn io_priority_applies() {
+    if skip_on_reference("process.ioPriority") {
+        return;
+    }
+    let mut env = TestEnv::new("proc_ioprio");
+    env.bundle
+        .edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6}));
+    env.bundle.set_script("echo io=$(ionice -p $$)");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "io"), "best-effort: prio 6");
+    env.bundle.edit(|c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0})
+    });
+    let out = run_ok(&env);
+    // busybox prints no level for the idle class.
+    assert_eq!(field(&out, "io"), "idle");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn scheduler_policy_and_nice_apply() {
+    if skip_on_reference("process.scheduler") {
+        return;
+    }
+    let mut env = TestEnv::new("proc_sched");
+    env.bundle
+        .edit(|c| c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7}));
+    // /proc/self/stat: field 19 is nice, field 41 the policy (3 = BATCH).
+    env.bundle
+        .set_script("echo sched=$(awk '{print $19, $41}' /proc/self/stat)");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "sched"), "7 3");
+    env.bundle
+        .edit(|c| c["process"]["scheduler"] = json!({"policy": "SCHED_IDLE"}));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "sched").split(' ').nth(1), Some("5"));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn exec_cpu_affinity_final_applies() {
+    if skip_on_reference("process.execCPUAffinity") {
+        return;
+    }
+    let host = fs::read_to_string("/proc/self/status").unwrap();
+    let host_list = status_value(&host, "Cpus_allowed_list").to_string();
+    let mut env = TestEnv::new("proc_affinity");
+    env.bundle
+        .set_script("grep Cpus_allowed_list /proc/self/status");
+    // Control: without it, the process may run on every CPU the host allows.
+    let out = run_ok(&env);
+    assert_eq!(status_value(&out, "Cpus_allowed_list"), host_list);
+    env.bundle
+        .edit(|c| c["process"]["execCPUAffinity"] = json!({"initial": host_list, "final": "0"}));
+    let out = run_ok(&env);
+    assert_eq!(status_value(&out, "Cpus_allowed_list"), "0");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn personality_linux32_makes_uname_report_i686() {
+    if skip_on_reference("linux.personality") {
+        return;
+    }
+    let mut env = TestEnv::new("proc_personality");
+    env.bundle.set_script("echo arch=$(uname -m)");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "arch"), std::env::consts::ARCH);
+    env.bundle
+        .edit(|c| c["linux"]["personality"] = json!({"domain": "LINUX32"}));
+    let out = run_ok(&env);
+    assert!(
+        matches!(field(&out, "arch"), "i686" | "i386" | "armv7l" | "armv8l"),
+        "{out}"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn memory_policy_bind_applies() {
+    if skip_on_reference("linux.memoryPolicy") {
+        return;
+    }
+    let mut env = TestEnv::new("proc_mempolicy");
+    env.bundle
+        .edit(|c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"}));
+    // numa_maps shows each mapping's policy: the process policy for
+    // anonymous memory (heap, stack).
+    env.bundle
+        .set_script("grep -E '(heap|stack)' /proc/self/numa_maps | sed 's/^/map=/'");
+    let out = run_ok(&env);
+    let maps: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("map=")).collect();
+    assert!(!maps.is_empty(), "{out}");
+    for m in &maps {
+        assert!(
+            m.split_whitespace().nth(1) == Some("bind:0"),
+            "mapping without bind:0 policy: {m}"
+        );
+    }
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// hostname, domainname, sysctl
+// ---------------------------------------------------------------------------
+
+#[test]
+fn hostname_applies_inside_only() {
+    let host_name = read_trim("/proc/sys/kernel/hostname");
+    let mut env = TestEnv::new("proc_hostname");
+    env.bundle.edit(|c| c["hostname"] = json!("box-one"));
+    env.bundle
+        .set_script("echo host=$(hostname); echo proc=$(cat /proc/sys/kernel/hostname)");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "host"), "box-one");
+    assert_eq!(field(&out, "proc"), "box-one");
+    assert_eq!(read_trim("/proc/sys/kernel/hostname"), host_name);
+    env.assert_nothing_left();
+}
+
+/// runc 1.1.5 lacks `domainname` (added in runc 1.2): rrun only.
+#[test]
+fn domainname_applies_inside_only() {
+    if skip_on_reference("domainname") {
+        return;
+    }
+    let host_domain = read_trim("/proc/sys/kernel/domainname");
+    let mut env = TestEnv::new("proc_domainname");
+    env.bundle.edit(|c| {
+        c["hostname"] = json!("box-two");
+        c["domainname"] = json!("example.org");
+    });
+    env.bundle
+        .set_script("echo host=$(hostname); echo domain=$(cat /proc/sys/kernel/domainname)");
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "host"), "box-two");
+    assert_eq!(field(&out, "domain"), "example.org");
+    assert_eq!(read_trim("/proc/sys/kernel/domainname"), host_domain);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn namespaced_sysctls_apply_inside_only() {
+    let host_shmmax = read_trim("/proc/sys/kernel/shmmax");
+    let host_fwd = read_trim("/proc/sys/net/ipv4/ip_forward");
+    let mut env = TestEnv::new("proc_sysctl");
+    env.bundle.edit(|c| {
+        c["linux"]["sysctl"] = json!({
+            "net.ipv4.ip_forward": "1",
+            "kernel.shmmax": "12345678",
+            "net.ipv4.ip_local_port_range": "20000 30000"
+        });
+    });
+    env.bundle.set_script(
+        "echo fwd=$(cat /proc/sys/net/ipv4/ip_forward); echo shmmax=$(cat /proc/sys/kernel/shmmax); \
+         echo range=$(cat /proc/sys/net/ipv4/ip_local_port_range)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "fwd"), "1");
+    assert_eq!(field(&out, "shmmax"), "12345678");
+    assert_eq!(
+        field(&out, "range").split_whitespace().collect::<Vec<_>>(),
+        vec!["20000", "30000"]
+    );
+    assert_eq!(read_trim("/proc/sys/kernel/shmmax"), host_shmmax);
+    assert_eq!(read_trim("/proc/sys/net/ipv4/ip_forward"), host_fwd);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn host_wide_sysctl_is_refused_at_create() {
+    let before = read_trim("/proc/sys/vm/swappiness");
+    let other = if before == "13" { "14" } else { "13" };
+    let mut env = TestEnv::new("proc_sysctl_host");
+    env.bundle.edit(|c| {
+        c["linux"]["sysctl"] = json!({"vm.swappiness": other});
+    });
+    let out = env.try_create(&[]);
+    assert_error(&out, &["vm.swappiness"]);
+    assert_eq!(read_trim("/proc/sys/vm/swappiness"), before);
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// maskedPaths, readonlyPaths
+// ---------------------------------------------------------------------------
+
+#[test]
+fn masked_paths_read_empty() {
+    // Preconditions: the default masked paths used here have content on the
+    // host (this kernel has no /proc/kcore).
+    assert!(!fs::read_to_string("/proc/timer_list").unwrap().is_empty());
+    assert!(fs::read_dir("/sys/firmware").unwrap().next().is_some());
+    let mut env = TestEnv::new("proc_masked");
+    let r = env.bundle.rootfs();
+    fs::create_dir_all(r.join("secret")).unwrap();
+    fs::write(r.join("secret/file"), "s3cret").unwrap();
+    fs::write(r.join("secret/other"), "visible").unwrap();
+    fs::create_dir_all(r.join("secretdir")).unwrap();
+    fs::write(r.join("secretdir/a"), "a").unwrap();
+    env.bundle.edit(|c| {
+        let m = c["linux"]["maskedPaths"].as_array_mut().unwrap();
+        m.push(json!("/secret/file"));
+        m.push(json!("/secretdir"));
+        m.push(json!("/does/not/exist"));
+    });
+    env.bundle.set_script(
+        "echo timer_list=$(wc -c < /proc/timer_list); echo firmware=[$(ls -A /sys/firmware)]; echo file=[$(cat /secret/file)]; \
+         echo other=$(cat /secret/other); echo dir=[$(ls -A /secretdir)]; \
+         if touch /secretdir/x 2>/dev/null; then echo dir_write=ok; else echo dir_write=refused; fi; \
+         if echo x > /secret/file; then echo file_write=ok; else echo file_write=refused; fi; \
+         echo file_after=[$(cat /secret/file)]",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "timer_list"), "0");
+    assert_eq!(field(&out, "firmware"), "[]");
+    assert_eq!(field(&out, "file"), "[]");
+    assert_eq!(field(&out, "other"), "visible");
+    assert_eq!(field(&out, "dir"), "[]");
+    assert_eq!(field(&out, "dir_write"), "refused");
+    // Writes to a masked file vanish (it is /dev/null).
+    assert_eq!(field(&out, "file_after"), "[]");
+    assert_eq!(fs::read_to_string(r.join("secret/file")).unwrap(), "s3cret");
+    assert!(
+        !r.join("does").exists(),
+        "a missing masked path was created"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn readonly_paths_refuse_writes() {
+    let mut env = TestEnv::new("proc_readonly");
+    let r = env.bundle.rootfs();
+    fs::create_dir_all(r.join("rodir")).unwrap();
+    fs::create_dir_all(r.join("rwdir")).unwrap();
+    env.bundle.edit(|c| {
+        c["linux"]["readonlyPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("/rodir"));
+    });
+    env.bundle.set_script(
+        "for f in /rodir/x /rwdir/x; do \
+           if touch $f 2>/dev/null; then echo $f=ok; else echo $f=refused; fi; done; \
+         if echo 1 2>/dev/null > /proc/sys/net/ipv4/ip_forward; then echo sys=ok; else echo sys=refused; fi; \
+         echo sysval=$(cat /proc/sys/net/ipv4/ip_forward)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "/rodir/x"), "refused");
+    assert_eq!(field(&out, "/rwdir/x"), "ok");
+    assert_eq!(field(&out, "sys"), "refused");
+    assert_eq!(field(&out, "sysval"), "0");
+    assert!(!r.join("rodir/x").exists());
+    assert!(r.join("rwdir/x").exists());
+    env.assert_nothing_left();
+}
