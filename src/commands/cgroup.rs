@@ -25,7 +25,7 @@ pub fn pause(global: &Global, id: &str) -> Result<()> {
     match status {
         Status::Running | Status::Created => cgroups::set_frozen(&c.cgroups, true),
         Status::Paused => bail!("container {id} is already paused"),
-        Status::Stopped => bail!("container not running"),
+        Status::Stopped | Status::Creating => bail!("container not running"),
     }
 }
 

@@ -109,7 +109,13 @@ pub fn destroy(locked: Locked, c: &Container) -> Result<()> {
         }
     }
     cgroups::remove(&c.cgroups)?;
-    locked.remove()
+    locked.remove()?;
+    crate::hooks::run_all_warn(
+        c.hooks.as_ref(),
+        crate::hooks::Kind::Poststop,
+        &c.hook_state(Status::Stopped),
+    );
+    Ok(())
 }
 
 pub fn delete(global: &Global, ids: &[String], force: bool) -> Result<()> {

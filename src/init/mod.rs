@@ -11,8 +11,10 @@
 //!  4. Become root of a new or joined user namespace; `setsid`.
 //!  5. Hostname and domain name.
 //!  6. Root file system: propagation, rootfs bind, mounts, devices, masked
-//!     and read-only paths (all by fd inside the root), create cwd, then
-//!     `pivot_root` and detach the host tree; `/` read-only if asked.
+//!     and read-only paths (all by fd inside the root), create cwd; if there
+//!     are hooks, let the parent run prestart/createRuntime and run
+//!     createContainer here; then `pivot_root` and detach the host tree; `/`
+//!     read-only if asked.
 //!  7. Sysctls through a private procfs instance the container cannot see.
 //!  8. rlimits, personality, I/O priority, scheduler, memory policy, session
 //!     keyring.
@@ -21,7 +23,8 @@
 //! 10. Capabilities: bounding set, then uid/gid/groups with keepcaps, then
 //!     effective/permitted/inheritable and ambient; no_new_privs; umask; final
 //!     CPU affinity.
-//! 11. Tell the parent `Ready`; block on the exec fifo until `start`.
+//! 11. Tell the parent `Ready`; block on the exec fifo until `start`; run
+//!     startContainer hooks.
 //! 12. Mark every fd above the preserved ones close-on-exec; `execve`.
 
 use std::ffi::CString;
@@ -33,6 +36,7 @@ use anyhow::{bail, Context, Result};
 
 pub mod process;
 
+use crate::hooks;
 use crate::launch::sync::{self, Msg};
 use crate::launch::Plan;
 use crate::rootfs::{self, resolve};
@@ -130,6 +134,19 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     let cwd = Path::new(std::ffi::OsStr::from_bytes(plan.process.cwd.as_bytes()));
     resolve::mkdir_all(root.as_fd(), cwd)
         .with_context(|| format!("process.cwd {}: cannot create", cwd.display()))?;
+    let mut hook_state = String::new();
+    if plan.hooks_before_pivot {
+        sync::send(sock, &Msg::Hooks)?;
+        match sync::recv(sock)? {
+            Some(Msg::State(s)) => hook_state = s,
+            _ => unsafe { libc::_exit(1) },
+        }
+        hooks::run_all(
+            plan.hooks.as_ref(),
+            hooks::Kind::CreateContainer,
+            hook_state.as_bytes(),
+        )?;
+    }
     rootfs::enter(&plan.rootfs, root)?;
     // 7.
     if !plan.sysctls.is_empty() {
@@ -148,6 +165,19 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             Err(nix::errno::Errno::EINTR) => continue,
             Ok(1) => break,
             _ => unsafe { libc::_exit(1) },
+        }
+    }
+    if plan
+        .hooks
+        .as_ref()
+        .is_some_and(|h| !hooks::Kind::StartContainer.of(h).is_empty())
+    {
+        let mut state: serde_json::Value = serde_json::from_str(&hook_state).unwrap_or_default();
+        state["status"] = serde_json::json!("running");
+        let state = serde_json::to_vec(&state).unwrap_or_default();
+        if let Err(e) = hooks::run_all(plan.hooks.as_ref(), hooks::Kind::StartContainer, &state) {
+            eprintln!("rrun: {e:#}");
+            unsafe { libc::_exit(1) };
         }
     }
     // 12.

@@ -24,6 +24,7 @@ use oci_spec::runtime::Spec;
 
 use crate::cgroups::{self, CgroupPaths, Layout};
 use crate::cli::{self, Global};
+use crate::hooks;
 use crate::rootfs::{self, RootfsPlan};
 use crate::state::{self, Container, Locked, Status, Store};
 use crate::sys::{self, CloneArgs, Forked};
@@ -49,6 +50,10 @@ pub struct Plan {
     pub preserve_fds: u32,
     /// rrun's own pid: the child dies with it until it is ready.
     pub parent_pid: i32,
+    /// The spec's hooks (the child runs createContainer and startContainer).
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// Whether the child stops before pivot_root for the hooks.
+    pub hooks_before_pivot: bool,
     /// Host interfaces to move into the container: (index, host name, new name).
     pub net_devices: Vec<(i32, String, String)>,
 }
@@ -177,9 +182,28 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
                     cleanup.pids.retain(|&x| x != first);
                 }
             }
+            Some(Msg::Hooks) => {
+                let proto = Container {
+                    id: opts.id.clone(),
+                    pid: init_pid,
+                    bundle: bundle.dir.clone(),
+                    rootfs: bundle.rootfs.clone(),
+                    oci_version: spec.version().clone(),
+                    annotations: spec.annotations().clone().unwrap_or_default(),
+                    ..Default::default()
+                };
+                let state = proto.hook_state(Status::Creating);
+                let h = spec.hooks().as_ref();
+                hooks::run_all(h, hooks::Kind::Prestart, &state)?;
+                hooks::run_all(h, hooks::Kind::CreateRuntime, &state)?;
+                sync::send(
+                    &sock.0,
+                    &Msg::State(String::from_utf8_lossy(&state).into_owned()),
+                )?;
+            }
             Some(Msg::Ready) => break,
             Some(Msg::Error(m)) => bail!("{m}"),
-            Some(Msg::Go) => bail!("sync: unexpected message from container init"),
+            Some(_) => bail!("sync: unexpected message from container init"),
             None => bail!(
                 "container init exited before it was ready{}",
                 exit_reason(first)
@@ -204,6 +228,7 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
         cgroups: cg,
         own_pid_ns: plan.ns.new_pid,
         process: serde_json::to_value(spec.process())?,
+        hooks: spec.hooks().clone(),
     };
     locked.save(&container)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -329,6 +354,17 @@ fn build_plan(
         preserve_fds: opts.preserve_fds,
         parent_pid: std::process::id() as i32,
         net_devices: net_devices(spec)?,
+        hooks: spec.hooks().clone(),
+        hooks_before_pivot: spec.hooks().as_ref().is_some_and(|h| {
+            [
+                hooks::Kind::Prestart,
+                hooks::Kind::CreateRuntime,
+                hooks::Kind::CreateContainer,
+                hooks::Kind::StartContainer,
+            ]
+            .iter()
+            .any(|k| !k.of(h).is_empty())
+        }),
     })
 }
 
@@ -338,7 +374,15 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
     let locked = store.open(id)?;
     let c = locked.load()?;
     match c.status(&locked.dir) {
-        Status::Created => release(&locked, id),
+        Status::Created => {
+            release(&locked, id)?;
+            hooks::run_all_warn(
+                c.hooks.as_ref(),
+                hooks::Kind::Poststart,
+                &c.hook_state(Status::Running),
+            );
+            Ok(())
+        }
         Status::Stopped => bail!("cannot start a container that has stopped"),
         _ => bail!("cannot start an already running container"),
     }
@@ -374,7 +418,14 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
     let created = create(global, &opts.create)?;
     let pid = created.container.pid;
     if opts.detach {
-        return release(&created.locked, &opts.create.id).map(|_| 0);
+        release(&created.locked, &opts.create.id)?;
+        let c = &created.container;
+        hooks::run_all_warn(
+            c.hooks.as_ref(),
+            hooks::Kind::Poststart,
+            &c.hook_state(Status::Running),
+        );
+        return Ok(0);
     }
     // Block the signals we forward before the container can run, so none
     // is lost; they are read from a signalfd below.
@@ -389,6 +440,11 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
     }
     let Created { locked, container } = created;
     drop(locked);
+    hooks::run_all_warn(
+        container.hooks.as_ref(),
+        hooks::Kind::Poststart,
+        &container.hook_state(Status::Running),
+    );
     let code = loop {
         let Some(info) = sfd.read_signal()? else {
             continue;

@@ -20,6 +20,10 @@ use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 pub enum Msg {
     Go,
     NeedMaps,
+    /// Child: namespaces and mounts exist; run prestart/createRuntime hooks.
+    Hooks,
+    /// Parent: the state JSON for the container's own hooks.
+    State(String),
     Pid(i32),
     Ready,
     Error(String),
@@ -41,6 +45,12 @@ fn encode(m: &Msg) -> Vec<u8> {
     match m {
         Msg::Go => vec![b'G'],
         Msg::NeedMaps => vec![b'M'],
+        Msg::Hooks => vec![b'H'],
+        Msg::State(s) => {
+            let mut v = vec![b'S'];
+            v.extend_from_slice(s.as_bytes());
+            v
+        }
         Msg::Ready => vec![b'R'],
         Msg::Pid(p) => {
             let mut v = vec![b'P'];
@@ -61,6 +71,8 @@ fn decode(b: &[u8]) -> io::Result<Msg> {
     Ok(match b.first().ok_or_else(bad)? {
         b'G' => Msg::Go,
         b'M' => Msg::NeedMaps,
+        b'H' => Msg::Hooks,
+        b'S' => Msg::State(String::from_utf8_lossy(&b[1..]).into_owned()),
         b'R' => Msg::Ready,
         b'P' => Msg::Pid(i32::from_le_bytes(
             b.get(1..5).ok_or_else(bad)?.try_into().unwrap(),
@@ -115,6 +127,8 @@ mod tests {
             Msg::NeedMaps,
             Msg::Ready,
             Msg::Pid(12345),
+            Msg::Hooks,
+            Msg::State("{\"id\":\"x\"}".into()),
             Msg::Error("mounts[2] (/x): no such file".into()),
         ] {
             assert_eq!(decode(&encode(&m)).unwrap(), m);

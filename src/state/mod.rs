@@ -46,6 +46,9 @@ pub struct Container {
     /// kills every process in it).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// config.json's `hooks` (poststart and poststop run after create).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
     /// config.json's `process`, the defaults of `exec`.
     #[serde(default)]
     pub process: serde_json::Value,
@@ -53,6 +56,7 @@ pub struct Container {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    Creating,
     Created,
     Running,
     Paused,
@@ -62,6 +66,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
@@ -266,6 +271,13 @@ impl Container {
             annotations: &self.annotations,
             owner: String::new(),
         }
+    }
+}
+
+impl Container {
+    /// The state JSON hooks receive on stdin.
+    pub fn hook_state(&self, status: Status) -> Vec<u8> {
+        serde_json::to_vec(&self.oci_state(status)).unwrap_or_default()
     }
 }
 
