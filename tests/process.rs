@@ -661,3 +661,252 @@ fn readonly_paths_refuse_writes() {
     assert!(r.join("rwdir/x").exists());
     env.assert_nothing_left();
 }
+
+// ---------------------------------------------------------------------------
+// --preserve-fds
+// ---------------------------------------------------------------------------
+
+/// `run [extra] <id>` through `sh -c 'exec 3<file; exec rrun ...'`, so the
+/// runtime starts with `file` open on fd 3. Returns (exit code, stdout,
+/// stderr).
+/// The shell's (pid 1's) open fds below 10 from a `fds=` line. The scripts
+/// list them with a plain redirect (inside `$(...)` the shell would hold the
+/// substitution's pipe); busybox ash keeps its own saved fds at 10 and up.
+fn low_fds(out: &str) -> Vec<u32> {
+    field(out, "fds")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .filter(|&f| f < 10)
+        .collect()
+}
+
+fn run_with_fd3(env: &TestEnv, extra: &[&str], file: &Path) -> (i32, String, String) {
+    let mut args = vec!["run", "--bundle", env.bundle.path_str()];
+    args.extend_from_slice(extra);
+    args.push(env.id());
+    // Builds the runtime's command line (and tracks the id for cleanup).
+    let rt_cmd = env.rt.command(&args);
+    let out_path = env.dir.join("fd3.out");
+    let err_path = env.dir.join("fd3.err");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("exec 3<\"$0\"; exec \"$@\"")
+        .arg(file)
+        .arg(rt_cmd.get_program())
+        .args(rt_cmd.get_args())
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("spawn sh");
+    let mut status = None;
+    wait_for(T, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("runtime with fd 3 did not exit within {T:?}");
+    };
+    (
+        status.code().unwrap_or(-1),
+        fs::read_to_string(&out_path).unwrap_or_default(),
+        fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn preserve_fds_passes_an_extra_fd_to_the_process() {
+    let mut env = TestEnv::new("proc_preserve_fds");
+    let file: PathBuf = env.dir.join("payload");
+    fs::write(&file, "from-fd-3\n").unwrap();
+    env.bundle
+        .set_script("echo got=$(cat <&3); ls /proc/$$/fd > /tmp/fds; echo fds=$(sort -n /tmp/fds | tr '\\n' ' ')");
+    let (code, out, err) = run_with_fd3(&env, &["--preserve-fds", "1"], &file);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(field(&out, "got"), "from-fd-3");
+    assert_eq!(low_fds(&out), vec![0, 1, 2, 3], "{out}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn extra_fds_are_closed_without_preserve_fds() {
+    let mut env = TestEnv::new("proc_no_preserve_fds");
+    let file: PathBuf = env.dir.join("payload");
+    fs::write(&file, "from-fd-3\n").unwrap();
+    env.bundle.set_script(
+        "if [ -e /proc/$$/fd/3 ]; then echo fd3=open; else echo fd3=closed; fi; \
+         ls /proc/$$/fd > /tmp/fds; echo fds=$(sort -n /tmp/fds | tr '\\n' ' ')",
+    );
+    let (code, out, err) = run_with_fd3(&env, &[], &file);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(field(&out, "fd3"), "closed");
+    assert_eq!(low_fds(&out), vec![0, 1, 2], "{out}");
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// linux.netDevices (runc 1.1.5 lacks it)
+// ---------------------------------------------------------------------------
+
+/// A veth pair on the host, deleted on drop (even when the test fails).
+struct Veth {
+    host: String,
+    peer: String,
+}
+
+fn ip(args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ip")
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+impl Veth {
+    fn new(tag: &str) -> Veth {
+        let n = std::process::id();
+        let v = Veth {
+            host: format!("rrt{tag}{n}a"),
+            peer: format!("rrt{tag}{n}b"),
+        };
+        assert!(v.host.len() <= 15, "interface name too long: {}", v.host);
+        let out = ip(&[
+            "link", "add", &v.host, "type", "veth", "peer", "name", &v.peer,
+        ]);
+        assert!(
+            out.status.success(),
+            "ip link add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        v
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        for name in [&self.host, &self.peer] {
+            if link_exists(name) {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
+    }
+}
+
+/// Creates a veth pair (tag `tag`), gives its peer 10.213.7.9/24, moves the
+/// peer into a container as `eth9`, runs `script` there and deletes the
+/// container. Checks on the way that the peer left the host at create and
+/// that the pair is destroyed with the container's namespace (the spec: the
+/// runtime must not move it back; the kernel destroys virtual devices).
+/// Returns the container's stdout.
+fn run_with_moved_veth(name: &str, tag: &str, script: &str) -> String {
+    let veth = Veth::new(tag);
+    let out = ip(&["addr", "add", "10.213.7.9/24", "dev", &veth.peer]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut env = TestEnv::new(name);
+    let peer = veth.peer.clone();
+    env.bundle.edit(|c| {
+        c["linux"]["netDevices"] = json!({ peer.as_str(): {"name": "eth9"} });
+    });
+    env.bundle.set_script(script);
+    let (out_path, err_path) = (env.dir.join("ctr.out"), env.dir.join("ctr.err"));
+    let st = env.rt.cmd_to_files(
+        &["create", "--bundle", env.bundle.path_str(), env.id()],
+        &out_path,
+        &err_path,
+    );
+    assert!(
+        st.success(),
+        "create failed: {}",
+        fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    // Moved: gone from the host; its peer stays.
+    assert!(
+        !link_exists(&veth.peer),
+        "{} is still on the host",
+        veth.peer
+    );
+    assert!(link_exists(&veth.host));
+    env.rt.start(env.id());
+    env.rt.wait_status(env.id(), "stopped", T);
+    let out = fs::read_to_string(&out_path).unwrap();
+    env.rt.run_ok(&["delete", env.id()]);
+    assert!(
+        wait_for(Duration::from_secs(5), || !link_exists(&veth.host)
+            && !link_exists(&veth.peer)),
+        "veth pair still on the host after delete"
+    );
+    env.assert_nothing_left();
+    out
+}
+
+#[test]
+fn net_device_moves_into_the_container_under_its_new_name() {
+    if skip_on_reference("linux.netDevices") {
+        return;
+    }
+    let out = run_with_moved_veth(
+        "proc_netdev_move",
+        "m",
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sed 's/^/dev=/'",
+    );
+    let mut devs: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("dev=")).collect();
+    devs.sort();
+    assert_eq!(devs, vec!["eth9", "lo"], "{out}");
+}
+
+#[test]
+fn moved_net_device_is_up_inside() {
+    if skip_on_reference("linux.netDevices") {
+        return;
+    }
+    let out = run_with_moved_veth(
+        "proc_netdev_up",
+        "u",
+        "echo flags=$(cat /sys/class/net/eth9/flags)",
+    );
+    let flags = u32::from_str_radix(field(&out, "flags").trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("bad flags: {out}"));
+    assert_eq!(flags & 1, 1, "eth9 is not up (no IFF_UP): {out}");
+}
+
+#[test]
+fn moved_net_device_keeps_its_address() {
+    if skip_on_reference("linux.netDevices") {
+        return;
+    }
+    let out = run_with_moved_veth(
+        "proc_netdev_addr",
+        "k",
+        "echo addr=$(ip -o -4 addr show dev eth9)",
+    );
+    assert!(
+        field(&out, "addr").contains("inet 10.213.7.9/24"),
+        "the permanent global address was not preserved: {out}"
+    );
+}
+
+#[test]
+fn net_device_missing_on_the_host_fails_at_create() {
+    if skip_on_reference("linux.netDevices") {
+        return;
+    }
+    let mut env = TestEnv::new("proc_netdev_missing");
+    let name = format!("rrtx{}", std::process::id());
+    assert!(!link_exists(&name));
+    env.bundle.edit(|c| {
+        c["linux"]["netDevices"] = json!({ name.as_str(): {"name": "eth9"} });
+    });
+    let out = env.try_create(&[]);
+    assert_error(&out, &[name.as_str()]);
+    env.assert_nothing_left();
+}
