@@ -3,6 +3,7 @@
 mod cgroups;
 mod cli;
 mod commands;
+mod console;
 mod hooks;
 mod init;
 mod launch;

@@ -15,7 +15,9 @@
 //!     are hooks, let the parent run prestart/createRuntime and run
 //!     createContainer here; then `pivot_root` and detach the host tree; `/`
 //!     read-only if asked.
-//!  7. Sysctls through a private procfs instance the container cannot see.
+//!  7. Sysctls through a private procfs instance the container cannot see;
+//!     the terminal (pty from the container's devpts, `/dev/console`, master
+//!     sent over the console socket).
 //!  8. rlimits, personality, I/O priority, scheduler, memory policy, session
 //!     keyring.
 //!  9. `chdir(cwd)` and check it is inside the root (CVE-2024-21626); find
@@ -151,6 +153,9 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     // 7.
     if !plan.sysctls.is_empty() {
         write_sysctls(&plan.sysctls)?;
+    }
+    if let Some(console) = &plan.console {
+        crate::console::setup_pty(console.as_fd(), plan.console_size, true)?;
     }
     // 8.–10.
     let exe = process::prepare(&plan.process, &plan.id, plan.no_new_keyring)?;

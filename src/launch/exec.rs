@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use oci_spec::runtime::{Process, Spec};
 use serde_json::{json, Value};
 
@@ -126,6 +126,8 @@ fn process_value(e: &Exec, base: &Value) -> Result<Value> {
 }
 
 struct ExecPlan {
+    console: Option<OwnedFd>,
+    console_size: Option<(u16, u16)>,
     joins: Vec<(&'static str, i32, OwnedFd)>,
     fork: bool,
     process: ProcessPlan,
@@ -146,9 +148,29 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     let pv = process_value(e, &c.process)?;
     let proc: Process = serde_path_to_error::deserialize(pv)
         .map_err(|err| anyhow::anyhow!("process {}: {}", err.path(), err.inner()))?;
-    if proc.terminal().unwrap_or(false) || e.console_socket.is_some() {
-        bail!("exec: terminals are not supported yet");
-    }
+    let terminal = proc.terminal().unwrap_or(false);
+    let console = match (&e.console_socket, terminal) {
+        (Some(_), false) => {
+            bail!("--console-socket given but the process has no terminal (use -t)")
+        }
+        (Some(path), true) => (Some(crate::console::connect(path)?), None),
+        (None, true) if !e.detach => {
+            let (a, b) = std::os::unix::net::UnixStream::pair()?;
+            (Some(OwnedFd::from(a)), Some(OwnedFd::from(b)))
+        }
+        (None, true) => bail!("cannot allocate a tty for a detached exec without --console-socket"),
+        (None, false) => (None, None),
+    };
+    let console_size = proc
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16))
+        .or_else(|| {
+            if console.1.is_some() {
+                crate::console::own_winsize()
+            } else {
+                None
+            }
+        });
     if proc.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("process.args: must name the program to run");
     }
@@ -163,6 +185,8 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     let joins = namespaces(c.pid)?;
     let fork = joins.iter().any(|(n, _, _)| *n == "pid" || *n == "time");
     let plan = ExecPlan {
+        console: console.0,
+        console_size,
         joins,
         fork,
         process,
@@ -232,29 +256,12 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     if e.detach {
         return Ok(0);
     }
-    let mut set = SigSet::all();
-    set.remove(Signal::SIGKILL);
-    set.remove(Signal::SIGSTOP);
-    set.thread_block()?;
-    let sfd = nix::sys::signalfd::SignalFd::new(&set)?;
-    // The process may have exited before the signals were blocked.
-    if let Some(code) = super::reap(pid) {
-        return Ok(code);
-    }
-    loop {
-        let Some(info) = sfd.read_signal()? else {
-            continue;
-        };
-        let signo = info.ssi_signo as i32;
-        if signo == libc::SIGCHLD {
-            if let Some(code) = super::reap(pid) {
-                return Ok(code);
-            }
-            continue;
-        }
-        // SAFETY: kill with the exec'd process's pid.
-        unsafe { libc::kill(pid, signo) };
-    }
+    let master = match &console.1 {
+        Some(ours) => Some(crate::console::recv_fd(ours.as_fd())?),
+        None => None,
+    };
+    let sfd = super::block_signals()?;
+    super::foreground(pid, &sfd, master)
 }
 
 fn child(plan: &ExecPlan, sock: OwnedFd) -> ! {
@@ -296,6 +303,10 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
         }
     } else {
         sync::send(sock, &Msg::Pid(std::process::id() as i32))?;
+    }
+    if let Some(console) = &plan.console {
+        nix::unistd::setsid().context("setsid failed")?;
+        crate::console::setup_pty(console.as_fd(), plan.console_size, false)?;
     }
     let exe = crate::init::process::prepare(&plan.process, &plan.id, true)?;
     // The death signal survives execve: clear it, or a detached exec would

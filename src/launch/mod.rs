@@ -50,6 +50,10 @@ pub struct Plan {
     pub preserve_fds: u32,
     /// rrun's own pid: the child dies with it until it is ready.
     pub parent_pid: i32,
+    /// Where the pty master goes when process.terminal is set: the engine's
+    /// console socket, or rrun's own end for a foreground `run`.
+    pub console: Option<OwnedFd>,
+    pub console_size: Option<(u16, u16)>,
     /// The spec's hooks (the child runs createContainer and startContainer).
     pub hooks: Option<oci_spec::runtime::Hooks>,
     /// Whether the child stops before pivot_root for the hooks.
@@ -89,9 +93,17 @@ impl Drop for Cleanup<'_> {
 pub struct Created {
     pub locked: Locked,
     pub container: Container,
+    /// The pty master of a foreground `run` with a terminal.
+    pub master: Option<OwnedFd>,
 }
 
 pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
+    create_with(global, opts, false)
+}
+
+/// `foreground`: a `run` that stays attached, so a terminal is proxied
+/// through rrun when no console socket is given.
+fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<Created> {
     state::validate_id(&opts.id)?;
     if global.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: rrun manages cgroupfs directly");
@@ -100,12 +112,28 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
     let bundle = crate::spec::load_bundle(&bundle_dir)?;
     let spec = &bundle.spec;
     let proc = spec.process().as_ref().context("process: missing")?;
-    if proc.terminal().unwrap_or(false) {
-        bail!("process.terminal: terminals are not supported yet; set \"terminal\": false");
-    }
-    if opts.console_socket.is_some() {
-        bail!("--console-socket: terminals are not supported yet");
-    }
+    let terminal = proc.terminal().unwrap_or(false);
+    // The console: (the child's end, rrun's own end for a proxied terminal).
+    let console = match (&opts.console_socket, terminal) {
+        (Some(_), false) => bail!("--console-socket given but process.terminal is false"),
+        (Some(path), true) => (Some(crate::console::connect(path)?), None),
+        (None, true) if foreground => {
+            let (a, b) = std::os::unix::net::UnixStream::pair()?;
+            (Some(OwnedFd::from(a)), Some(OwnedFd::from(b)))
+        }
+        (None, true) => bail!("process.terminal is true but no --console-socket was given: cannot allocate a tty for a detached container"),
+        (None, false) => (None, None),
+    };
+    let console_size = proc
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16))
+        .or_else(|| {
+            if console.1.is_some() {
+                crate::console::own_winsize()
+            } else {
+                None
+            }
+        });
 
     let store = Store::new(&global.root);
     let locked = store.create_dir(&opts.id)?;
@@ -138,7 +166,9 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
         })
         .collect();
 
-    let plan = build_plan(spec, &bundle.dir, &bundle.rootfs, &cg_names, opts, &locked)?;
+    let mut plan = build_plan(spec, &bundle.dir, &bundle.rootfs, &cg_names, opts, &locked)?;
+    plan.console = console.0;
+    plan.console_size = console_size;
     let sock = sync::pair().context("cannot create sync socket")?;
     let cgroup_fd = cgroups::open_for_clone(&cg);
     let mut args = CloneArgs {
@@ -235,11 +265,19 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
         write_pid_file(pid_file, init_pid)?;
     }
     drop(plan);
+    let master = match &console.1 {
+        Some(ours) => Some(crate::console::recv_fd(ours.as_fd())?),
+        None => None,
+    };
     cleanup.store_dir = None;
     cleanup.cgroups = None;
     cleanup.pids.clear();
     drop(cleanup);
-    Ok(Created { locked, container })
+    Ok(Created {
+        locked,
+        container,
+        master,
+    })
 }
 
 /// Moves `linux.netDevices` into the container's network namespace.
@@ -354,6 +392,8 @@ fn build_plan(
         preserve_fds: opts.preserve_fds,
         parent_pid: std::process::id() as i32,
         net_devices: net_devices(spec)?,
+        console: None,
+        console_size: None,
         hooks: spec.hooks().clone(),
         hooks_before_pivot: spec.hooks().as_ref().is_some_and(|h| {
             [
@@ -415,7 +455,7 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         // The init may be a grandchild (two-stage launch): adopt it.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
     }
-    let created = create(global, &opts.create)?;
+    let created = create_with(global, &opts.create, !opts.detach)?;
     let pid = created.container.pid;
     if opts.detach {
         release(&created.locked, &opts.create.id)?;
@@ -427,44 +467,120 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         );
         return Ok(0);
     }
-    // Block the signals we forward before the container can run, so none
-    // is lost; they are read from a signalfd below.
-    let mut set = SigSet::all();
-    set.remove(Signal::SIGKILL);
-    set.remove(Signal::SIGSTOP);
-    set.thread_block()?;
-    let sfd = nix::sys::signalfd::SignalFd::new(&set)?;
+    let sfd = block_signals()?;
     if let Err(e) = release(&created.locked, &opts.create.id) {
         let _ = crate::commands::destroy(created.locked, &created.container);
         return Err(e);
     }
-    let Created { locked, container } = created;
+    let Created {
+        locked,
+        container,
+        master,
+    } = created;
     drop(locked);
     hooks::run_all_warn(
         container.hooks.as_ref(),
         hooks::Kind::Poststart,
         &container.hook_state(Status::Running),
     );
-    let code = loop {
-        let Some(info) = sfd.read_signal()? else {
-            continue;
-        };
-        let signo = info.ssi_signo as i32;
-        if signo == libc::SIGCHLD {
-            if let Some(code) = reap(pid) {
-                break code;
-            }
-            continue;
-        }
-        // SAFETY: kill with the container's init pid.
-        unsafe { libc::kill(pid, signo) };
-    };
+    let code = foreground(pid, &sfd, master)?;
     if !opts.keep {
         let store = Store::new(&global.root);
         let locked = store.open(&opts.create.id)?;
         crate::commands::destroy(locked, &container)?;
     }
     Ok(code)
+}
+
+/// Blocks the signals a foreground `run`/`exec` forwards (everything that
+/// can be caught), to be read from the returned signalfd instead.
+pub(crate) fn block_signals() -> Result<nix::sys::signalfd::SignalFd> {
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    set.thread_block()?;
+    Ok(nix::sys::signalfd::SignalFd::new(&set)?)
+}
+
+/// Waits for `pid` in the foreground: forwards signals to it, proxies its
+/// terminal (if `master`) to rrun's stdin/stdout in raw mode with window
+/// size changes, and returns its exit code (128+N for signal N).
+pub(crate) fn foreground(
+    pid: i32,
+    sfd: &nix::sys::signalfd::SignalFd,
+    master: Option<OwnedFd>,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let _raw = master.as_ref().map(|_| crate::console::RawMode::enter());
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
+    let mut exit = reap(pid);
+    loop {
+        if let Some(code) = exit {
+            // Drain what the process wrote before it exited.
+            if let Some(m) = &master {
+                while master_open {
+                    let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+                    match poll(&mut fds, PollTimeout::from(50u16)) {
+                        Ok(n) if n > 0 => {
+                            master_open = crate::console::pump(m.as_fd(), stdout.as_fd())
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(m) = &master {
+            if master_open {
+                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+            }
+            if stdin_open {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut i = 1;
+        if let Some(m) = &master {
+            if master_open {
+                if ready[i] {
+                    master_open = crate::console::pump(m.as_fd(), stdout.as_fd());
+                }
+                i += 1;
+            }
+            if stdin_open && ready[i] && !crate::console::pump(stdin.as_fd(), m.as_fd()) {
+                stdin_open = false;
+            }
+        }
+        if ready[0] {
+            if let Some(info) = sfd.read_signal()? {
+                match info.ssi_signo as i32 {
+                    libc::SIGCHLD => exit = reap(pid),
+                    libc::SIGWINCH => {
+                        if let (Some(m), Some((r, c))) = (&master, crate::console::own_winsize()) {
+                            crate::console::set_winsize(m.as_fd(), r, c);
+                        }
+                    }
+                    signo => {
+                        // SAFETY: kill with the pid of the process we wait for.
+                        unsafe { libc::kill(pid, signo) };
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Reaps exited children; returns the exit code once `init` has exited.
