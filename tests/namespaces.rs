@@ -357,6 +357,17 @@ fn user_namespace_maps_root_to_host_uid_100000() {
     env.assert_nothing_left();
 }
 
+/// Seconds since boot (CLOCK_BOOTTIME) as the test process sees it.
+fn host_uptime() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// runc 1.1.5 lacks time namespaces (`linux.timeOffsets`): validated
 /// against rrun only.
 #[test]
@@ -380,18 +391,9 @@ fn time_namespace_offsets_shift_uptime() {
         "echo uptime=$(cut -d' ' -f1 /proc/uptime); {}",
         print_ns_script(&["time"])
     ));
-    let host_uptime = |_: ()| -> f64 {
-        fs::read_to_string("/proc/uptime")
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let before = host_uptime(());
+    let before = host_uptime();
     let out = run_ok(&env);
-    let after = host_uptime(());
+    let after = host_uptime();
     let inside: f64 = field(&out, "uptime").parse().unwrap();
     assert!(
         inside >= before + 86400.0 - 0.5 && inside <= after + 86400.0 + 0.5,
