@@ -9,6 +9,7 @@
 
 pub mod exec;
 pub mod namespaces;
+pub mod notify;
 pub mod process;
 pub mod sync;
 
@@ -109,9 +110,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         bail!("--systemd-cgroup is not supported: rrun manages cgroupfs directly");
     }
     let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
-    let bundle = crate::spec::load_bundle(&bundle_dir)?;
-    let spec = &bundle.spec;
-    let proc = spec.process().as_ref().context("process: missing")?;
+    let mut bundle = crate::spec::load_bundle(&bundle_dir)?;
+    let listen_fds = socket_activation(&mut bundle.spec);
+    let proc = bundle.spec.process().as_ref().context("process: missing")?;
     let terminal = proc.terminal().unwrap_or(false);
     // The console: (the child's end, rrun's own end for a proxied terminal).
     let console = match (&opts.console_socket, terminal) {
@@ -142,6 +143,8 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         cgroups: None,
         pids: Vec::new(),
     };
+    let notify_socket = notify::prepare(&mut bundle.spec, &locked.dir)?;
+    let spec = &bundle.spec;
 
     let layout = Layout::detect()?;
     let linux = spec.linux().as_ref();
@@ -167,6 +170,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         .collect();
 
     let mut plan = build_plan(spec, &bundle.dir, &bundle.rootfs, &cg_names, opts, &locked)?;
+    plan.preserve_fds += listen_fds;
     plan.console = console.0;
     plan.console_size = console_size;
     let sock = sync::pair().context("cannot create sync socket")?;
@@ -259,6 +263,8 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         own_pid_ns: plan.ns.new_pid,
         process: serde_json::to_value(spec.process())?,
         hooks: spec.hooks().clone(),
+        notify_socket,
+        state_dir: locked.dir.clone(),
     };
     locked.save(&container)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -278,6 +284,27 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         container,
         master,
     })
+}
+
+/// systemd socket activation: with `LISTEN_FDS=N` in rrun's environment,
+/// fds 3..3+N-1 pass into the container, whose init is told they are for it
+/// (`LISTEN_PID=1`). Returns N.
+fn socket_activation(spec: &mut Spec) -> u32 {
+    let n: u32 = match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(n) if n > 0 => n,
+        _ => return 0,
+    };
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={n}"));
+        env.push("LISTEN_PID=1".into());
+        p.set_env(Some(env));
+    }
+    n
 }
 
 /// Moves `linux.netDevices` into the container's network namespace.
@@ -415,7 +442,12 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
     let c = locked.load()?;
     match c.status(&locked.dir) {
         Status::Created => {
+            let ready = notify::listen(&c)?;
             release(&locked, id)?;
+            drop(locked);
+            if let Some(r) = ready {
+                r.forward_when_ready(&c)?;
+            }
             hooks::run_all_warn(
                 c.hooks.as_ref(),
                 hooks::Kind::Poststart,
@@ -458,7 +490,11 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
     let created = create_with(global, &opts.create, !opts.detach)?;
     let pid = created.container.pid;
     if opts.detach {
+        let ready = notify::listen(&created.container)?;
         release(&created.locked, &opts.create.id)?;
+        if let Some(r) = ready {
+            r.forward_when_ready(&created.container)?;
+        }
         let c = &created.container;
         hooks::run_all_warn(
             c.hooks.as_ref(),
@@ -468,6 +504,11 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         return Ok(0);
     }
     let sfd = block_signals()?;
+    let ready = notify::listen(&created.container)?;
+    if let Some(r) = ready {
+        let c = created.container.clone();
+        std::thread::spawn(move || r.forward_when_ready(&c));
+    }
     if let Err(e) = release(&created.locked, &opts.create.id) {
         let _ = crate::commands::destroy(created.locked, &created.container);
         return Err(e);

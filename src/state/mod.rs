@@ -49,6 +49,12 @@ pub struct Container {
     /// config.json's `hooks` (poststart and poststop run after create).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's state directory (not stored; set when loaded).
+    #[serde(skip)]
+    pub state_dir: PathBuf,
+    /// The caller's NOTIFY_SOCKET, to forward the container's readiness to.
+    #[serde(default)]
+    pub notify_socket: Option<PathBuf>,
     /// config.json's `process`, the defaults of `exec`.
     #[serde(default)]
     pub process: serde_json::Value,
@@ -180,7 +186,10 @@ impl Locked {
     pub fn load(&self) -> Result<Container> {
         let path = self.dir.join(STATE_FILE);
         let text = fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-        serde_json::from_slice(&text).with_context(|| format!("{}: corrupt", path.display()))
+        let mut c: Container = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: corrupt", path.display()))?;
+        c.state_dir = self.dir.clone();
+        Ok(c)
     }
 
     pub fn save(&self, c: &Container) -> Result<()> {
