@@ -85,6 +85,9 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         sys::setns(j.fd.as_fd(), 0)
             .with_context(|| format!("cannot join namespace {}", j.path.display()))?;
     }
+    if ns.late_unshare != 0 {
+        sys::unshare(ns.late_unshare).context("cannot create the cgroup namespace")?;
+    }
     if ns.two_stage {
         if ns.new_user {
             sys::unshare(libc::CLONE_NEWUSER as u64).context("cannot create user namespace")?;

@@ -175,6 +175,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     plan.console_size = console_size;
     let sock = sync::pair().context("cannot create sync socket")?;
     let cgroup_fd = cgroups::open_for_clone(&cg);
+    if cgroup_fd.is_none() {
+        plan.ns.defer_cgroup_namespace();
+    }
     let mut args = CloneArgs {
         flags: plan.ns.clone_flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -307,19 +310,52 @@ fn socket_activation(spec: &mut Spec) -> u32 {
     n
 }
 
-/// Moves `linux.netDevices` into the container's network namespace.
+/// Moves `linux.netDevices` into the container's network namespace, brings
+/// each up under its new name and puts its permanent global addresses back
+/// (the kernel drops them on the move), as the runtime spec requires.
 fn move_net_devices(devices: &[(i32, String, String)], pid: i32) -> Result<()> {
+    use sys::netlink::Netlink;
     if devices.is_empty() {
         return Ok(());
     }
     let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
         .context("linux.netDevices: cannot open the container's network namespace")?;
-    for (index, host, name) in devices {
-        sys::netlink::move_link(*index, netns.as_fd(), Some(name)).with_context(|| {
-            format!("linux.netDevices {host}: cannot move it into the container as {name}")
-        })?;
+    let host = Netlink::open().context("linux.netDevices: netlink")?;
+    let mut moved = Vec::new();
+    for (index, name, new) in devices {
+        let addrs = host
+            .addresses(*index)
+            .with_context(|| format!("linux.netDevices {name}: cannot read its addresses"))?;
+        host.move_link(*index, netns.as_fd(), new)
+            .with_context(|| {
+                format!("linux.netDevices {name}: cannot move it into the container as {new}")
+            })?;
+        moved.push((name, new, addrs));
     }
-    Ok(())
+    // Configure them from inside the container's namespace. rrun is
+    // single-threaded, so entering it and coming back affects nothing else.
+    let ours = std::fs::File::open("/proc/self/ns/net")?;
+    sys::setns(netns.as_fd(), libc::CLONE_NEWNET)
+        .context("linux.netDevices: cannot enter the container's network namespace")?;
+    let result = (|| -> Result<()> {
+        let nl = Netlink::open()?;
+        for (name, new, addrs) in &moved {
+            let index = nix::net::if_::if_nametoindex(new.as_str())
+                .with_context(|| format!("linux.netDevices {name}: {new} vanished"))?
+                as i32;
+            for a in addrs {
+                nl.add_address(index, a).with_context(|| {
+                    format!("linux.netDevices {name}: cannot restore an address on {new}")
+                })?;
+            }
+            nl.set_up(index)
+                .with_context(|| format!("linux.netDevices {name}: cannot bring {new} up"))?;
+        }
+        Ok(())
+    })();
+    sys::setns(ours.as_fd(), libc::CLONE_NEWNET)
+        .context("cannot return to rrun's network namespace")?;
+    result
 }
 
 /// Finds each `linux.netDevices` interface on the host.

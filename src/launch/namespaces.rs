@@ -41,6 +41,9 @@ pub struct NsPlan {
     pub clone_flags: u64,
     /// New namespaces made by unshare in the first child (two-stage).
     pub unshare_flags: u64,
+    /// New namespaces the child unshares only after the parent placed it in
+    /// its cgroup (a cgroup namespace's root is the cgroup it is made in).
+    pub late_unshare: u64,
     /// Namespaces to enter, user first.
     pub join: Vec<Join>,
     pub two_stage: bool,
@@ -122,6 +125,7 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         })
         .unwrap_or_default();
     Ok(NsPlan {
+        late_unshare: 0,
         clone_flags,
         unshare_flags,
         join,
@@ -134,6 +138,18 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
         time_offsets,
     })
+}
+
+impl NsPlan {
+    /// Without CLONE_INTO_CGROUP the child joins its cgroup after the clone,
+    /// so a new cgroup namespace must wait until then.
+    pub fn defer_cgroup_namespace(&mut self) {
+        let cg = libc::CLONE_NEWCGROUP as u64;
+        if self.clone_flags & cg != 0 {
+            self.clone_flags &= !cg;
+            self.late_unshare |= cg;
+        }
+    }
 }
 
 /// Parent side: writes the id maps of a process that is in a new user

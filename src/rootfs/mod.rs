@@ -544,8 +544,20 @@ pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
         nix::unistd::chroot(".").context("--no-pivot: chroot failed")?;
     } else {
         // pivot_root(".", ".") stacks the old root on top of the new one;
-        // detaching it then leaves only the container's tree.
+        // detaching it then leaves only the container's tree. The old root
+        // is reached through an fd taken before, so the propagation change
+        // below applies to it and not to the container's mounts.
+        let old_root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("cannot open the old root")?;
         crate::sys::pivot_root(c".", c".").context("pivot_root failed")?;
+        nix::unistd::fchdir(&old_root).context("cannot enter the old root")?;
+        drop(old_root);
         nix::mount::mount(
             None::<&str>,
             ".",
