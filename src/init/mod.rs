@@ -161,7 +161,12 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         crate::console::setup_pty(console.as_fd(), plan.console_size, true)?;
     }
     // 8.–10.
-    let exe = process::prepare(&plan.process, &plan.id, plan.no_new_keyring)?;
+    let exe = process::prepare(
+        &plan.process,
+        &plan.id,
+        plan.no_new_keyring,
+        Some(hook_state.as_str()).filter(|s| !s.is_empty()),
+    )?;
     // 11.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
     sync::send(sock, &Msg::Ready)?;

@@ -15,7 +15,12 @@ use crate::sys;
 /// inside the root), executable lookup, then capabilities around the uid
 /// change, no_new_privs, umask and final CPU affinity. Returns the path to
 /// exec.
-pub fn prepare(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<CString> {
+pub fn prepare(
+    p: &ProcessPlan,
+    id: &str,
+    no_new_keyring: bool,
+    state: Option<&str>,
+) -> Result<CString> {
     apply_limits(p, id, no_new_keyring)?;
     let cwd = Path::new(std::ffi::OsStr::from_bytes(p.cwd.as_bytes()));
     nix::unistd::chdir(p.cwd.as_c_str())
@@ -28,6 +33,11 @@ pub fn prepare(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<CStrin
         );
     }
     let exe = find_executable(p)?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // before the capabilities go (as runc does); with it, as late as possible.
+    if !p.no_new_privs {
+        load_seccomp(p, state)?;
+    }
     if let Some(caps) = &p.caps {
         caps.apply_bounding()
             .context("process.capabilities.bounding")?;
@@ -40,12 +50,37 @@ pub fn prepare(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<CStrin
     }
     if p.no_new_privs {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
+        load_seccomp(p, state)?;
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
     if let Some(cpus) = &p.affinity_final {
         set_affinity(cpus).context("process.execCPUAffinity.final")?;
     }
     Ok(exe)
+}
+
+/// Loads the seccomp filter and, for SCMP_ACT_NOTIFY profiles, sends the
+/// listener fd with the container process state to `listenerPath`.
+fn load_seccomp(p: &ProcessPlan, state: Option<&str>) -> Result<()> {
+    let Some(c) = &p.seccomp else { return Ok(()) };
+    let listener =
+        crate::security::seccomp::load(c).context("linux.seccomp: cannot load the filter")?;
+    if let (Some(fd), Some((sock, metadata))) = (listener, &p.seccomp_listener) {
+        let state: serde_json::Value = state
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let msg = serde_json::json!({
+            "ociVersion": crate::SPEC_VERSION,
+            "fds": ["seccompFd"],
+            "pid": state["pid"],
+            "metadata": metadata,
+            "state": state,
+        });
+        use std::os::fd::AsFd;
+        crate::console::send_fd(sock.as_fd(), &msg.to_string(), fd.as_fd())
+            .context("linux.seccomp.listenerPath: cannot send the notify fd")?;
+    }
+    Ok(())
 }
 
 /// Step 12: every fd above the preserved ones close-on-exec (CVE-2024-21626),

@@ -126,6 +126,8 @@ fn process_value(e: &Exec, base: &Value) -> Result<Value> {
 }
 
 struct ExecPlan {
+    /// State JSON (for a seccomp notify listener).
+    state: String,
     console: Option<OwnedFd>,
     console_size: Option<(u16, u16)>,
     joins: Vec<(&'static str, i32, OwnedFd)>,
@@ -176,7 +178,11 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     }
     let mut spec = Spec::default();
     spec.set_process(Some(proc));
-    spec.set_linux(None);
+    // The container's seccomp profile applies to exec'd processes too.
+    let mut linux = oci_spec::runtime::Linux::default();
+    linux.set_seccomp(c.seccomp.clone());
+    linux.set_namespaces(None);
+    spec.set_linux(Some(linux));
     let root: OwnedFd = std::fs::File::open(format!("/proc/{}/root", c.pid))
         .context("cannot open the container's root")?
         .into();
@@ -185,6 +191,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     let joins = namespaces(c.pid)?;
     let fork = joins.iter().any(|(n, _, _)| *n == "pid" || *n == "time");
     let plan = ExecPlan {
+        state: String::from_utf8_lossy(&c.hook_state(Status::Running)).into_owned(),
         console: console.0,
         console_size,
         joins,
@@ -308,7 +315,8 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
         nix::unistd::setsid().context("setsid failed")?;
         crate::console::setup_pty(console.as_fd(), plan.console_size, false)?;
     }
-    let exe = crate::init::process::prepare(&plan.process, &plan.id, true)?;
+    let exe =
+        crate::init::process::prepare(&plan.process, &plan.id, true, Some(plan.state.as_str()))?;
     // The death signal survives execve: clear it, or a detached exec would
     // die with rrun.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;

@@ -268,6 +268,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         hooks: spec.hooks().clone(),
         notify_socket,
         state_dir: locked.dir.clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
     };
     locked.save(&container)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -417,6 +418,7 @@ fn build_plan(
         .with_context(|| format!("root.path {}", rootfs.display()))?
         .into();
     let process = process::prepare(spec, root_fd.as_fd())?;
+    let needs_state = process.seccomp_listener.is_some();
     let rootfs_plan = rootfs::prepare(spec, bundle, rootfs, cgroup_dirs, opts.no_pivot)?;
     let mut sysctls = Vec::new();
     if let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -458,16 +460,17 @@ fn build_plan(
         console: None,
         console_size: None,
         hooks: spec.hooks().clone(),
-        hooks_before_pivot: spec.hooks().as_ref().is_some_and(|h| {
-            [
-                hooks::Kind::Prestart,
-                hooks::Kind::CreateRuntime,
-                hooks::Kind::CreateContainer,
-                hooks::Kind::StartContainer,
-            ]
-            .iter()
-            .any(|k| !k.of(h).is_empty())
-        }),
+        hooks_before_pivot: needs_state
+            || spec.hooks().as_ref().is_some_and(|h| {
+                [
+                    hooks::Kind::Prestart,
+                    hooks::Kind::CreateRuntime,
+                    hooks::Kind::CreateContainer,
+                    hooks::Kind::StartContainer,
+                ]
+                .iter()
+                .any(|k| !k.of(h).is_empty())
+            }),
     })
 }
 

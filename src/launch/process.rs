@@ -37,6 +37,11 @@ pub struct ProcessPlan {
     pub affinity_final: Option<Vec<usize>>,
     pub personality: Option<u64>,
     pub mempolicy: Option<(i32, Vec<u64>)>,
+    /// The seccomp program, compiled here so the child only loads it.
+    pub seccomp: Option<crate::security::seccomp::Compiled>,
+    /// Connected `listenerPath` socket and `listenerMetadata`, for
+    /// SCMP_ACT_NOTIFY profiles.
+    pub seccomp_listener: Option<(std::os::fd::OwnedFd, String)>,
 }
 
 /// The name serde gives an enum value (`RLIMIT_NOFILE`, `SCHED_FIFO`...).
@@ -313,7 +318,25 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
         None => None,
     };
 
+    let seccomp_spec = linux.and_then(|l| l.seccomp().as_ref());
+    let seccomp = seccomp_spec
+        .map(crate::security::seccomp::compile)
+        .transpose()?;
+    let seccomp_listener = match (seccomp_spec, &seccomp) {
+        (Some(s), Some(c)) if c.notify => {
+            let path = s.listener_path().clone().unwrap_or_default();
+            let sock = std::os::unix::net::UnixStream::connect(&path)
+                .with_context(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
+            Some((
+                sock.into(),
+                s.listener_metadata().clone().unwrap_or_default(),
+            ))
+        }
+        _ => None,
+    };
     Ok(ProcessPlan {
+        seccomp,
+        seccomp_listener,
         args,
         env,
         exec_candidates,

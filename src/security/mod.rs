@@ -1,4 +1,5 @@
-//! Process security settings: capabilities and no_new_privs (seccomp and LSM
-//! labels join here).
+//! Process security settings: capabilities, seccomp and no_new_privs.
 
 pub mod caps;
+pub mod seccomp;
+mod syscalls_x86_64;

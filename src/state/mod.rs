@@ -55,6 +55,9 @@ pub struct Container {
     /// The caller's NOTIFY_SOCKET, to forward the container's readiness to.
     #[serde(default)]
     pub notify_socket: Option<PathBuf>,
+    /// config.json's `linux.seccomp`, applied to `exec` too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// config.json's `process`, the defaults of `exec`.
     #[serde(default)]
     pub process: serde_json::Value,

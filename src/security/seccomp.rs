@@ -1,0 +1,535 @@
+//! `linux.seccomp` compiled to a classic BPF program in the parent, loaded
+//! by the child with `seccomp(2)` just before it execs.
+//!
+//! Layout of the program: check the architecture (unlisted ones are
+//! killed; listed foreign ones get the default action, since the rules are
+//! compiled for the native table), then one short block per (syscall,
+//! rule) in the profile's order: load the number, compare, check each
+//! argument with full 64-bit comparisons, return the rule's action. Every
+//! jump stays inside its block, so the 8-bit BPF offsets never overflow.
+//! The default action closes the program. Names unknown to this
+//! architecture are skipped, as runc does.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+
+use super::syscalls_x86_64::SYSCALLS;
+
+/// `struct sock_filter`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+const LD_ABS: u16 = 0x20;
+const JEQ: u16 = 0x15;
+const JGT: u16 = 0x25;
+const JGE: u16 = 0x35;
+const AND: u16 = 0x54;
+const RET: u16 = 0x06;
+
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_KILL_THREAD: u32 = 0;
+const RET_TRAP: u32 = 0x0003_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const RET_TRACE: u32 = 0x7ff0_0000;
+const RET_LOG: u32 = 0x7ffc_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+pub const FLAG_TSYNC: u32 = 1;
+pub const FLAG_LOG: u32 = 2;
+pub const FLAG_SPEC_ALLOW: u32 = 4;
+pub const FLAG_NEW_LISTENER: u32 = 8;
+pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+
+/// A compiled profile, ready for the child to load.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub program: Vec<Insn>,
+    pub flags: u32,
+    /// Some rule uses SCMP_ACT_NOTIFY: the listener fd goes to `listenerPath`.
+    pub notify: bool,
+}
+
+/// The system call number of a name on this architecture.
+pub fn syscall_nr(name: &str) -> Option<u32> {
+    SYSCALLS
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .map(|i| SYSCALLS[i].1)
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>, default_errno: u32) -> u32 {
+    match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => RET_KILL_THREAD,
+        LinuxSeccompAction::ScmpActKillProcess => RET_KILL_PROCESS,
+        LinuxSeccompAction::ScmpActTrap => RET_TRAP,
+        LinuxSeccompAction::ScmpActErrno => RET_ERRNO | (errno.unwrap_or(default_errno) & 0xffff),
+        LinuxSeccompAction::ScmpActNotify => RET_USER_NOTIF,
+        LinuxSeccompAction::ScmpActTrace => RET_TRACE | (errno.unwrap_or(default_errno) & 0xffff),
+        LinuxSeccompAction::ScmpActLog => RET_LOG,
+        LinuxSeccompAction::ScmpActAllow => RET_ALLOW,
+    }
+}
+
+/// A jump target inside a rule block.
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    Fail,
+    /// Skip this many instructions after the next one.
+    Skip(u8),
+}
+
+struct Block {
+    ins: Vec<(u16, To, To, u32)>,
+}
+
+impl Block {
+    fn new() -> Block {
+        Block { ins: Vec::new() }
+    }
+    fn op(&mut self, code: u16, k: u32) {
+        self.ins.push((code, To::Next, To::Next, k));
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: To, jf: To) {
+        self.ins.push((code, jt, jf, k));
+    }
+    fn resolve(self, out: &mut Vec<Insn>) -> Result<()> {
+        let len = self.ins.len();
+        for (i, (code, jt, jf, k)) in self.ins.into_iter().enumerate() {
+            let off = |t: To| -> Result<u8> {
+                let o = match t {
+                    To::Next => 0,
+                    To::Skip(n) => n as usize,
+                    To::Fail => len - i - 1,
+                };
+                u8::try_from(o).context("seccomp rule too large")
+            };
+            out.push(Insn {
+                code,
+                jt: off(jt)?,
+                jf: off(jf)?,
+                k,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Appends the check of one argument: continue if it holds, else fail.
+fn arg_check(
+    b: &mut Block,
+    index: usize,
+    op: LinuxSeccompOperator,
+    value: u64,
+    value_two: u64,
+) -> Result<()> {
+    if index > 5 {
+        bail!("argument index {index} is out of range (0-5)");
+    }
+    let lo = 16 + 8 * index as u32;
+    let hi = lo + 4;
+    let (vh, vl) = ((value >> 32) as u32, value as u32);
+    match op {
+        LinuxSeccompOperator::ScmpCmpEq => {
+            b.op(LD_ABS, hi);
+            b.jump(JEQ, vh, To::Next, To::Fail);
+            b.op(LD_ABS, lo);
+            b.jump(JEQ, vl, To::Next, To::Fail);
+        }
+        LinuxSeccompOperator::ScmpCmpNe => {
+            b.op(LD_ABS, hi);
+            b.jump(JEQ, vh, To::Next, To::Skip(2));
+            b.op(LD_ABS, lo);
+            b.jump(JEQ, vl, To::Fail, To::Next);
+        }
+        LinuxSeccompOperator::ScmpCmpGt | LinuxSeccompOperator::ScmpCmpGe => {
+            let low = if op == LinuxSeccompOperator::ScmpCmpGt {
+                JGT
+            } else {
+                JGE
+            };
+            b.op(LD_ABS, hi);
+            b.jump(JGT, vh, To::Skip(3), To::Next);
+            b.jump(JEQ, vh, To::Next, To::Fail);
+            b.op(LD_ABS, lo);
+            b.jump(low, vl, To::Next, To::Fail);
+        }
+        LinuxSeccompOperator::ScmpCmpLt | LinuxSeccompOperator::ScmpCmpLe => {
+            // a < v  is  !(a >= v);  a <= v  is  !(a > v).
+            let low = if op == LinuxSeccompOperator::ScmpCmpLt {
+                JGE
+            } else {
+                JGT
+            };
+            b.op(LD_ABS, hi);
+            b.jump(JGT, vh, To::Fail, To::Next);
+            b.jump(JEQ, vh, To::Next, To::Skip(2));
+            b.op(LD_ABS, lo);
+            b.jump(low, vl, To::Fail, To::Next);
+        }
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            // `value` is the mask, `valueTwo` what the masked argument must equal.
+            let (mh, ml) = ((value >> 32) as u32, value as u32);
+            let (th, tl) = ((value_two >> 32) as u32, value_two as u32);
+            b.op(LD_ABS, hi);
+            b.op(AND, mh);
+            b.jump(JEQ, th, To::Next, To::Fail);
+            b.op(LD_ABS, lo);
+            b.op(AND, ml);
+            b.jump(JEQ, tl, To::Next, To::Fail);
+        }
+    }
+    Ok(())
+}
+
+/// Compiles a profile for the native architecture (x86_64).
+pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
+    let default_errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
+    let default = action(s.default_action(), s.default_errno_ret(), default_errno);
+    let arches: Vec<u32> = s
+        .architectures()
+        .iter()
+        .flatten()
+        .map(|a| *a as u32)
+        .collect();
+    let x32_listed = arches.contains(&(Arch::ScmpArchX32 as u32));
+    let mut notify = s.default_action() == LinuxSeccompAction::ScmpActNotify;
+    if notify {
+        bail!("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY as the default would block the runtime's own calls");
+    }
+    let mut prog = vec![
+        Insn {
+            code: LD_ABS,
+            jt: 0,
+            jf: 0,
+            k: 4,
+        },
+        Insn {
+            code: JEQ,
+            jt: 1,
+            jf: 0,
+            k: AUDIT_ARCH_X86_64,
+        },
+    ];
+    // Not x86_64: listed foreign architectures get the default action,
+    // anything else is killed.
+    let foreign_listed = arches
+        .iter()
+        .any(|&a| a != AUDIT_ARCH_X86_64 && a != Arch::ScmpArchX32 as u32 && a != 0);
+    prog.push(Insn {
+        code: RET,
+        jt: 0,
+        jf: 0,
+        k: if foreign_listed {
+            default
+        } else {
+            RET_KILL_PROCESS
+        },
+    });
+    // x32 calls carry a high bit in the number.
+    prog.push(Insn {
+        code: LD_ABS,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    });
+    prog.push(Insn {
+        code: JGE,
+        jt: 0,
+        jf: 1,
+        k: X32_SYSCALL_BIT,
+    });
+    prog.push(Insn {
+        code: RET,
+        jt: 0,
+        jf: 0,
+        k: if x32_listed {
+            default
+        } else {
+            RET_KILL_PROCESS
+        },
+    });
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        let act = action(sc.action(), sc.errno_ret(), default_errno);
+        if sc.action() == LinuxSeccompAction::ScmpActNotify {
+            notify = true;
+        }
+        if act == default && sc.args().as_ref().is_none_or(|a| a.is_empty()) {
+            continue; // same as falling through
+        }
+        for name in sc.names() {
+            let Some(nr) = syscall_nr(name) else {
+                crate::logging::debug(&format!(
+                    "linux.seccomp.syscalls[{i}]: {name} is unknown here; skipped"
+                ));
+                continue;
+            };
+            let mut b = Block::new();
+            b.op(LD_ABS, 0);
+            b.jump(JEQ, nr, To::Next, To::Fail);
+            for a in sc.args().iter().flatten() {
+                arg_check(
+                    &mut b,
+                    a.index(),
+                    a.op(),
+                    a.value(),
+                    a.value_two().unwrap_or(0),
+                )
+                .with_context(|| format!("linux.seccomp.syscalls[{i}] ({name})"))?;
+            }
+            b.op(RET, act);
+            b.resolve(&mut prog)?;
+        }
+    }
+    prog.push(Insn {
+        code: RET,
+        jt: 0,
+        jf: 0,
+        k: default,
+    });
+    if prog.len() > 4096 {
+        bail!("linux.seccomp: the profile compiles to {} instructions, over the kernel's limit of 4096", prog.len());
+    }
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        let name = serde_json::to_value(f)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        flags |= match name.as_str() {
+            "SECCOMP_FILTER_FLAG_TSYNC" => FLAG_TSYNC,
+            "SECCOMP_FILTER_FLAG_LOG" => FLAG_LOG,
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => FLAG_SPEC_ALLOW,
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => FLAG_WAIT_KILLABLE_RECV,
+            other => bail!("linux.seccomp.flags: unknown flag {other}"),
+        };
+    }
+    if notify {
+        if s.listener_path().is_none() {
+            bail!("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+        }
+        flags |= FLAG_NEW_LISTENER;
+        // TSYNC and NEW_LISTENER together need TSYNC_ESRCH; rrun's child is
+        // single-threaded, so TSYNC is not needed there.
+        flags &= !FLAG_TSYNC;
+    } else if flags & FLAG_WAIT_KILLABLE_RECV != 0 {
+        flags &= !FLAG_WAIT_KILLABLE_RECV; // only meaningful with a listener
+    }
+    Ok(Compiled {
+        program: prog,
+        flags,
+        notify,
+    })
+}
+
+/// Loads the program into the calling thread. Returns the notify listener
+/// fd when the profile has one.
+pub fn load(c: &Compiled) -> std::io::Result<Option<OwnedFd>> {
+    #[repr(C)]
+    struct Fprog {
+        len: u16,
+        filter: *const Insn,
+    }
+    let prog = Fprog {
+        len: c.program.len() as u16,
+        filter: c.program.as_ptr(),
+    };
+    // SAFETY: `prog` points at `len` valid instructions for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1, /* SET_MODE_FILTER */
+            c.flags,
+            &prog as *const Fprog,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if c.flags & FLAG_NEW_LISTENER != 0 {
+        // SAFETY: with NEW_LISTENER the kernel returned a new fd.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic-BPF interpreter for what `compile` emits.
+    fn run(p: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = vec![0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_le_bytes());
+        data[4..8].copy_from_slice(&arch.to_le_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+        }
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = p[pc];
+            pc += 1;
+            match i.code {
+                LD_ABS => {
+                    a = u32::from_le_bytes(data[i.k as usize..i.k as usize + 4].try_into().unwrap())
+                }
+                AND => a &= i.k,
+                RET => return i.k,
+                JEQ | JGT | JGE => {
+                    let t = match i.code {
+                        JEQ => a == i.k,
+                        JGT => a > i.k,
+                        _ => a >= i.k,
+                    };
+                    pc += if t { i.jt } else { i.jf } as usize;
+                }
+                c => panic!("opcode {c:#x}"),
+            }
+        }
+    }
+
+    fn profile(v: serde_json::Value) -> Compiled {
+        compile(&serde_json::from_value(v).unwrap()).unwrap()
+    }
+
+    const X: u32 = AUDIT_ARCH_X86_64;
+
+    #[test]
+    fn names_resolve() {
+        assert_eq!(syscall_nr("read"), Some(0));
+        assert_eq!(syscall_nr("execve"), Some(59));
+        assert_eq!(syscall_nr("no_such_call"), None);
+        assert!(SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0), "table sorted");
+    }
+
+    #[test]
+    fn default_and_rules() {
+        let c = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": ["read", "write", "bogus_call"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS"}
+            ]
+        }));
+        assert_eq!(run(&c.program, X, 0, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&c.program, X, 83, [0; 6]), RET_ERRNO | 13);
+        assert_eq!(run(&c.program, X, 39, [0; 6]), RET_KILL_PROCESS);
+        assert_eq!(
+            run(&c.program, X, 2, [0; 6]),
+            RET_ERRNO | 38,
+            "unlisted → default"
+        );
+        assert_eq!(
+            run(&c.program, 0x4000_0003, 0, [0; 6]),
+            RET_KILL_PROCESS,
+            "unlisted arch"
+        );
+        assert_eq!(
+            run(&c.program, X, X32_SYSCALL_BIT | 1, [0; 6]),
+            RET_KILL_PROCESS,
+            "x32 unlisted"
+        );
+    }
+
+    #[test]
+    fn sixty_four_bit_argument_comparisons() {
+        let rule = |op: &str, v: u64, v2: Option<u64>| {
+            let mut a = serde_json::json!({"index": 1, "value": v, "op": op});
+            if let Some(v2) = v2 {
+                a["valueTwo"] = serde_json::json!(v2);
+            }
+            profile(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [a]}]
+            }))
+        };
+        let nr = syscall_nr("personality").unwrap();
+        let hit = |c: &Compiled, x: u64| run(&c.program, X, nr, [0, x, 0, 0, 0, 0]) != RET_ALLOW;
+        let big = 0x1_0000_0005u64;
+        for (op, v, cases) in [
+            (
+                "SCMP_CMP_EQ",
+                big,
+                vec![(big, true), (5, false), (0x1_0000_0000, false)],
+            ),
+            (
+                "SCMP_CMP_NE",
+                big,
+                vec![(big, false), (5, true), (0x2_0000_0005, true)],
+            ),
+            (
+                "SCMP_CMP_GT",
+                big,
+                vec![
+                    (big, false),
+                    (big + 1, true),
+                    (0x2_0000_0000, true),
+                    (6, false),
+                ],
+            ),
+            (
+                "SCMP_CMP_GE",
+                big,
+                vec![(big, true), (big - 1, false), (0x2_0000_0000, true)],
+            ),
+            (
+                "SCMP_CMP_LT",
+                big,
+                vec![
+                    (big, false),
+                    (5, true),
+                    (0x1_0000_0004, true),
+                    (0x2_0000_0000, false),
+                ],
+            ),
+            (
+                "SCMP_CMP_LE",
+                big,
+                vec![(big, true), (big + 1, false), (0, true)],
+            ),
+        ] {
+            let c = rule(op, v, None);
+            for (x, want) in cases {
+                assert_eq!(hit(&c, x), want, "{op} {v:#x} vs {x:#x}");
+            }
+        }
+        let c = rule(
+            "SCMP_CMP_MASKED_EQ",
+            0xff00_0000_00ff,
+            Some(0x1200_0000_0034),
+        );
+        assert!(hit(&c, 0x1234_5678_9a34));
+        assert!(!hit(&c, 0x1300_0000_0034));
+    }
+
+    #[test]
+    fn notify_needs_a_listener_and_sets_the_flag() {
+        let v = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+        assert!(compile(&serde_json::from_value(v.clone()).unwrap()).is_err());
+        let mut v = v;
+        v["listenerPath"] = serde_json::json!("/run/listener.sock");
+        let c = compile(&serde_json::from_value(v).unwrap()).unwrap();
+        assert!(c.notify && c.flags & FLAG_NEW_LISTENER != 0);
+        assert_eq!(
+            run(&c.program, X, syscall_nr("mkdir").unwrap(), [0; 6]),
+            RET_USER_NOTIF
+        );
+    }
+}
