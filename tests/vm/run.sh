@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Run rrun's integration tests on a pure cgroup v2 host: Debian's stock
+# kernel booted under qemu with cgroup_no_v1=all.
+#
+# Usage (from anywhere in the repository):
+#
+#     tests/vm/run.sh [TEST_FILTER...]
+#
+# With no filter the VM runs every test of the `lifecycle` and `cgroups`
+# binaries plus, from every other test binary (unit tests included), the
+# tests whose name contains "cgroup". TEST_FILTERs replace that default:
+# they are libtest filters (substrings of test names, or options such as
+# --exact or --skip NAME), given to every test binary, and cannot contain
+# spaces. `bash .ci/run` calls this script after the host test suite
+# (unattended, CI=true, no stdin).
+#
+# Needs: qemu-system-x86_64 (Debian: qemu-system-x86), cpio, busybox-static
+# (/bin/busybox), apt-get and dpkg-deb for the first run, and cargo. No root
+# needed except for the first kernel download if `apt-get update` was never
+# run. The host's own cgroup mounts are never touched.
+#
+# What it does: builds rrun and the test binaries (release), downloads the
+# current linux-image-6.x-amd64 package with apt-get once and caches it
+# extracted in target/vm-cache/, builds an initramfs (busybox, rrun, the test
+# binaries and their shared libraries, the overlay module) in a temp dir, and
+# boots it under qemu (TCG; 2 CPUs, 2 GiB). Inside, tests/vm/init moves the
+# payload onto a tmpfs root (pivot_root cannot work on an initramfs) and
+# tests/vm/init2 mounts cgroup2 at /sys/fs/cgroup, runs the tests with
+# RRUN_TEST_RUNTIME=/usr/local/bin/rrun, checks for leftover cgroups, mounts
+# and processes, prints "VM: N passed, N failed" and powers off. The console
+# goes to stdout and to target/vm-cache/console.log. Exit status: 0 only if
+# that line is there with 0 failed.
+#
+# Time (2 cores, TCG, measured): kernel download and extraction ~10 s, once;
+# initramfs ~2 s; qemu start to the first test ~10 s; then ~1-1.5 s per
+# container run with 2 test threads (the 37 lifecycle tests: 36-50 s). The
+# default set took 60-80 s in all, builds aside. Limit: RRUN_VM_TIMEOUT.
+#
+# Environment (all optional):
+#   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
+#   RRUN_VM_TEST_TIMEOUT=600  seconds per test binary inside the VM
+#   RRUN_VM_TEST_THREADS=2    libtest --test-threads inside the VM
+#   RRUN_VM_BINARIES="..."    only these test binaries (names as in tests/,
+#                             unit tests are unit-<crate target name>)
+#   RRUN_VM_CGROUPS=systemd   "systemd": as for a root login on a systemd
+#                             host: all controllers enabled down to
+#                             /user.slice/user-0.slice, tests in its
+#                             session-1.scope; "bare": no controller
+#                             enabled, tests in the root cgroup
+#   RRUN_VM_MODULES=overlay   kernel modules to load (dependencies follow)
+#   RRUN_VM_MEMORY=2048 RRUN_VM_CPUS=2 RRUN_VM_ACCEL=tcg   qemu settings
+#   RRUN_VM_CACHE=target/vm-cache   where the kernel and the console log go
+set -euo pipefail
+
+VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
+TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-600}
+TEST_THREADS=${RRUN_VM_TEST_THREADS:-2}
+CGROUP_SETUP=${RRUN_VM_CGROUPS:-systemd}
+MODULES=${RRUN_VM_MODULES:-overlay}
+MEMORY=${RRUN_VM_MEMORY:-2048}
+CPUS=${RRUN_VM_CPUS:-2}
+ACCEL=${RRUN_VM_ACCEL:-tcg}
+KERNEL_META=linux-image-amd64
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$VM_DIR/../.." && pwd)
+CACHE=${RRUN_VM_CACHE:-$REPO/target/vm-cache}
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:${CARGO_HOME:-$HOME/.cargo}/bin"
+
+log() { printf '[vm %3ds] %s\n' "$SECONDS" "$*" >&2; }
+die() {
+    log "FATAL: $*"
+    exit 1
+}
+
+case "${1:-}" in
+-h | --help)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+for f in "$@"; do
+    [[ $f != *[[:space:]]* ]] || die "test filters cannot contain spaces: '$f'"
+done
+case "$CGROUP_SETUP" in
+systemd | bare) ;;
+*) die "RRUN_VM_CGROUPS must be systemd or bare, not '$CGROUP_SETUP'" ;;
+esac
+
+for cmd in qemu-system-x86_64 cpio ldd; do
+    command -v "$cmd" >/dev/null ||
+        die "$cmd not found (apt-get install qemu-system-x86 cpio)"
+done
+[ -x /bin/busybox ] || die "/bin/busybox not found (apt-get install busybox-static)"
+
+mkdir -p "$CACHE"
+work=$(mktemp -d "${TMPDIR:-/tmp}/rrun-vm.XXXXXX")
+qemu_pid=
+dl=
+cleanup() {
+    if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+        kill -KILL "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work" ${dl:+"$dl"}
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- build -----------------------------------------------------------------
+# Executables from cargo's JSON messages as "NAME PATH" lines: integration
+# tests under their target name, unit tests as unit-NAME, and the program
+# binaries as bin:NAME.
+list_binaries() {
+    local line target kind name exe
+    while IFS= read -r line; do
+        [[ $line == *'"reason":"compiler-artifact"'* ]] || continue
+        [[ $line =~ \"executable\":\"([^\"]+)\" ]] || continue
+        exe=${BASH_REMATCH[1]}
+        [[ $line =~ \"target\":\{[^}]*\} ]] || continue
+        target=${BASH_REMATCH[0]}
+        [[ $target =~ \"kind\":\[\"([a-z-]+)\" ]] || continue
+        kind=${BASH_REMATCH[1]}
+        [[ $target =~ \"name\":\"([^\"]+)\" ]] || continue
+        name=${BASH_REMATCH[1]}
+        if ! [[ $line =~ \"profile\":\{[^}]*\"test\":true ]]; then
+            [ "$kind" != bin ] || echo "bin:$name $exe"
+            continue
+        fi
+        case "$kind" in
+        test) echo "$name $exe" ;;
+        bin | lib) echo "unit-$name $exe" ;;
+        esac
+    done
+}
+
+cd "$REPO"
+# Builds rrun too (integration tests need it) and lists the test binaries.
+log "cargo test --locked --release --no-run"
+cargo test --locked --release --no-run --message-format=json-render-diagnostics \
+    >"$work/cargo.json" || die "building the test binaries failed"
+list_binaries <"$work/cargo.json" | sort >"$work/all-binaries"
+grep -v '^bin:' "$work/all-binaries" >"$work/binaries" || die "cargo listed no test binaries"
+rrun_bin=$(sed -n 's/^bin:rrun //p' "$work/all-binaries")
+[ -x "${rrun_bin:-/nonexistent}" ] || die "cargo did not list the rrun binary"
+
+# --- kernel ----------------------------------------------------------------
+# The package the linux-image-amd64 metapackage points at, e.g.
+# linux-image-6.1.0-56-amd64.
+kernel_package() {
+    { apt-cache depends "$KERNEL_META" 2>/dev/null || true; } |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1
+}
+
+pkg=$(kernel_package)
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+    log "apt knows no $KERNEL_META; running apt-get update"
+    apt-get -q update >"$work/apt.log" 2>&1 || cat "$work/apt.log" >&2
+    pkg=$(kernel_package)
+fi
+if [ -z "$pkg" ] || [ ! -f "$CACHE/$pkg/.complete" ]; then
+    # Offline, or apt's lists are gone: any complete cached kernel will do.
+    if [ -z "$pkg" ]; then
+        cached=$(find "$CACHE" -mindepth 2 -maxdepth 2 -path "$CACHE/linux-image-*/.complete" |
+            sort -V | tail -n 1)
+        [ -n "$cached" ] ||
+            die "cannot resolve $KERNEL_META (run apt-get update) and no kernel is cached"
+        pkg=$(basename "$(dirname "$cached")")
+        log "apt cannot resolve $KERNEL_META; using cached $pkg"
+    else
+        log "downloading $pkg (cached in $CACHE/$pkg)"
+        dl=$(mktemp -d "$CACHE/.download.XXXXXX")
+        chmod 755 "$dl" # readable by apt's _apt user: no sandbox warning
+        (cd "$dl" && apt-get -q download "$pkg") >"$work/apt.log" 2>&1 || {
+            cat "$work/apt.log" >&2
+            rm -rf "$dl"
+            die "apt-get download $pkg failed"
+        }
+        dpkg-deb -x "$dl"/*.deb "$dl/root" || {
+            rm -rf "$dl"
+            die "dpkg-deb -x failed"
+        }
+        rm -f "$dl"/*.deb
+        touch "$dl/root/.complete"
+        rm -rf "${CACHE:?}/$pkg"
+        mv -T "$dl/root" "$CACHE/$pkg"
+        rm -rf "$dl"
+        dl=
+        # Older kernels are ~400 MB each; keep only the current one.
+        find "$CACHE" -mindepth 1 -maxdepth 1 -name 'linux-image-*' ! -name "$pkg" \
+            -exec rm -rf {} +
+    fi
+fi
+kroot=$CACHE/$pkg
+vmlinuz=$(find "$kroot/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n 1)
+[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $kroot"
+kver=${vmlinuz##*/vmlinuz-}
+moddir=$kroot/lib/modules/$kver
+log "kernel $kver ($vmlinuz)"
+
+# --- initramfs -------------------------------------------------------------
+stage=$work/initramfs
+payload=$stage/payload
+mkdir -p "$stage/bin" "$payload"/{bin,vm,tests,usr/local/bin,lib/modules/vm,etc,root,proc,sys,dev,tmp,run}
+cp "$VM_DIR/init" "$stage/init"
+cp /bin/busybox "$stage/bin/busybox"
+cp /bin/busybox "$payload/bin/busybox"
+# The tests copy /bin/busybox into their bundles and link every applet it
+# lists, so the VM's /bin is busybox, as on the host.
+for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$payload/bin/$applet"
+done
+cp "$VM_DIR/init2" "$payload/vm/init2"
+chmod 755 "$stage/init" "$payload/vm/init2"
+cp "$rrun_bin" "$payload/usr/local/bin/rrun"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+    >"$payload/etc/passwd"
+printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$payload/etc/group"
+
+# The test plan: which binaries, with which filters.
+: >"$payload/vm/plan"
+while read -r name exe; do
+    if [ -n "${RRUN_VM_BINARIES:-}" ] && [[ " $RRUN_VM_BINARIES " != *" $name "* ]]; then
+        continue
+    fi
+    if [ $# -gt 0 ]; then
+        args="$*"
+    else
+        case "$name" in
+        lifecycle | cgroups) args= ;;
+        *) args=cgroup ;;
+        esac
+    fi
+    cp "$exe" "$payload/tests/$name"
+    echo "$name $args" >>"$payload/vm/plan"
+done <"$work/binaries"
+[ -s "$payload/vm/plan" ] || die "no test binary selected (RRUN_VM_BINARIES='${RRUN_VM_BINARIES:-}')"
+
+# Shared libraries of every binary, at the paths ldd resolves them to.
+for exe in "$payload/usr/local/bin/rrun" "$payload"/tests/* "$payload/bin/busybox"; do
+    { ldd "$exe" 2>/dev/null || true; } | sed -n 's/^[[:space:]]*\(.* => \)\{0,1\}\(\/[^ ]*\) (0x.*/\2/p'
+done | sort -u >"$work/libs"
+while read -r lib; do
+    mkdir -p "$payload$(dirname "$lib")"
+    cp -L "$lib" "$payload$lib"
+done <"$work/libs"
+
+# Kernel modules and their dependencies (read from each module's .modinfo,
+# as the package ships no modules.dep), dependencies first.
+find "$moddir/kernel" -name '*.ko*' >"$work/modfiles"
+modfile() {
+    local n=${1//-/_} f base
+    while read -r f; do
+        base=${f##*/}
+        base=${base%%.ko*}
+        if [ "${base//-/_}" = "$n" ]; then
+            echo "$f"
+            return 0
+        fi
+    done <"$work/modfiles"
+    return 1
+}
+modcat() {
+    case "$1" in
+    *.ko.xz) xz -dc "$1" ;;
+    *.ko.zst) zstd -dcq "$1" ;;
+    *.ko.gz) gzip -dc "$1" ;;
+    *) cat "$1" ;;
+    esac
+}
+modules_loaded=""
+add_module() {
+    local n=${1//-/_} f dep
+    case " $modules_loaded " in *" $n "*) return 0 ;; esac
+    f=$(modfile "$n") || die "kernel module $n not in $moddir"
+    for dep in $(modcat "$f" | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do
+        add_module "$dep"
+    done
+    modcat "$f" >"$payload/lib/modules/vm/$n.ko"
+    modules_loaded="$modules_loaded $n"
+}
+for m in $MODULES; do
+    add_module "$m"
+done
+
+cat >"$payload/vm/env" <<EOF
+TEST_THREADS=$TEST_THREADS
+TEST_TIMEOUT=$TEST_TIMEOUT
+CGROUP_SETUP=$CGROUP_SETUP
+MODULES="${modules_loaded# }"
+EOF
+
+initrd=$work/initrd.cpio
+# Uncompressed: unpacking gzip under TCG costs more than reading the bytes.
+(cd "$stage" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd"
+log "initramfs: $(du -m "$initrd" | cut -f1) MiB;" \
+    "tests: $(cut -d' ' -f1 "$payload/vm/plan" | tr '\n' ' ')modules: ${modules_loaded# }"
+
+# --- boot ------------------------------------------------------------------
+console=$CACHE/console.log
+: >"$console"
+append="console=ttyS0 cgroup_no_v1=all panic=-1 quiet"
+log "booting: accel=$ACCEL, ${CPUS} CPUs, ${MEMORY} MiB, timeout ${VM_TIMEOUT}s, cmdline: $append"
+qemu-system-x86_64 -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
+    -nodefaults -no-user-config -display none -serial stdio -no-reboot \
+    -kernel "$vmlinuz" -initrd "$initrd" -append "$append" \
+    </dev/null >"$console" 2>&1 &
+qemu_pid=$!
+boot_start=$SECONDS
+# Show the console as it comes (without the serial line's CRs).
+tail -n +1 -f --pid="$qemu_pid" "$console" | sed -u 's/\r$//' &
+tail_pid=$!
+timed_out=0
+while kill -0 "$qemu_pid" 2>/dev/null; do
+    if [ $((SECONDS - boot_start)) -ge "$VM_TIMEOUT" ]; then
+        timed_out=1
+        kill -TERM "$qemu_pid" 2>/dev/null || true
+        sleep 5
+        kill -KILL "$qemu_pid" 2>/dev/null || true
+        break
+    fi
+    sleep 1
+done
+qemu_rc=0
+wait "$qemu_pid" || qemu_rc=$?
+qemu_pid=
+wait "$tail_pid" 2>/dev/null || true
+vm_time=$((SECONDS - boot_start))
+
+# --- verdict ---------------------------------------------------------------
+result=$(tr -d '\r' <"$console" | grep -E '^VM: [0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)
+if [ "$timed_out" = 1 ]; then
+    log "FAIL: VM did not finish within ${VM_TIMEOUT}s; killed (console: $console)"
+    exit 1
+fi
+if [ -z "$result" ]; then
+    log "FAIL: no 'VM: N passed, N failed' line on the console (qemu exit $qemu_rc, console: $console)"
+    exit 1
+fi
+log "VM ran ${vm_time}s; console: $console"
+echo "$result"
+failed=${result#*passed, }
+failed=${failed% failed}
+[ "$failed" = 0 ] || exit 1
