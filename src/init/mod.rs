@@ -34,7 +34,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 pub mod process;
 
@@ -201,17 +201,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
 /// anywhere the container could reach (CVE-2025-52881), after checking
 /// that it really is procfs.
 fn write_sysctls(sysctls: &[(CString, String)]) -> Result<()> {
-    use crate::sys::mount_api as m;
-    let fs = m::fsopen(c"proc").context("sysctl: cannot open procfs")?;
-    m::fsconfig_create(fs.as_fd()).context("sysctl: cannot create procfs")?;
-    let proc = m::fsmount(
-        fs.as_fd(),
-        m::MOUNT_ATTR_NOSUID | m::MOUNT_ATTR_NODEV | m::MOUNT_ATTR_NOEXEC,
-    )?;
-    let st = nix::sys::statfs::fstatfs(&proc)?;
-    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-        bail!("sysctl: private procfs is not procfs");
-    }
+    let proc = sys::private_procfs().context("sysctl: cannot open a private procfs")?;
     for (path, value) in sysctls {
         let key = path.to_string_lossy()[4..].replace('/', ".");
         let fd = sys::openat2(

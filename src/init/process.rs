@@ -35,6 +35,7 @@ pub fn prepare(
     let exe = find_executable(p)?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // before the capabilities go (as runc does); with it, as late as possible.
+    crate::security::lsm::apply(&p.labels)?;
     if !p.no_new_privs {
         load_seccomp(p, state)?;
     }

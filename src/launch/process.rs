@@ -37,6 +37,8 @@ pub struct ProcessPlan {
     pub affinity_final: Option<Vec<usize>>,
     pub personality: Option<u64>,
     pub mempolicy: Option<(i32, Vec<u64>)>,
+    /// AppArmor/SELinux labels to write just before exec.
+    pub labels: Vec<crate::security::lsm::Label>,
     /// The seccomp program, compiled here so the child only loads it.
     pub seccomp: Option<crate::security::seccomp::Compiled>,
     /// Connected `listenerPath` socket and `listenerMetadata`, for
@@ -334,7 +336,17 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
         }
         _ => None,
     };
+    let labels = crate::security::lsm::prepare(
+        p.apparmor_profile().as_deref(),
+        p.selinux_label().as_deref(),
+    )?;
+    if let Some(l) = linux.and_then(|l| l.mount_label().as_ref()) {
+        crate::logging::debug(&format!(
+            "linux.mountLabel {l:?}: rrun sets no mount labels (no context= option)"
+        ));
+    }
     Ok(ProcessPlan {
+        labels,
         seccomp,
         seccomp_listener,
         args,

@@ -1,5 +1,7 @@
-//! Process security settings: capabilities, seccomp and no_new_privs.
+//! Process security settings: capabilities, seccomp, LSM labels and
+//! no_new_privs.
 
 pub mod caps;
+pub mod lsm;
 pub mod seccomp;
 mod syscalls_x86_64;

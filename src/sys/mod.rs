@@ -8,7 +8,7 @@ pub mod netlink;
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Turns a raw syscall return value into `io::Result`.
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -328,4 +328,21 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
             result
         }
     }
+}
+
+/// A procfs instance of our own, mounted nowhere (so nothing in the
+/// container can have replaced or redirected it), checked to be procfs.
+pub fn private_procfs() -> io::Result<OwnedFd> {
+    use mount_api as m;
+    let fs = m::fsopen(c"proc")?;
+    m::fsconfig_create(fs.as_fd())?;
+    let proc = m::fsmount(
+        fs.as_fd(),
+        m::MOUNT_ATTR_NOSUID | m::MOUNT_ATTR_NODEV | m::MOUNT_ATTR_NOEXEC,
+    )?;
+    let st = nix::sys::statfs::fstatfs(&proc).map_err(io::Error::from)?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(io::Error::other("private procfs is not procfs"));
+    }
+    Ok(proc)
 }
