@@ -1,23 +1,8 @@
-//! rrun: a fast, hardened OCI container runtime, drop-in for runc.
-
-mod cgroups;
-mod cli;
-mod commands;
-mod console;
-mod hooks;
-mod init;
-mod launch;
-mod logging;
-mod rootfs;
-mod security;
-mod spec;
-mod state;
-mod sys;
+//! rrun's command-line entry point: parse, dispatch, report errors the
+//! way runc does. Everything else lives in the library (src/lib.rs).
 
 use clap::Parser;
-
-/// The OCI runtime-spec version rrun implements.
-pub const SPEC_VERSION: &str = "1.2.0";
+use rrun::{cli, commands, launch, logging, SPEC_VERSION};
 
 fn main() {
     let cli = cli::Cli::parse();
