@@ -250,6 +250,12 @@ pub struct Create {
     /// Pass N extra fds (3..3+N-1) into the container
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// A read-only image layer directory for an overlay root (repeatable, top first)
+    #[arg(long = "layer")]
+    pub layers: Vec<PathBuf>,
+    /// Keep the writable layer in DIR (DIR/diff) instead of discarding it on delete
+    #[arg(long)]
+    pub upper: Option<PathBuf>,
     pub id: String,
 }
 

@@ -170,6 +170,17 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         .collect();
 
     let mut plan = build_plan(spec, &bundle.dir, &bundle.rootfs, &cg_names, opts, &locked)?;
+    plan.rootfs.layers = rootfs::overlay::plan(
+        &bundle.dir,
+        spec.annotations().as_ref(),
+        &opts.layers,
+        opts.upper.as_deref(),
+        &locked.dir,
+        spec.root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+    )?;
     plan.preserve_fds += listen_fds;
     plan.console = console.0;
     plan.console_size = console_size;
@@ -269,6 +280,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         notify_socket,
         state_dir: locked.dir.clone(),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        layers: plan.rootfs.layers.clone(),
     };
     locked.save(&container)?;
     if let Some(pid_file) = &opts.pid_file {

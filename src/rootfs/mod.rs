@@ -9,6 +9,7 @@
 
 mod devices;
 mod options;
+pub mod overlay;
 pub mod resolve;
 
 use std::ffi::CString;
@@ -64,6 +65,8 @@ pub struct RootfsPlan {
     /// Propagation requested for the container's `/`.
     pub propagation: (u64, bool),
     pub no_pivot: bool,
+    /// An overlay of image layers to mount as the root, if any.
+    pub layers: Option<overlay::Layers>,
 }
 
 /// Opens a host path as a detached mount tree (a bind source).
@@ -222,6 +225,7 @@ pub fn prepare(
             .unwrap_or(false),
         propagation,
         no_pivot,
+        layers: None,
     })
 }
 
@@ -331,16 +335,21 @@ pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
         None::<&str>,
     )
     .context("cannot make / private in the container's mount namespace")?;
-    // 2. The rootfs becomes a mount point of its own (pivot_root needs one).
+    // 2. The rootfs becomes a mount point of its own (pivot_root needs one):
+    //    the overlay of image layers, or the rootfs bound onto itself.
     let rootfs = plan.rootfs.as_c_str();
-    nix::mount::mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("root.path {}: cannot bind", rootfs.to_string_lossy()))?;
+    if let Some(layers) = &plan.layers {
+        overlay::mount(layers, rootfs)?;
+    } else {
+        nix::mount::mount(
+            Some(rootfs),
+            rootfs,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_context(|| format!("root.path {}: cannot bind", rootfs.to_string_lossy()))?;
+    }
     let root = nix::fcntl::open(
         rootfs,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,

@@ -49,6 +49,9 @@ pub struct Container {
     /// config.json's `hooks` (poststart and poststop run after create).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The overlay layers of the root, when it is stacked from image layers.
+    #[serde(default)]
+    pub layers: Option<crate::rootfs::overlay::Layers>,
     /// The container's state directory (not stored; set when loaded).
     #[serde(skip)]
     pub state_dir: PathBuf,
