@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod console;
 pub mod hooks;
+pub mod image;
 pub mod init;
 pub mod launch;
 pub mod logging;

@@ -57,6 +57,10 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         } => commands::cgroup::events(g, id, *stats, interval).map(|_| 0),
         Update(u) => commands::cgroup::update(g, u).map(|_| 0),
         Features => commands::features().map(|_| 0),
+        Commit { image, id, output } => {
+            rrun::image::commit::commit(g, id, output.as_deref(), image.as_deref()).map(|_| 0)
+        }
+        Bundle { image, bundle } => rrun::image::bundle::create(image, bundle).map(|_| 0),
         Spec { bundle, rootless } => commands::spec(bundle.as_deref(), *rootless).map(|_| 0),
     }
 }

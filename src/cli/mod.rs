@@ -119,6 +119,23 @@ pub enum Command {
     Update(Box<Update>),
     /// Print the features this runtime supports, as JSON
     Features,
+    /// Save a container's writable layer as a layer tarball, a layer directory, or a new image
+    Commit {
+        /// Also add the layer to this OCI image layout as a new image (DIR:TAG)
+        #[arg(long)]
+        image: Option<String>,
+        id: String,
+        /// A .tar or .tar.gz layer, or a new directory (a layer to stack)
+        output: Option<PathBuf>,
+    },
+    /// Make a bundle from an OCI image layout
+    Bundle {
+        /// The image: an OCI layout directory, optionally with :TAG
+        #[arg(long)]
+        image: String,
+        /// The bundle directory to create
+        bundle: PathBuf,
+    },
     /// Write a default config.json
     Spec {
         /// Directory to write config.json into
