@@ -242,10 +242,16 @@ pub fn list(global: &Global, format: ListFormat, quiet: bool) -> Result<()> {
 fn owner_name() -> String {
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
-    nix::unistd::User::from_uid(uid.into())
+    // Read /etc/passwd directly: rrun is linked statically, where glibc's
+    // NSS lookups are unreliable.
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
         .unwrap_or_else(|| format!("#{uid}"))
 }
 
