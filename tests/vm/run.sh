@@ -40,8 +40,8 @@
 #   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
 #   RRUN_VM_TEST_TIMEOUT=600  seconds per test binary inside the VM
 #   RRUN_VM_TEST_THREADS=2    libtest --test-threads inside the VM
-#   RRUN_VM_BINARIES="..."    only these test binaries (names as in tests/,
-#                             unit tests are unit-<crate target name>)
+#   RRUN_VM_BINARIES="..."    only these test binaries (names as in tests/;
+#                             unit tests are unit-lib-rrun, unit-bin-rrun)
 #   RRUN_VM_CGROUPS=systemd   "systemd": as for a root login on a systemd
 #                             host: all controllers enabled down to
 #                             /user.slice/user-0.slice, tests in its
@@ -110,8 +110,8 @@ trap 'exit 143' TERM
 
 # --- build -----------------------------------------------------------------
 # Executables from cargo's JSON messages as "NAME PATH" lines: integration
-# tests under their target name, unit tests as unit-NAME, and the program
-# binaries as bin:NAME.
+# tests under their target name, unit tests as unit-KIND-NAME (unit-lib-rrun,
+# unit-bin-rrun), and the program binaries as bin:NAME.
 list_binaries() {
     local line target kind name exe
     while IFS= read -r line; do
@@ -130,7 +130,7 @@ list_binaries() {
         fi
         case "$kind" in
         test) echo "$name $exe" ;;
-        bin | lib) echo "unit-$name $exe" ;;
+        bin | lib) echo "unit-$kind-$name $exe" ;;
         esac
     done
 }
@@ -232,6 +232,7 @@ while read -r name exe; do
         *) args=cgroup ;;
         esac
     fi
+    [ ! -e "$payload/tests/$name" ] || die "two test binaries are named $name"
     cp "$exe" "$payload/tests/$name"
     echo "$name $args" >>"$payload/vm/plan"
 done <"$work/binaries"
