@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 #[repr(C)]
@@ -127,23 +127,38 @@ pub fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     const BPF_F_ALLOW_MULTI: u32 = 2;
     let prog = compile(rules);
     let license = c"Apache-2.0";
-    let mut log = vec![0u8; 4096];
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_CGROUP_DEVICE.to_ne_bytes());
-    attr[4..8].copy_from_slice(&(prog.len() as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&(prog.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    attr[24..28].copy_from_slice(&1u32.to_ne_bytes()); // log level
-    attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
-    attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
-    attr[48..52].copy_from_slice(b"rrun");
-    let fd = bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
-        let msg = String::from_utf8_lossy(&log);
-        anyhow::anyhow!(
-            "cannot load device filter: {e} {}",
-            msg.trim_matches(char::from(0)).trim()
-        )
-    })?;
+    let load = |log: Option<&mut Vec<u8>>| {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&BPF_PROG_TYPE_CGROUP_DEVICE.to_ne_bytes());
+        attr[4..8].copy_from_slice(&(prog.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(prog.as_ptr() as u64).to_ne_bytes());
+        attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+        if let Some(log) = log {
+            attr[24..28].copy_from_slice(&1u32.to_ne_bytes()); // log level
+            attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
+            attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
+        }
+        attr[48..52].copy_from_slice(b"rrun");
+        bpf(BPF_PROG_LOAD, &mut attr)
+    };
+    // Load without the verifier log (a log that overflows its buffer fails
+    // the load with ENOSPC); only on failure load again to say why.
+    let fd = match load(None) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let mut log = vec![0u8; 1 << 20];
+            let _ = load(Some(&mut log));
+            let msg = String::from_utf8_lossy(&log);
+            let last = msg
+                .trim_matches(char::from(0))
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string();
+            bail!("cannot load device filter: {e} {last}");
+        }
+    };
     // SAFETY: the kernel returned a new fd we now own.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let cg = std::fs::File::open(dir).with_context(|| format!("cgroup {}", dir.display()))?;

@@ -149,6 +149,11 @@ impl Layout {
         for (h, own) in self.hierarchies.iter().zip(&self.own) {
             let cg = if rel.is_absolute() {
                 rel.clone()
+            } else if h.v2 && own != Path::new("/") && has_processes(&h.mount, &h.mount_root, own) {
+                // cgroup v2 gives no controllers to children of a cgroup
+                // that holds processes (a login's session scope): put the
+                // container beside rrun's cgroup instead of inside it.
+                own.parent().unwrap_or(Path::new("/")).join(&rel)
             } else {
                 own.join(&rel)
             };
@@ -159,6 +164,14 @@ impl Layout {
         }
         Ok(dirs)
     }
+}
+
+/// True when the cgroup `cg` (a path in the hierarchy mounted at `mount`)
+/// has processes of its own.
+fn has_processes(mount: &Path, mount_root: &Path, cg: &Path) -> bool {
+    let below = cg.strip_prefix(mount_root).unwrap_or(cg);
+    let below = below.strip_prefix("/").unwrap_or(below);
+    fs::read_to_string(mount.join(below).join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty())
 }
 
 /// Reads a process's cgroup path in one hierarchy from `/proc/PID/cgroup`.
