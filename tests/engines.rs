@@ -116,12 +116,32 @@ fn shell_line(argv: &[String]) -> String {
 /// container that inherits them can never make us wait for EOF), killing it
 /// after `timeout`.
 fn run_argv(argv: &[String], env: &[(String, String)], timeout: Duration) -> Out {
+    run_argv_input(argv, env, timeout, None)
+}
+
+/// [`run_argv`] with `input` (from a file) as stdin.
+fn run_argv_input(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    input: Option<&str>,
+) -> Out {
     let dir = ws().dir.join("out");
     let n = seq();
     let (o, e) = (dir.join(format!("{n}.out")), dir.join(format!("{n}.err")));
+    let stdin = match input {
+        None => Stdio::null(),
+        Some(text) => {
+            let i = dir.join(format!("{n}.in"));
+            fs::write(&i, text).unwrap();
+            let f = fs::File::open(&i).unwrap();
+            let _ = fs::remove_file(&i);
+            Stdio::from(f)
+        }
+    };
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(fs::File::create(&o).unwrap())
         .stderr(fs::File::create(&e).unwrap());
     for (k, v) in env {
@@ -613,6 +633,19 @@ trait Engine: Sync {
     fn has_pids_limit(&self) -> bool {
         true
     }
+    /// The client's command line for `run` with `flags` (engine options).
+    fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String>;
+    /// The client's command line for anything else.
+    fn argv(&self, args: &[&str]) -> Vec<String>;
+    fn env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Run the client with `input` on stdin.
+    fn cli_input(&self, argv: Vec<String>, input: &str) -> Out {
+        run_argv_input(&argv, &self.env(), CMD_TIMEOUT, Some(input))
+    }
+    /// `kill -s SIGNAL` (a name like "USR1").
+    fn signal(&self, name: &str, sig: &str) -> Out;
 }
 
 fn container_name(engine: &dyn Engine, test: &str) -> String {
@@ -789,6 +822,15 @@ impl Docker {
 impl Engine for Docker {
     fn name(&self) -> &'static str {
         "docker"
+    }
+    fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
+        self.run_argv(flags, name, opts, cmd)
+    }
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        Docker::argv(self, args)
+    }
+    fn signal(&self, name: &str, sig: &str) -> Out {
+        self.cli(&["kill", "-s", sig, name])
     }
     fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
         run_argv(&self.run_argv(&["--rm"], name, opts, cmd), &[], CMD_TIMEOUT)
@@ -994,6 +1036,18 @@ impl Podman {
 impl Engine for Podman {
     fn name(&self) -> &'static str {
         "podman"
+    }
+    fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
+        self.run_argv(flags, name, opts, cmd)
+    }
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        Podman::argv(self, args)
+    }
+    fn env(&self) -> Vec<(String, String)> {
+        podman_env()
+    }
+    fn signal(&self, name: &str, sig: &str) -> Out {
+        self.cli(&["kill", "-s", sig, name])
     }
     fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
         run_argv(
@@ -1239,6 +1293,16 @@ impl Engine for Containerd {
     fn name(&self) -> &'static str {
         "containerd"
     }
+    fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
+        self.run_argv(flags, name, opts, cmd)
+    }
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        Containerd::argv(self, args)
+    }
+    fn signal(&self, name: &str, sig: &str) -> Out {
+        let sig = format!("SIG{sig}");
+        self.cli(&["task", "kill", "-s", &sig, name])
+    }
     fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
         run_argv(&self.run_argv(&["--rm"], name, opts, cmd), &[], CMD_TIMEOUT)
     }
@@ -1436,7 +1500,10 @@ fn exec(e: &dyn Engine) {
     // (ctr's exec has no --env.)
     let (opts, want): (&[&str], &str) = match e.name() {
         "containerd" => (&["--cwd", "/tmp", "--user", "1000"], "cwd=/tmp uid=1000"),
-        _ => (&["-e", "FOO=bar", "-w", "/tmp", "-u", "1000"], "foo=bar cwd=/tmp uid=1000"),
+        _ => (
+            &["-e", "FOO=bar", "-w", "/tmp", "-u", "1000"],
+            "foo=bar cwd=/tmp uid=1000",
+        ),
     };
     let out = e
         .exec(
@@ -1446,11 +1513,7 @@ fn exec(e: &dyn Engine) {
             &["sh", "-c", "echo foo=$FOO cwd=$(pwd) uid=$(id -u)"],
         )
         .expect_ok();
-    assert!(
-        out.stdout.contains(want),
-        "{}",
-        out.describe()
-    );
+    assert!(out.stdout.contains(want), "{}", out.describe());
     assert_eq!(state_of(e, &name).status, "running");
 }
 
@@ -1570,7 +1633,11 @@ fn top(e: &dyn Engine) {
     // Podman's top reads the container's /proc and shows pids as the
     // container sees them; Docker and ctr ask the runtime's `ps` for host
     // pids.
-    let pid = if e.name() == "podman" { "1".to_string() } else { st.pid.to_string() };
+    let pid = if e.name() == "podman" {
+        "1".to_string()
+    } else {
+        st.pid.to_string()
+    };
     // "PID INFO" (ctr), "UID PID PPID ..." (docker), "USER PID PPID ..." (podman)
     let pid_column = if e.name() == "containerd" { 0 } else { 1 };
     let listed = out
@@ -1761,6 +1828,440 @@ fn error_exec(e: &dyn Engine) {
     );
 }
 
+/// Engine-specific spelling of the same option.
+fn pick<'a>(e: &dyn Engine, containerd: &'a [&'a str], others: &'a [&'a str]) -> &'a [&'a str] {
+    if e.name() == "containerd" {
+        containerd
+    } else {
+        others
+    }
+}
+
+/// `run -i` / `exec -i`: the user's stdin reaches the container's process
+/// (ctr always attaches stdin).
+fn stdin(e: &dyn Engine) {
+    let name = container_name(e, "stdin");
+    let _g = guard(e, &name);
+    // ctr does not pass on the end of its stdin; the others do.
+    let script = pick(
+        e,
+        &["read a; read b; echo got=$a,$b"],
+        &["read a; read b; echo got=$a,$b; cat | wc -c"],
+    )[0];
+    let argv = e.argv_run(
+        pick(e, &["--rm"], &["--rm", "-i"]),
+        &name,
+        &[],
+        &["sh", "-c", script],
+    );
+    let out = e.cli_input(argv, "one\ntwo\n12345\n");
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(out.stdout.contains("got=one,two"), "{}", out.describe());
+    if e.name() != "containerd" {
+        assert_eq!(
+            out.stdout.lines().last().map(str::trim),
+            Some("6"),
+            "{}",
+            out.describe()
+        );
+    }
+    // And into an exec.
+    let name = container_name(e, "stdin-exec");
+    let _g2 = guard(e, &name);
+    start_serving(e, &name, &[]);
+    let argv = if e.name() == "containerd" {
+        let id = format!("exec-{}", seq());
+        e.argv(&[
+            "task",
+            "exec",
+            "--exec-id",
+            &id,
+            &name,
+            "sh",
+            "-c",
+            "read a; echo exec-got=$a",
+        ])
+    } else {
+        e.argv(&["exec", "-i", &name, "sh", "-c", "read a; echo exec-got=$a"])
+    };
+    let out = e.cli_input(argv, "three\n");
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(out.stdout.contains("exec-got=three"), "{}", out.describe());
+}
+
+/// Process options of `run`: user, working directory, environment,
+/// hostname, read-only root.
+fn run_process_options(e: &dyn Engine) {
+    let name = container_name(e, "procopts");
+    let _g = guard(e, &name);
+    let script = "echo id=$(id -u):$(id -g) cwd=$(pwd) foo=$FOO host=$(hostname); \
+                  touch /rootfs-write 2>/dev/null && echo root-writable || echo root-readonly";
+    let (opts, want): (&[&str], &str) = match e.name() {
+        // ctr run has no --user or --hostname.
+        "containerd" => (
+            &["--cwd", "/tmp", "--env", "FOO=bar", "--read-only"],
+            "id=0:0 cwd=/tmp foo=bar",
+        ),
+        _ => (
+            &[
+                "-u",
+                "1000:1000",
+                "-w",
+                "/tmp",
+                "-e",
+                "FOO=bar",
+                "--hostname",
+                "h1",
+                "--read-only",
+            ],
+            "id=1000:1000 cwd=/tmp foo=bar host=h1",
+        ),
+    };
+    let out = e.run(&name, opts, &["sh", "-c", script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(
+        out.stdout.contains(want),
+        "want {want:?}:\n{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("root-readonly"), "{}", out.describe());
+}
+
+/// Mounts the engine asks for: a read-only bind of a host directory, a
+/// tmpfs (Docker and Podman), a named volume shared between containers.
+fn mounts(e: &dyn Engine) {
+    let name = container_name(e, "mounts");
+    let _g = guard(e, &name);
+    let host = ws().dir.join(format!("bind-{}", seq()));
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("hello"), "from-the-host\n").unwrap();
+    let bind = match e.name() {
+        "containerd" => format!(
+            "type=bind,src={},dst=/data,options=rbind:ro",
+            host.display()
+        ),
+        _ => format!("type=bind,src={},dst=/data,readonly", host.display()),
+    };
+    let mut opts = vec!["--mount", &bind];
+    if e.name() != "containerd" {
+        opts.extend(["--tmpfs", "/scratch:size=1m"]);
+    }
+    let script = "cat /data/hello; touch /data/x 2>/dev/null && echo data-writable || echo data-readonly; \
+                  if [ -d /scratch ]; then echo s > /scratch/f && grep -w /scratch /proc/mounts; fi";
+    let out = e.run(&name, &opts, &["sh", "-c", script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(out.stdout.contains("from-the-host"), "{}", out.describe());
+    assert!(out.stdout.contains("data-readonly"), "{}", out.describe());
+    assert!(!host.join("x").exists());
+    if e.name() != "containerd" {
+        assert!(
+            out.stdout.contains("tmpfs /scratch tmpfs"),
+            "{}",
+            out.describe()
+        );
+        assert!(out.stdout.contains("size=1024k"), "{}", out.describe());
+        // A named volume outlives the container that wrote to it.
+        let vol = format!("vol-{}", seq());
+        let spec = format!("{vol}:/vol");
+        let n1 = container_name(e, "vol-writer");
+        let _g1 = guard(e, &n1);
+        e.run(
+            &n1,
+            &["-v", &spec],
+            &["sh", "-c", "echo persisted > /vol/f"],
+        )
+        .expect_ok();
+        let n2 = container_name(e, "vol-reader");
+        let _g2 = guard(e, &n2);
+        let out = e.run(&n2, &["-v", &spec], &["cat", "/vol/f"]).expect_ok();
+        assert!(out.stdout.contains("persisted"), "{}", out.describe());
+        run_argv(&e.argv(&["volume", "rm", &vol]), &e.env(), CMD_TIMEOUT);
+    }
+}
+
+/// `--device`: the node is there and usable; a node the container makes
+/// itself is refused by the device cgroup.
+fn devices(e: &dyn Engine) {
+    let name = container_name(e, "devices");
+    let _g = guard(e, &name);
+    let (opts, dev): (&[&str], &str) = match e.name() {
+        "containerd" => (&["--device", "/dev/zero"], "/dev/zero"),
+        _ => (
+            &["--device", "/dev/zero:/dev/myzero", "--cap-add", "MKNOD"],
+            "/dev/myzero",
+        ),
+    };
+    let script = format!(
+        "head -c 5 {dev} | wc -c; mknod /tmp/mem c 1 1 && (head -c 1 /tmp/mem >/dev/null 2>&1 && echo mem-readable || echo mem-denied)"
+    );
+    let out = e.run(&name, opts, &["sh", "-c", &script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert_eq!(
+        out.stdout.lines().next().map(str::trim),
+        Some("5"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("mem-denied"),
+        "device cgroup let the container read /dev/mem:\n{}",
+        out.describe()
+    );
+}
+
+/// `--privileged`: every capability, the host's devices, writable /sys.
+fn privileged(e: &dyn Engine) {
+    let name = container_name(e, "privileged");
+    let _g = guard(e, &name);
+    let script = "grep CapEff /proc/self/status; ls /dev; \
+                  grep -w /sys /proc/mounts | grep -q ' rw,' && echo sys-rw || echo sys-ro";
+    let out = e.run(&name, &["--privileged"], &["sh", "-c", script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    // Every capability this host has (it lacks CAP_SYS_RESOURCE, so
+    // Docker's --privileged, which asks for all of them, fails even with
+    // runc here and is not tested).
+    let bounding = fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = bounding.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    let want = bounding.replace("CapBnd:", "CapEff:");
+    assert!(
+        out.stdout.contains(&want),
+        "want {want:?}:\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.lines().any(|l| l == "kmsg"),
+        "host devices missing:\n{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("sys-rw"), "{}", out.describe());
+}
+
+/// The engines' default confinement: a seccomp filter, a reduced
+/// capability set, masked /proc paths.
+fn default_confinement(e: &dyn Engine) {
+    let name = container_name(e, "confined");
+    let _g = guard(e, &name);
+    let opts: &[&str] = pick(e, &["--seccomp"], &[]);
+    let script = "grep -E '^(Seccomp|CapEff):' /proc/self/status; \
+                  cat /proc/kcore >/dev/null 2>&1 && echo kcore-readable || echo kcore-masked";
+    let out = e.run(&name, opts, &["sh", "-c", script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(
+        out.stdout.contains("Seccomp:\t2"),
+        "no seccomp filter:\n{}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("CapEff:\t000001ffffffffff"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("kcore-masked"), "{}", out.describe());
+}
+
+/// A second container joins the first one's pid namespace (by path, which
+/// is how engines pass it to the runtime) and sees its processes.
+fn join_pid_namespace(e: &dyn Engine) {
+    let a = container_name(e, "ns-a");
+    let _ga = guard(e, &a);
+    let st = start_serving(e, &a, &[]);
+    let b = container_name(e, "ns-b");
+    let _gb = guard(e, &b);
+    let join = match e.name() {
+        "containerd" => format!("pid:/proc/{}/ns/pid", st.pid),
+        _ => format!("container:{a}"),
+    };
+    let flag = if e.name() == "containerd" {
+        "--with-ns"
+    } else {
+        "--pid"
+    };
+    let out = e.run(&b, &[flag, &join], &["sh", "-c", "ps -o pid,args"]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(
+        out.stdout.contains("got-term"),
+        "the first container's process is not visible:\n{}",
+        out.describe()
+    );
+}
+
+/// `kill -s USR1` reaches the container's process with that signal.
+fn kill_signal(e: &dyn Engine) {
+    let name = container_name(e, "signal");
+    let _g = guard(e, &name);
+    let script = "trap 'echo usr1 > /tmp/got' USR1; echo started; while :; do sleep 0.1; done";
+    e.run_detached(&name, &[], &["sh", "-c", script])
+        .expect_ok();
+    wait_status(e, &name, "running");
+    e.signal(&name, "USR1").expect_ok();
+    let mut last = None;
+    let ok = wait_for(Duration::from_secs(5), || {
+        let out = e.exec(&name, false, &[], &["cat", "/tmp/got"]);
+        let hit = out.stdout.contains("usr1");
+        last = Some(out);
+        hit
+    });
+    assert!(ok, "USR1 never arrived:\n{}", last.unwrap().describe());
+    assert_eq!(state_of(e, &name).status, "running");
+}
+
+/// A memory limit is enforced: a process that outgrows it is OOM-killed,
+/// and the engine says so.
+fn oom_kill(e: &dyn Engine) {
+    let name = container_name(e, "oom");
+    let _g = guard(e, &name);
+    let opts: &[&str] = match e.name() {
+        "containerd" => &["--memory-limit", "33554432"],
+        _ => &["--memory", "32m", "--memory-swap", "32m"],
+    };
+    // `tail` of an endless line keeps all of it in memory.
+    e.run_detached(&name, opts, &["tail", "/dev/zero"])
+        .expect_ok();
+    let st = wait_status(e, &name, "exited");
+    if e.name() == "containerd" {
+        let (out, code) = containerd().delete_task(&name);
+        assert_eq!(code, Some(137), "{}", out.describe());
+    } else {
+        assert_eq!(st.exit_code, Some(137), "{st:?}");
+    }
+    // Docker reads the OOM event from containerd (Podman 4.3's conmon does
+    // not report it on cgroup v1).
+    if e.name() == "docker" {
+        let out = run_argv(
+            &e.argv(&["inspect", "-f", "{{.State.OOMKilled}}", &name]),
+            &e.env(),
+            CMD_TIMEOUT,
+        );
+        assert_eq!(out.stdout.trim(), "true", "{}", out.describe());
+    }
+}
+
+/// Podman and containerd map the container's root to an unprivileged host
+/// uid range (`--uidmap`): the runtime writes the maps and the process runs
+/// as that uid on the host.
+fn user_namespace(e: &dyn Engine) {
+    let name = container_name(e, "userns");
+    let _g = guard(e, &name);
+    let opts: &[&str] = match e.name() {
+        "containerd" => &["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"],
+        _ => &["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"],
+    };
+    e.run_detached(&name, opts, SERVE).expect_ok();
+    let st = wait_status(e, &name, "running");
+    let out = e.exec(
+        &name,
+        false,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; id -u; touch /tmp/ok && echo can-write",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    let map: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(map, ["0", "200000", "65536"], "{}", out.describe());
+    assert!(out.stdout.contains("can-write"), "{}", out.describe());
+    let status = fs::read_to_string(format!("/proc/{}/status", st.pid)).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+    assert!(
+        uid.split_whitespace().nth(1) == Some("200000"),
+        "host uid of the container: {uid}"
+    );
+}
+
+/// Docker's `--init`: docker-init (bind-mounted by Docker) is pid 1 and
+/// reaps; the command runs under it.
+fn init(e: &dyn Engine) {
+    let name = container_name(e, "init");
+    let _g = guard(e, &name);
+    let out = e.run(
+        &name,
+        &["--init"],
+        &["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 3"],
+    );
+    assert_eq!(out.code, 3, "{}{}", out.describe(), hints());
+    assert!(out.stdout.contains("docker-init"), "{}", out.describe());
+}
+
+/// Two containers under one cgroup parent that did not exist before them
+/// (as with a fresh host's `/docker`, or containerd's `/<namespace>`):
+/// removing the first must not fail because its sibling still uses the
+/// parent, and must leave the parent to the sibling.
+fn sibling_cgroups(e: &dyn Engine) {
+    let parent = format!("/rrun-test-engines-sib-{}-{}", std::process::id(), seq());
+    struct Parent(String);
+    impl Drop for Parent {
+        fn drop(&mut self) {
+            remove_cgroup_tree(&self.0);
+        }
+    }
+    let _p = Parent(parent.clone());
+    let opts = |name: &str| -> Vec<String> {
+        match e.name() {
+            "containerd" => vec!["--cgroup".into(), format!("{parent}/{name}")],
+            _ => vec!["--cgroup-parent".into(), parent.clone()],
+        }
+    };
+    let a = container_name(e, "sib-a");
+    let _ga = guard(e, &a);
+    let oa = opts(&a);
+    let oa: Vec<&str> = oa.iter().map(|s| s.as_str()).collect();
+    let sa = start_serving(e, &a, &oa);
+    let b = container_name(e, "sib-b");
+    let _gb = guard(e, &b);
+    let ob = opts(&b);
+    let ob: Vec<&str> = ob.iter().map(|s| s.as_str()).collect();
+    let sb = start_serving(e, &b, &ob);
+    let parent_dir = cgroup_file(sa.pid, "memory", "", "").parent().unwrap().to_path_buf();
+    assert!(parent_dir.ends_with(parent.trim_start_matches('/')), "{}", parent_dir.display());
+    e.kill(&a).expect_ok();
+    wait_status(e, &a, "exited");
+    let out = e.rm(&a);
+    assert!(out.ok(), "removing a container whose cgroup parent a sibling uses failed:\n{}{}", out.describe(), hints());
+    assert!(e.state(&a).is_none());
+    assert_eq!(state_of(e, &b).status, "running");
+    assert!(parent_dir.is_dir(), "the shared parent {} was removed", parent_dir.display());
+    assert!(cgroup_procs(sb.pid).contains(&sb.pid));
+    e.kill(&b).expect_ok();
+    wait_status(e, &b, "exited");
+    e.rm(&b).expect_ok();
+}
+
+/// A container that shares another's pid namespace: when its main process
+/// exits, the engine has the runtime kill what it left behind
+/// (`kill --all`, which runc allows on a stopped container).
+fn shared_pid_namespace_leftovers(e: &dyn Engine) {
+    let a = container_name(e, "leftover-a");
+    let _ga = guard(e, &a);
+    let st = start_serving(e, &a, &[]);
+    let b = container_name(e, "leftover-b");
+    let _gb = guard(e, &b);
+    let join = match e.name() {
+        "containerd" => format!("pid:/proc/{}/ns/pid", st.pid),
+        _ => format!("container:{a}"),
+    };
+    let flag = if e.name() == "containerd" { "--with-ns" } else { "--pid" };
+    e.run_detached(&b, &[flag, &join], &["sh", "-c", "sleep 1234 & exit 0"]).expect_ok();
+    wait_status(e, &b, "exited");
+    let mut last = None;
+    let gone = wait_for(Duration::from_secs(10), || {
+        let out = e.exec(&a, false, &[], &["ps", "-o", "pid,args"]);
+        let g = out.ok() && !out.stdout.contains("sleep 1234");
+        last = Some(out);
+        g
+    });
+    assert!(gone, "the exited container's child is still running:\n{}{}", last.unwrap().describe(), hints());
+    let out = e.rm(&b);
+    assert!(out.ok(), "{}{}", out.describe(), hints());
+}
+
 // ---------------------------------------------------------------------------
 // The tests
 // ---------------------------------------------------------------------------
@@ -1783,16 +2284,25 @@ engine_tests!(containerd:
     run_output_and_exit_code, run_tty, exec, exec_tty, stop_and_rm, kill, rm_force_running,
     pause_unpause, top, restart, limits, stats,
     error_missing_executable, error_bad_mount, error_exec,
+    stdin, run_process_options, mounts, devices, privileged, default_confinement,
+    join_pid_namespace, kill_signal, oom_kill, user_namespace,
+    sibling_cgroups, shared_pid_namespace_leftovers,
 );
 engine_tests!(podman:
     run_output_and_exit_code, run_tty, exec, exec_tty, stop_and_rm, kill, rm_force_running,
     pause_unpause, top, logs, restart, limits, stats, update,
     error_missing_executable, error_bad_mount, error_exec,
+    stdin, run_process_options, mounts, devices, privileged, default_confinement,
+    join_pid_namespace, kill_signal, oom_kill, user_namespace,
+    sibling_cgroups, shared_pid_namespace_leftovers,
 );
 engine_tests!(docker:
     run_output_and_exit_code, run_tty, exec, exec_tty, stop_and_rm, kill, rm_force_running,
     pause_unpause, top, logs, restart, limits, stats, update,
     error_missing_executable, error_bad_mount, error_exec,
+    stdin, run_process_options, mounts, devices, default_confinement,
+    join_pid_namespace, kill_signal, oom_kill, init,
+    sibling_cgroups, shared_pid_namespace_leftovers,
 );
 
 /// containerd's `SystemdCgroup` option (`ctr run --runc-systemd-cgroup`)
