@@ -542,6 +542,29 @@ fn memory_reservation_sets_the_soft_limit() {
     assert_eq!(num(&v), 48 * MIB);
 }
 
+/// runc leaves swap alone unless `memory.swap` is given: a limit alone does
+/// not also cap memory+swap.
+#[test]
+fn memory_limit_without_swap_leaves_swap_unlimited() {
+    let mut env = CgEnv::new("cg_mem_noswap");
+    env.set_resource("memory", json!({ "limit": 64 * MIB }));
+    let file = if is_v2() {
+        "memory.swap.max"
+    } else {
+        "memory.memsw.limit_in_bytes"
+    };
+    let pid = env.create_pid();
+    let Some(v) = cgroup_file_opt(pid, "memory", file) else {
+        return skip(&format!("{file} does not exist (no swap accounting)"));
+    };
+    if is_v2() {
+        assert_eq!(v, "max", "{file}");
+    } else {
+        // "Unlimited" is the largest page-aligned value.
+        assert!(num(&v) > (1u64 << 62), "{file} = {v}, not unlimited");
+    }
+}
+
 #[test]
 fn memory_swap_sets_the_memory_plus_swap_limit() {
     let mut env = CgEnv::new("cg_mem_swap");
@@ -989,10 +1012,21 @@ fn events_stats_prints_one_stats_object() {
         serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     assert_eq!(v["type"], "stats", "{v}");
     assert_eq!(v["id"], env.id(), "{v}");
+    // runc's field order (like `state`, the output is compared verbatim by
+    // some tools): type, id, data.
+    let prefix = format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":", env.id());
+    assert!(
+        lines[0].starts_with(&prefix),
+        "events --stats should start with {prefix}: {text}"
+    );
     let d = &v["data"];
-    for k in ["cpu", "memory", "pids", "blkio"] {
+    for k in ["cpu", "memory", "pids", "blkio", "hugetlb", "intel_rdt"] {
         assert!(d[k].is_object(), "data.{k} missing: {v}");
     }
+    assert!(
+        d.get("network_interfaces").is_some(),
+        "data.network_interfaces missing (runc prints null): {v}"
+    );
     let usage = d["memory"]["usage"]["usage"].as_u64().unwrap_or(0);
     assert!(usage > 0, "data.memory.usage.usage: {v}");
     assert_eq!(
