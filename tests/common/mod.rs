@@ -1141,3 +1141,65 @@ pub fn append(path: &Path, text: &str) {
         .unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Runtime invocations with extra environment or an inherited fd 3
+// ---------------------------------------------------------------------------
+
+impl Runtime {
+    /// Like [`Runtime::spawn`], with `env` added to the runtime's environment.
+    pub fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+        let (out, err) = self.io_files();
+        let mut c = self.command(args);
+        c.envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        Spawned {
+            child,
+            out,
+            err,
+            done: false,
+        }
+    }
+
+    /// Like [`Runtime::cmd`], with `env` added to the runtime's environment.
+    pub fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.spawn_env(args, env).wait_timeout(CMD_TIMEOUT)
+    }
+
+    /// Start the runtime with `file` open read-only on fd 3 (and nothing
+    /// else above stderr), through `sh -c 'exec 3<file; exec runtime ..'`, so
+    /// the runtime's pid is the shell's `$$`. `env` is added to the
+    /// runtime's environment; a value of exactly `"$$"` becomes the
+    /// runtime's own pid (for `LISTEN_PID`).
+    pub fn spawn_with_fd3(&self, args: &[&str], file: &Path, env: &[(&str, &str)]) -> Spawned {
+        let (out, err) = self.io_files();
+        let rt = self.command(args);
+        let mut script = String::from("exec 3<\"$0\"; ");
+        for (k, _) in env.iter().filter(|(_, v)| *v == "$$") {
+            script.push_str(&format!("export {k}=$$; "));
+        }
+        script.push_str("exec \"$@\"");
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(script)
+            .arg(file)
+            .arg(rt.get_program())
+            .args(rt.get_args())
+            .envs(env.iter().filter(|(_, v)| *v != "$$").copied())
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn /bin/sh: {e}"));
+        Spawned {
+            child,
+            out,
+            err,
+            done: false,
+        }
+    }
+}
