@@ -1,0 +1,540 @@
+//! Terminals: `process.terminal` with `--console-socket` (the pty master is
+//! sent to the engine over a unix socket with SCM_RIGHTS), `exec -t`, and a
+//! foreground `run` that proxies the pty to the runtime's own terminal.
+//!
+//! Validate against runc with:
+//! `RRUN_TEST_RUNTIME=/usr/sbin/runc cargo test --release --test terminal -- --test-threads=2`
+//!
+//! Observed runc 1.1.5 behaviour the tests pin down (rrun must match):
+//! - The console socket receives one message carrying one fd: a pty master
+//!   (a devpts ptmx, 5:2) of the container's own devpts instance, so the
+//!   container's `/dev/pts` holds only its own pty (`0 ptmx`); `tty` in the
+//!   container prints `/dev/pts/N` for the master's pty number N, and
+//!   `/dev/console` is that pty (char device 136:N).
+//! - `process.consoleSize` sets the pty's size before the process runs.
+//! - `create` with `terminal: true` and no `--console-socket` fails
+//!   ("cannot allocate tty if runc will detach without setting console
+//!   socket"); `--console-socket` with `terminal: false` fails too ("cannot
+//!   use console socket if runc will not detach or allocate tty") without
+//!   connecting to the socket. `exec` has the same two rules for `-t`/`-d`.
+//! - A foreground `run` with a terminal and no console socket proxies the
+//!   pty to its own stdin/stdout, gives it its own terminal's size, and
+//!   passes on window size changes (SIGWINCH).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// The console socket receiver
+// ---------------------------------------------------------------------------
+
+/// A listening unix socket standing in for an engine's console socket. The
+/// runtime's `connect` completes against the listen backlog, so the test
+/// can accept after the runtime command returned: no thread needed.
+struct ConsoleSocket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+/// What one console socket message carried.
+struct Received {
+    /// The message's bytes (runc sends the name "/dev/ptmx").
+    name: String,
+    fds: Vec<OwnedFd>,
+}
+
+impl ConsoleSocket {
+    fn bind(dir: &Path) -> ConsoleSocket {
+        let path = dir.join("console.sock");
+        let listener = UnixListener::bind(&path).expect("bind the console socket");
+        listener.set_nonblocking(true).unwrap();
+        ConsoleSocket { path, listener }
+    }
+
+    fn path_str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// Accepts one connection, waiting at most `timeout`.
+    fn accept(&self, timeout: Duration) -> Option<UnixStream> {
+        let start = Instant::now();
+        loop {
+            match self.listener.accept() {
+                Ok((s, _)) => return Some(s),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept on the console socket: {e}"),
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Accepts the runtime's connection and receives one message with its
+    /// fds.
+    fn receive(&self) -> Received {
+        let s = self
+            .accept(T)
+            .expect("nobody connected to the console socket");
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 8]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            s.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .expect("recvmsg on the console socket");
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().expect("control messages") {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY: the kernel just installed these fds for us.
+                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        let n = msg.bytes;
+        Received {
+            name: String::from_utf8_lossy(&buf[..n]).into_owned(),
+            fds,
+        }
+    }
+
+    /// The single pty master of one message, checked to be a pty master.
+    fn receive_master(&self) -> OwnedFd {
+        let r = self.receive();
+        assert_eq!(
+            r.fds.len(),
+            1,
+            "the console message (name {:?}) must carry exactly one fd",
+            r.name
+        );
+        let master = r.fds.into_iter().next().unwrap();
+        let st = nix::sys::stat::fstat(&master).unwrap();
+        assert_eq!(
+            st.st_mode & libc::S_IFMT,
+            libc::S_IFCHR,
+            "the fd is not a character device"
+        );
+        assert_eq!(
+            (libc::major(st.st_rdev), libc::minor(st.st_rdev)),
+            (5, 2),
+            "the fd is not a ptmx (pty master)"
+        );
+        master
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The pty number of a master (`TIOCGPTN`).
+fn pty_number(master: BorrowedFd<'_>) -> u32 {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    assert_eq!(r, 0, "TIOCGPTN: {}", std::io::Error::last_os_error());
+    n
+}
+
+/// Reads the master until `needle` shows up (or EOF/EIO, or `timeout`);
+/// returns everything read with `\r\n` turned into `\n`.
+fn read_until(master: BorrowedFd<'_>, needle: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    let mut data = Vec::new();
+    while !String::from_utf8_lossy(&data).contains(needle) {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
+        if r <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: read into a local buffer.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n as usize]);
+    }
+    String::from_utf8_lossy(&data).replace("\r\n", "\n")
+}
+
+fn write_all(master: BorrowedFd<'_>, text: &str) {
+    let mut off = 0;
+    let b = text.as_bytes();
+    while off < b.len() {
+        // SAFETY: write from a valid buffer.
+        let n = unsafe { libc::write(master.as_raw_fd(), b[off..].as_ptr().cast(), b.len() - off) };
+        assert!(
+            n > 0,
+            "write to the pty master: {}",
+            std::io::Error::last_os_error()
+        );
+        off += n as usize;
+    }
+}
+
+/// The value after the first `key=` that starts a word (a terminal may put
+/// echoed control characters such as `^D` before it on the line).
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}=");
+    out.lines()
+        .find_map(|l| {
+            l.match_indices(prefix.as_str())
+                .find(|(i, _)| {
+                    !l[..*i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_')
+                })
+                .map(|(i, _)| &l[i + prefix.len()..])
+        })
+        .unwrap_or_else(|| panic!("no {key}= in the terminal output:\n{out}"))
+}
+
+/// runc sets the size of a proxied pty from another goroutine once the
+/// process started, so a process that asks at once may see no size yet;
+/// rrun sets it before the process runs.
+fn reference_delay() -> &'static str {
+    if is_reference_runtime() {
+        "sleep 0.5; "
+    } else {
+        ""
+    }
+}
+
+/// Sets `terminal: true` and the script, creates the container with a
+/// console socket and returns the socket and the received master (the
+/// container is created, not started).
+fn create_with_console(env: &mut TestEnv, script: &str) -> (ConsoleSocket, OwnedFd) {
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script(script);
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let out = env.try_create(&["--console-socket", sock.path_str()]);
+    assert!(out.status.success(), "create failed: {}", describe(&out));
+    let master = sock.receive_master();
+    (sock, master)
+}
+
+// ---------------------------------------------------------------------------
+// create --console-socket
+// ---------------------------------------------------------------------------
+
+#[test]
+fn console_socket_receives_the_pty_master_of_the_container() {
+    let mut env = TestEnv::new("tty_console_socket");
+    let (_sock, master) = create_with_console(
+        &mut env,
+        "echo tty=$(tty); echo console=$(stat -c '%t %T' /dev/console); \
+         echo DONE; exec sleep 1000",
+    );
+    let n = pty_number(master.as_fd());
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert!(out.contains("DONE"), "no DONE from the container: {out:?}");
+    assert_eq!(field(&out, "tty"), format!("/dev/pts/{n}"), "{out}");
+    // 136 = 0x88: the first Unix98 pty slave major.
+    assert_eq!(
+        field(&out, "console"),
+        format!("88 {n:x}"),
+        "/dev/console must be the container's pty:\n{out}"
+    );
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn console_size_sets_the_pty_size() {
+    let mut env = TestEnv::new("tty_console_size");
+    env.bundle
+        .edit(|c| c["process"]["consoleSize"] = json!({"height": 33, "width": 101}));
+    let (_sock, master) = create_with_console(
+        &mut env,
+        "echo size=$(stty size); echo DONE; exec sleep 1000",
+    );
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&out, "size"), "33 101", "{out}");
+}
+
+#[test]
+fn writing_to_the_master_reaches_the_container_stdin() {
+    let mut env = TestEnv::new("tty_stdin");
+    let (_sock, master) =
+        create_with_console(&mut env, "read x; echo got:$x; echo DONE; exec sleep 1000");
+    env.rt.start(env.id());
+    write_all(master.as_fd(), "hello\n");
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert!(out.contains("got:hello\n"), "{out:?}");
+}
+
+#[test]
+fn container_devpts_holds_only_its_own_pty() {
+    let mut env = TestEnv::new("tty_devpts");
+    let (_sock, master) = create_with_console(
+        &mut env,
+        "echo pts=$(ls /dev/pts); echo DONE; exec sleep 1000",
+    );
+    let n = pty_number(master.as_fd());
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&out, "pts"), format!("{n} ptmx"), "{out}");
+    assert_eq!(n, 0, "a new devpts instance numbers its first pty 0");
+    // The master is not one of the host's ptys.
+    let host = fs::metadata("/dev/pts/ptmx").unwrap();
+    let ours = nix::sys::stat::fstat(&master).unwrap();
+    assert_ne!(
+        host.dev(),
+        ours.st_dev,
+        "the pty master comes from the host's devpts"
+    );
+}
+
+#[test]
+fn terminal_without_console_socket_fails_create() {
+    let mut env = TestEnv::new("tty_no_socket");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script("echo ran > /ran");
+    let out = env.try_create(&[]);
+    assert_error(&out, &["console"]);
+    assert!(!env.bundle.rootfs().join("ran").exists());
+    env.assert_nothing_left();
+}
+
+#[test]
+fn console_socket_without_terminal_fails_create() {
+    let mut env = TestEnv::new("tty_socket_no_terminal");
+    env.bundle.set_script("echo ran > /ran");
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let out = env.try_create(&["--console-socket", sock.path_str()]);
+    assert_error(&out, &["console"]);
+    assert!(
+        sock.accept(Duration::ZERO).is_none(),
+        "the runtime connected to the console socket although it refused it"
+    );
+    assert!(!env.bundle.rootfs().join("ran").exists());
+    env.assert_nothing_left();
+}
+
+#[test]
+fn console_socket_that_does_not_exist_fails_create() {
+    let mut env = TestEnv::new("tty_socket_missing");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    let missing = env.dir.join("no-such.sock");
+    let out = env.try_create(&["--console-socket", missing.to_str().unwrap()]);
+    assert_error_ref(&out, &["no-such.sock", "console"], &["no such file"]);
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// exec -t
+// ---------------------------------------------------------------------------
+
+fn start_sleeper(env: &mut TestEnv) {
+    env.bundle.set_args(&["sleep", "1000"]);
+    env.create();
+    env.rt.start(env.id());
+    env.rt.wait_status(env.id(), "running", T);
+}
+
+#[test]
+fn exec_tty_with_console_socket_sends_a_master() {
+    let mut env = TestEnv::new("tty_exec");
+    start_sleeper(&mut env);
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let out = env.rt.cmd(&[
+        "exec",
+        "-t",
+        "--console-socket",
+        sock.path_str(),
+        "-d",
+        env.id(),
+        "sh",
+        "-c",
+        "echo tty=$(tty); echo pts=$(ls /dev/pts); echo DONE; exec sleep 1000",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let master = sock.receive_master();
+    let n = pty_number(master.as_fd());
+    let text = read_until(master.as_fd(), "DONE", T);
+    assert!(text.contains("DONE"), "{text:?}");
+    assert_eq!(field(&text, "tty"), format!("/dev/pts/{n}"), "{text}");
+    assert_eq!(field(&text, "pts"), format!("{n} ptmx"), "{text}");
+}
+
+#[test]
+fn exec_tty_detached_without_console_socket_fails() {
+    let mut env = TestEnv::new("tty_exec_no_socket");
+    start_sleeper(&mut env);
+    let out = env
+        .rt
+        .cmd(&["exec", "-t", "-d", env.id(), "sh", "-c", "echo ran > /ran"]);
+    assert_error(&out, &["console"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!env.bundle.rootfs().join("ran").exists());
+}
+
+#[test]
+fn exec_console_socket_without_tty_fails() {
+    let mut env = TestEnv::new("tty_exec_socket_no_tty");
+    start_sleeper(&mut env);
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let out = env.rt.cmd(&[
+        "exec",
+        "--console-socket",
+        sock.path_str(),
+        "-d",
+        env.id(),
+        "sh",
+        "-c",
+        "echo ran > /ran",
+    ]);
+    assert_error(&out, &["console"]);
+    assert!(
+        sock.accept(Duration::ZERO).is_none(),
+        "the runtime connected to the console socket although it refused it"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!env.bundle.rootfs().join("ran").exists());
+}
+
+// ---------------------------------------------------------------------------
+// Foreground run: the runtime proxies the pty
+// ---------------------------------------------------------------------------
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The runtime's command line for `args`, quoted for sh (tracks the id).
+fn runtime_cmdline(rt: &Runtime, args: &[&str]) -> String {
+    let c = rt.command(args);
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| quote(a.to_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `shell_cmd` under `script`, which gives it a pty of its own as
+/// controlling terminal and stdio; returns (exit code, output).
+fn under_script(env: &TestEnv, shell_cmd: &str) -> (i32, String) {
+    let out_path = env.dir.join("script.out");
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", shell_cmd, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn script");
+    let mut status = None;
+    wait_for(T * 2, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "script did not exit; output so far: {:?}",
+            fs::read_to_string(&out_path).unwrap_or_default()
+        );
+    };
+    let text = fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    (status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn foreground_run_proxies_the_terminal() {
+    let mut env = TestEnv::new("tty_foreground");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script(&format!(
+        "{}echo tty=$(tty); echo size=$(stty size); echo DONE; exit 3",
+        reference_delay()
+    ));
+    let run = runtime_cmdline(
+        &env.rt,
+        &["run", "--bundle", env.bundle.path_str(), env.id()],
+    );
+    let (code, out) = under_script(&env, &format!("stty rows 40 cols 120; exec {run}"));
+    assert!(
+        out.contains("DONE"),
+        "no container output through the proxy:\n{out}"
+    );
+    assert!(
+        field(&out, "tty").starts_with("/dev/pts/"),
+        "the container's stdio is not a pty:\n{out}"
+    );
+    assert_eq!(
+        field(&out, "size"),
+        "40 120",
+        "the pty must get the caller's terminal size:\n{out}"
+    );
+    assert_eq!(code, 3, "run must exit with the container's code:\n{out}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn foreground_run_passes_window_size_changes() {
+    let mut env = TestEnv::new("tty_winch");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script(&format!(
+        "{}echo size=$(stty size); trap 'echo resized=$(stty size); exit 0' WINCH; \
+         echo > /ready; while true; do sleep 0.1; done",
+        reference_delay()
+    ));
+    let ready = env.bundle.rootfs().join("ready");
+    let run = runtime_cmdline(
+        &env.rt,
+        &["run", "--bundle", env.bundle.path_str(), env.id()],
+    );
+    // The resize comes from a background subshell once the container is
+    // ready; the kernel then sends SIGWINCH to the foreground process group,
+    // i.e. the runtime. The subshell's stdin is /dev/null (no job control),
+    // so it resizes through /dev/tty.
+    let cmd = format!(
+        "stty rows 40 cols 120; \
+         (while [ ! -e {ready} ]; do sleep 0.05; done; stty rows 50 cols 130 < /dev/tty) & \
+         exec {run}",
+        ready = quote(ready.to_str().unwrap()),
+    );
+    let (code, out) = under_script(&env, &cmd);
+    assert_eq!(field(&out, "size"), "40 120", "{out}");
+    assert_eq!(
+        field(&out, "resized"),
+        "50 130",
+        "the new window size did not reach the container:\n{out}"
+    );
+    assert_eq!(code, 0, "{out}");
+    env.assert_nothing_left();
+}
