@@ -83,6 +83,14 @@ pub fn run(h: &Hook, state: &[u8]) -> Result<()> {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
     cmd.env_clear();
+    // Like runc, hooks run in the bundle directory when it is reachable.
+    if let Some(b) = serde_json::from_slice::<serde_json::Value>(state)
+        .ok()
+        .and_then(|v| v["bundle"].as_str().map(std::path::PathBuf::from))
+        .filter(|b| b.is_dir())
+    {
+        cmd.current_dir(b);
+    }
     for kv in h.env().iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);

@@ -16,7 +16,14 @@ fn main() {
             let msg = format!("{e:#}").replace('\n', " ");
             logging::log(logging::Level::Error, &msg);
             eprintln!("{msg}");
-            std::process::exit(1);
+            // runc's exec exits 255 on its own errors (1..254 are the
+            // process's); every other command exits 1.
+            let code = if matches!(cli.command, Some(cli::Command::Exec(_))) {
+                255
+            } else {
+                1
+            };
+            std::process::exit(code);
         }
     }
 }

@@ -130,6 +130,7 @@ impl Layout {
     /// (absolute: from the hierarchy root; relative: under rrun's own cgroup;
     /// empty: `<own cgroup>/<id>`).
     pub fn container_dirs(&self, cgroups_path: Option<&Path>, id: &str) -> Result<Vec<PathBuf>> {
+        let default = cgroups_path.is_none_or(|p| p.as_os_str().is_empty());
         let rel = match cgroups_path {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from(id),
@@ -149,7 +150,11 @@ impl Layout {
         for (h, own) in self.hierarchies.iter().zip(&self.own) {
             let cg = if rel.is_absolute() {
                 rel.clone()
-            } else if h.v2 && own != Path::new("/") && has_processes(&h.mount, &h.mount_root, own) {
+            } else if default
+                && h.v2
+                && own != Path::new("/")
+                && has_processes(&h.mount, &h.mount_root, own)
+            {
                 // cgroup v2 gives no controllers to children of a cgroup
                 // that holds processes (a login's session scope): put the
                 // container beside rrun's cgroup instead of inside it.

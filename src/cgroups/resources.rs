@@ -648,6 +648,12 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
                 read("memory.memsw.limit_in_bytes"),
                 wr.value.parse::<i64>(),
             ) {
+                if old_memsw >= (1 << 62) {
+                    // Swap is unlimited: a new memory limit leaves it so (as runc).
+                    write_file(dir, wr)?;
+                    i += 1;
+                    continue;
+                }
                 let allowance = old_memsw.saturating_sub(old_limit);
                 let memsw = if new < 0 {
                     -1

@@ -116,7 +116,21 @@ pub fn events(global: &Global, id: &str, stats: bool, interval: &str) -> Result<
     if status == Status::Stopped {
         bail!("container with id {id} is not running");
     }
-    let stats_event = |c: &Container| json!({"type": "stats", "id": id, "data": cgroups::stats::collect(&c.cgroups)});
+    // runc's order: type, id, data (serde_json sorts object keys).
+    let stats_event = |c: &Container| {
+        let mut data = cgroups::stats::collect(&c.cgroups);
+        for k in ["cpuset", "hugetlb", "intel_rdt"] {
+            if data.get(k).is_none() {
+                data[k] = json!({});
+            }
+        }
+        data["network_interfaces"] = serde_json::Value::Null;
+        format!(
+            "{{\"type\":\"stats\",\"id\":{},\"data\":{}}}",
+            json!(id),
+            data
+        )
+    };
     if stats {
         println!("{}", stats_event(&c));
         return Ok(());
@@ -129,7 +143,7 @@ pub fn events(global: &Global, id: &str, stats: bool, interval: &str) -> Result<
         }
         let now = cgroups::stats::oom_kills(&c.cgroups);
         if now > ooms {
-            println!("{}", json!({"type": "oom", "id": id}));
+            println!("{{\"type\":\"oom\",\"id\":{}}}", json!(id));
             ooms = now;
         }
         if last_stats.elapsed() >= interval {

@@ -25,6 +25,8 @@ fn lookup(layers: &[std::path::PathBuf], file: &str, name: &str) -> Option<(u32,
                 return Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok())));
             }
         }
+        // The top-most layer that has the file decides: lower copies are hidden.
+        return None;
     }
     None
 }
@@ -162,7 +164,12 @@ fn write_config(
         .collect();
     let mut annotations = serde_json::Map::new();
     if let Some(a) = cfg["Labels"].as_object() {
-        annotations.extend(a.clone());
+        // An image must not steer rrun itself (e.g. where the writable layer goes).
+        annotations.extend(
+            a.iter()
+                .filter(|(k, _)| !k.starts_with("rrun."))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
     }
     annotations.insert(LAYERS_ANNOTATION.into(), json!(top_first.join(":")));
     annotations.insert(

@@ -307,9 +307,21 @@ pub fn unpack(tarball: impl Read, dest: &Path) -> Result<()> {
     }
     // Directory modes and times last, so creating their contents did not
     // change them.
+    // Only entries that are still directories (a later entry may have
+    // replaced one with a symlink, which must never be followed).
     for (rel, header) in dirs.iter().rev() {
         if let Ok((dir, name)) = parent_of(root.as_fd(), rel) {
-            set_owner_mode_time(dir.as_fd(), &name, header, false)?;
+            let still_dir = sys::openat2(
+                dir.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+            )
+            .is_ok_and(|f| resolve::is_dir(f.as_fd()).unwrap_or(false));
+            if still_dir {
+                set_owner_mode_time(dir.as_fd(), &name, header, false)?;
+            }
         }
     }
     Ok(())

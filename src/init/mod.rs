@@ -64,6 +64,8 @@ fn expect_go(sock: &OwnedFd) -> Result<()> {
 }
 
 fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    // A foreground `run` blocks signals before the clone; not for us.
+    nix::sys::signal::SigSet::all().thread_unblock()?;
     // 1.
     // SAFETY: closing our copy of the lock fd; the parent keeps its own.
     unsafe { libc::close(plan.lock_fd) };
@@ -149,7 +151,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         hooks::run_all(
             plan.hooks.as_ref(),
             hooks::Kind::CreateContainer,
-            hook_state.as_bytes(),
+            &container_state(&hook_state, "creating"),
         )?;
     }
     rootfs::enter(&plan.rootfs, root)?;
@@ -185,9 +187,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         .as_ref()
         .is_some_and(|h| !hooks::Kind::StartContainer.of(h).is_empty())
     {
-        let mut state: serde_json::Value = serde_json::from_str(&hook_state).unwrap_or_default();
-        state["status"] = serde_json::json!("running");
-        let state = serde_json::to_vec(&state).unwrap_or_default();
+        let state = container_state(&hook_state, "created");
         if let Err(e) = hooks::run_all(plan.hooks.as_ref(), hooks::Kind::StartContainer, &state) {
             eprintln!("rrun: {e:#}");
             unsafe { libc::_exit(1) };
@@ -200,6 +200,15 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
 /// Writes sysctls through a procfs instance of our own, never attached
 /// anywhere the container could reach (CVE-2025-52881), after checking
 /// that it really is procfs.
+/// The state JSON as hooks that run inside the container see it: the pid
+/// in the container's own pid namespace, as runc reports it.
+fn container_state(host_state: &str, status: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_str(host_state).unwrap_or_default();
+    v["pid"] = serde_json::json!(std::process::id());
+    v["status"] = serde_json::json!(status);
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 fn write_sysctls(sysctls: &[(CString, String)]) -> Result<()> {
     let proc = sys::private_procfs().context("sysctl: cannot open a private procfs")?;
     for (path, value) in sysctls {

@@ -168,6 +168,7 @@ fn find_executable(p: &ProcessPlan) -> Result<CString> {
         if let Ok(st) = nix::sys::stat::stat(cand.as_c_str()) {
             let is_file = st.st_mode & libc::S_IFMT == libc::S_IFREG;
             if is_file && st.st_mode & 0o111 != 0 {
+                refuse_runtime_binary(p, cand, &st)?;
                 return Ok(cand.clone());
             }
             if p.arg0.contains('/') {
@@ -186,6 +187,39 @@ fn find_executable(p: &ProcessPlan) -> Result<CString> {
         );
     }
     bail!("exec: {:?}: executable file not found in $PATH", p.arg0)
+}
+
+/// CVE-2019-5736: the container must never execve rrun's own host binary
+/// (through `/proc/self/exe`, a link to it, or as a script's interpreter):
+/// that process would be dumpable and could reopen the binary for writing.
+fn refuse_runtime_binary(p: &ProcessPlan, cand: &CString, st: &libc::stat) -> Result<()> {
+    let is_ours = |st: &libc::stat| (st.st_dev as u64, st.st_ino as u64) == p.runtime_binary;
+    if is_ours(st) {
+        bail!(
+            "exec: {:?}: refusing to run the container runtime's own binary",
+            p.arg0
+        );
+    }
+    // A script whose interpreter is the runtime binary.
+    let mut head = [0u8; 256];
+    if let Ok(f) = std::fs::File::open(std::ffi::OsStr::from_bytes(cand.as_bytes())) {
+        use std::io::Read;
+        let n = (&f).read(&mut head).unwrap_or(0);
+        if n > 2 && &head[..2] == b"#!" {
+            let line = &head[2..n];
+            let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
+            let interp = line
+                .split(|&b| b == b' ' || b == b'\t')
+                .find(|s| !s.is_empty())
+                .unwrap_or(b"");
+            if let Ok(ist) = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(interp)) {
+                if is_ours(&ist) {
+                    bail!("exec: {:?}: its interpreter is the container runtime's own binary; refusing", p.arg0);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn set_user(p: &ProcessPlan) -> Result<()> {

@@ -203,6 +203,12 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     if !e.detach {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
     }
+    // Block forwarded signals before the process exists (see run).
+    let sfd = if e.detach {
+        None
+    } else {
+        Some(super::block_signals()?)
+    };
     let cgroup_fd = cgroups::open_for_clone(&c.cgroups);
     let mut args = CloneArgs {
         exit_signal: libc::SIGCHLD as u64,
@@ -233,15 +239,23 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     }
     sync::send(&sock.0, &Msg::Go)?;
     let mut pid = first;
+    let mut got_pid = false;
+    let mut ready = false;
     loop {
+        if ready && got_pid {
+            break;
+        }
         match sync::recv(&sock.0)? {
             Some(Msg::Pid(p)) => {
                 pid = p;
+                got_pid = true;
                 if p != first {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
                 }
             }
-            Some(Msg::Ready) => break,
+            // Pid comes from the intermediate process, Ready from the exec'd
+            // one: either may arrive first.
+            Some(Msg::Ready) => ready = true,
             Some(Msg::Error(m)) => {
                 if pid != first {
                     let _ =
@@ -267,7 +281,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         Some(ours) => Some(crate::console::recv_fd(ours.as_fd())?),
         None => None,
     };
-    let sfd = super::block_signals()?;
+    let sfd = sfd.expect("blocked above for a foreground exec");
     super::foreground(pid, &sfd, master)
 }
 
@@ -282,6 +296,7 @@ fn child(plan: &ExecPlan, sock: OwnedFd) -> ! {
 }
 
 fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    nix::sys::signal::SigSet::all().thread_unblock()?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64)?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
     match sync::recv(sock)? {

@@ -215,6 +215,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     }
     sync::send(&sock.0, &Msg::Go).context("container init died before setup")?;
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
+    let mut ready = false;
     loop {
         match sync::recv(&sock.0).context("sync with container init")? {
             Some(Msg::NeedMaps) => {
@@ -249,13 +250,23 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
                     &Msg::State(String::from_utf8_lossy(&state).into_owned()),
                 )?;
             }
-            Some(Msg::Ready) => break,
+            // Pid (from the first child) and Ready (from init) come from two
+            // processes and may arrive in either order.
+            Some(Msg::Ready) => ready = true,
             Some(Msg::Error(m)) => bail!("{m}"),
             Some(_) => bail!("sync: unexpected message from container init"),
-            None => bail!(
-                "container init exited before it was ready{}",
-                exit_reason(first)
-            ),
+            None => {
+                if cgroups::stats::oom_kills(&cg) > 0 {
+                    bail!("linux.resources.memory.limit: the container's init was killed for memory while starting (limit too low?)");
+                }
+                bail!(
+                    "container init exited before it was ready{}",
+                    exit_reason(first)
+                )
+            }
+        }
+        if ready && init_pid != 0 {
+            break;
         }
     }
     move_net_devices(&plan.net_devices, init_pid)?;
@@ -496,6 +507,12 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
             let ready = notify::listen(&c)?;
             release(&locked, id)?;
             drop(locked);
+            if c.hooks
+                .as_ref()
+                .is_some_and(|h| !hooks::Kind::StartContainer.of(h).is_empty())
+            {
+                wait_for_exec(c.pid);
+            }
             if let Some(r) = ready {
                 r.forward_when_ready(&c)?;
             }
@@ -508,6 +525,27 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
         }
         Status::Stopped => bail!("cannot start a container that has stopped"),
         _ => bail!("cannot start an already running container"),
+    }
+}
+
+/// Waits until `pid` has exec'd the container's process (its binary is no
+/// longer rrun's) or is gone, so `start` returns after startContainer hooks
+/// as runc's does.
+fn wait_for_exec(pid: i32) {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        match std::fs::metadata(format!("/proc/{pid}/exe")) {
+            Ok(m) if Some((m.dev(), m.ino())) == ours => {}
+            _ => return,
+        }
+        if matches!(sys::process_state(pid), Ok('Z') | Err(_)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -538,6 +576,14 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         // The init may be a grandchild (two-stage launch): adopt it.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
     }
+    // Signals are blocked before the container exists, so one that arrives
+    // as it starts is forwarded, not lost or fatal to rrun (the child
+    // unblocks them for itself).
+    let sfd = if opts.detach {
+        None
+    } else {
+        Some(block_signals()?)
+    };
     let created = create_with(global, &opts.create, !opts.detach)?;
     let pid = created.container.pid;
     if opts.detach {
@@ -554,7 +600,7 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         );
         return Ok(0);
     }
-    let sfd = block_signals()?;
+    let sfd = sfd.expect("blocked above for a foreground run");
     let ready = notify::listen(&created.container)?;
     if let Some(r) = ready {
         let c = created.container.clone();
@@ -591,7 +637,10 @@ pub(crate) fn block_signals() -> Result<nix::sys::signalfd::SignalFd> {
     set.remove(Signal::SIGKILL);
     set.remove(Signal::SIGSTOP);
     set.thread_block()?;
-    Ok(nix::sys::signalfd::SignalFd::new(&set)?)
+    Ok(nix::sys::signalfd::SignalFd::with_flags(
+        &set,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+    )?)
 }
 
 /// Waits for `pid` in the foreground: forwards signals to it, proxies its

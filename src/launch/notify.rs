@@ -98,6 +98,8 @@ impl Ready {
                                 self.host.display()
                             )
                         })?;
+                        // Tell the service manager which process to follow.
+                        let _ = out.send_to(format!("MAINPID={}\n", c.pid).as_bytes(), &self.host);
                         return Ok(());
                     }
                 }

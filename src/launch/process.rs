@@ -37,6 +37,8 @@ pub struct ProcessPlan {
     pub affinity_final: Option<Vec<usize>>,
     pub personality: Option<u64>,
     pub mempolicy: Option<(i32, Vec<u64>)>,
+    /// (dev, inode) of rrun's own binary, which the container must never exec.
+    pub runtime_binary: (u64, u64),
     /// AppArmor/SELinux labels to write just before exec.
     pub labels: Vec<crate::security::lsm::Label>,
     /// The seccomp program, compiled here so the child only loads it.
@@ -345,7 +347,14 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
             "linux.mountLabel {l:?}: rrun sets no mount labels (no context= option)"
         ));
     }
+    let runtime_binary = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/exe")
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or((0, 0))
+    };
     Ok(ProcessPlan {
+        runtime_binary,
         labels,
         seccomp,
         seccomp_listener,

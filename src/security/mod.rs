@@ -4,4 +4,5 @@
 pub mod caps;
 pub mod lsm;
 pub mod seccomp;
+mod syscalls_i386;
 mod syscalls_x86_64;

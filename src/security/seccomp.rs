@@ -15,6 +15,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
+use super::syscalls_i386::SYSCALLS as I386_SYSCALLS;
 use super::syscalls_x86_64::SYSCALLS;
 
 /// `struct sock_filter`.
@@ -44,6 +45,7 @@ const RET_LOG: u32 = 0x7ffc_0000;
 const RET_ALLOW: u32 = 0x7fff_0000;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 pub const FLAG_TSYNC: u32 = 1;
@@ -63,10 +65,14 @@ pub struct Compiled {
 
 /// The system call number of a name on this architecture.
 pub fn syscall_nr(name: &str) -> Option<u32> {
-    SYSCALLS
+    lookup(SYSCALLS, name)
+}
+
+fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
+    table
         .binary_search_by(|(n, _)| n.cmp(&name))
         .ok()
-        .map(|i| SYSCALLS[i].1)
+        .map(|i| table[i].1)
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>, default_errno: u32) -> u32 {
@@ -209,96 +215,77 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     if notify {
         bail!("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY as the default would block the runtime's own calls");
     }
-    let mut prog = vec![
-        Insn {
-            code: LD_ABS,
-            jt: 0,
-            jf: 0,
-            k: 4,
-        },
-        Insn {
-            code: JEQ,
-            jt: 1,
-            jf: 0,
-            k: AUDIT_ARCH_X86_64,
-        },
-    ];
-    // Not x86_64: listed foreign architectures get the default action,
-    // anything else is killed.
-    let foreign_listed = arches
-        .iter()
-        .any(|&a| a != AUDIT_ARCH_X86_64 && a != Arch::ScmpArchX32 as u32 && a != 0);
-    prog.push(Insn {
-        code: RET,
-        jt: 0,
-        jf: 0,
-        k: if foreign_listed {
-            default
-        } else {
-            RET_KILL_PROCESS
-        },
-    });
-    // x32 calls carry a high bit in the number.
-    prog.push(Insn {
-        code: LD_ABS,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    });
-    prog.push(Insn {
-        code: JGE,
-        jt: 0,
-        jf: 1,
-        k: X32_SYSCALL_BIT,
-    });
-    prog.push(Insn {
-        code: RET,
-        jt: 0,
-        jf: 0,
-        k: if x32_listed {
-            default
-        } else {
-            RET_KILL_PROCESS
-        },
-    });
-    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
-        let act = action(sc.action(), sc.errno_ret(), default_errno);
-        if sc.action() == LinuxSeccompAction::ScmpActNotify {
-            notify = true;
-        }
-        if act == default && sc.args().as_ref().is_none_or(|a| a.is_empty()) {
-            continue; // same as falling through
-        }
-        for name in sc.names() {
-            let Some(nr) = syscall_nr(name) else {
-                crate::logging::debug(&format!(
-                    "linux.seccomp.syscalls[{i}]: {name} is unknown here; skipped"
-                ));
-                continue;
-            };
-            let mut b = Block::new();
-            b.op(LD_ABS, 0);
-            b.jump(JEQ, nr, To::Next, To::Fail);
-            for a in sc.args().iter().flatten() {
-                arg_check(
-                    &mut b,
-                    a.index(),
-                    a.op(),
-                    a.value(),
-                    a.value_two().unwrap_or(0),
-                )
-                .with_context(|| format!("linux.seccomp.syscalls[{i}] ({name})"))?;
+    let ins = |code: u16, jt: u8, jf: u8, k: u32| Insn { code, jt, jf, k };
+    let i386_listed = arches.contains(&AUDIT_ARCH_I386);
+    // The rules of one architecture: one block per (rule, name), then the
+    // default action.
+    let section = |table: &[(&str, u32)], notify: &mut bool| -> Result<Vec<Insn>> {
+        let mut out = Vec::new();
+        for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+            // A rule's errnoRet defaults to EPERM, not to defaultErrnoRet.
+            let act = action(sc.action(), sc.errno_ret(), libc::EPERM as u32);
+            if sc.action() == LinuxSeccompAction::ScmpActNotify {
+                *notify = true;
             }
-            b.op(RET, act);
-            b.resolve(&mut prog)?;
+            if act == default && sc.args().as_ref().is_none_or(|a| a.is_empty()) {
+                continue; // same as falling through
+            }
+            for name in sc.names() {
+                let Some(nr) = lookup(table, name) else {
+                    continue; // unknown on this architecture: skipped, as runc does
+                };
+                let mut b = Block::new();
+                b.op(LD_ABS, 0);
+                b.jump(JEQ, nr, To::Next, To::Fail);
+                for a in sc.args().iter().flatten() {
+                    arg_check(
+                        &mut b,
+                        a.index(),
+                        a.op(),
+                        a.value(),
+                        a.value_two().unwrap_or(0),
+                    )
+                    .with_context(|| format!("linux.seccomp.syscalls[{i}] ({name})"))?;
+                }
+                b.op(RET, act);
+                b.resolve(&mut out)?;
+            }
         }
-    }
-    prog.push(Insn {
-        code: RET,
-        jt: 0,
-        jf: 0,
-        k: default,
-    });
+        out.push(ins(RET, 0, 0, default));
+        Ok(out)
+    };
+    let native = section(SYSCALLS, &mut notify)?;
+    let i386 = if i386_listed {
+        section(I386_SYSCALLS, &mut notify)?
+    } else {
+        vec![ins(RET, 0, 0, RET_KILL_PROCESS)]
+    };
+    // [0] load arch; [1] i386? → [2] jump to its section; [3] x86_64? else
+    // [4] kill; [5..] x32 check and the native rules; then the i386 rules.
+    let mut prog = vec![
+        ins(LD_ABS, 0, 0, 4),
+        ins(JEQ, 0, 1, AUDIT_ARCH_I386),
+        ins(0x05 /* JA */, 0, 0, 0), // patched below
+        ins(JEQ, 1, 0, AUDIT_ARCH_X86_64),
+        ins(RET, 0, 0, RET_KILL_PROCESS),
+        // x32 calls carry a high bit in the number.
+        ins(LD_ABS, 0, 0, 0),
+        ins(JGE, 0, 1, X32_SYSCALL_BIT),
+        ins(
+            RET,
+            0,
+            0,
+            if x32_listed {
+                default
+            } else {
+                RET_KILL_PROCESS
+            },
+        ),
+    ];
+    prog.extend(native);
+    let i386_start = prog.len();
+    prog[2].k = (i386_start - 3) as u32;
+    prog.extend(i386);
     if prog.len() > 4096 {
         bail!("linux.seccomp: the profile compiles to {} instructions, over the kernel's limit of 4096", prog.len());
     }
@@ -387,6 +374,7 @@ mod tests {
                 }
                 AND => a &= i.k,
                 RET => return i.k,
+                0x05 => pc += i.k as usize,
                 JEQ | JGT | JGE => {
                     let t = match i.code {
                         JEQ => a == i.k,
