@@ -193,7 +193,7 @@ fn find_executable(p: &ProcessPlan) -> Result<CString> {
 /// (through `/proc/self/exe`, a link to it, or as a script's interpreter):
 /// that process would be dumpable and could reopen the binary for writing.
 fn refuse_runtime_binary(p: &ProcessPlan, cand: &CString, st: &libc::stat) -> Result<()> {
-    let is_ours = |st: &libc::stat| (st.st_dev as u64, st.st_ino as u64) == p.runtime_binary;
+    let is_ours = |st: &libc::stat| (st.st_dev, st.st_ino) == p.runtime_binary;
     if is_ours(st) {
         bail!(
             "exec: {:?}: refusing to run the container runtime's own binary",
