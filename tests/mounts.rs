@@ -457,19 +457,27 @@ fn proc_sysfs_devpts_and_mqueue_are_mounted_as_configured() {
 
 #[test]
 fn read_only_cgroup_mount_refuses_writes() {
+    // On a pure cgroup v2 host the view is one directory: the container's
+    // own cgroup; on v1/hybrid it has one directory per hierarchy.
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let sub = if v2 { "" } else { "memory/" };
     let mut env = TestEnv::new("mnt_cgroup_ro");
     env.bundle.set_script(&format!(
         "ls /sys/fs/cgroup | sed 's/^/hier=/'; \
-         if mkdir /sys/fs/cgroup/memory/escape 2>/dev/null; then echo mkdir=ok; else echo mkdir=refused; fi; \
+         if mkdir /sys/fs/cgroup/{sub}escape 2>/dev/null; then echo mkdir=ok; else echo mkdir=refused; fi; \
          if touch /sys/fs/cgroup/newfile 2>/dev/null; then echo touch=ok; else echo touch=refused; fi; \
-         echo procs=$(cat /sys/fs/cgroup/memory/cgroup.procs | tr '\\n' ' '); {DUMP_MOUNTINFO}"
+         echo procs=$(cat /sys/fs/cgroup/{sub}cgroup.procs | tr '\\n' ' '); {DUMP_MOUNTINFO}"
     ));
     let out = run_ok(&env);
     let hier: Vec<&str> = out
         .lines()
         .filter_map(|l| l.strip_prefix("hier="))
         .collect();
-    assert!(hier.contains(&"memory"), "no memory hierarchy: {out}");
+    if v2 {
+        assert!(hier.contains(&"cgroup.procs"), "no cgroup2 view: {out}");
+    } else {
+        assert!(hier.contains(&"memory"), "no memory hierarchy: {out}");
+    }
     assert_eq!(field(&out, "mkdir"), "refused");
     assert_eq!(field(&out, "touch"), "refused");
     // The container's own cgroup is what it sees: its init (pid 1) is in it.
@@ -478,8 +486,17 @@ fn read_only_cgroup_mount_refuses_writes() {
         "the container's cgroup.procs should list its init: {out}"
     );
     let info = mountinfo_of(&out);
-    assert!(must_mount_at(&info, "/sys/fs/cgroup/memory").has_opt("ro"));
-    let memory_dir = PathBuf::from("/sys/fs/cgroup/memory");
+    let at = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/memory"
+    };
+    assert!(must_mount_at(&info, at).has_opt("ro"));
+    let memory_dir = PathBuf::from(if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/memory"
+    });
     let escaped: Vec<PathBuf> = fs::read_dir(&memory_dir)
         .map(|rd| {
             rd.flatten()

@@ -86,14 +86,28 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> io::Resu
 /// Creates every missing directory of `path` inside `root`; returns an fd of
 /// the last one.
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+    mkdir_all_depth(root, path, 0)
+}
+
+/// `mkdir_all`, following dangling symlinks met on the way inside the root
+/// (as runc does: `/var/run -> /run` with no `/run` creates `/run`), never
+/// outside it: their targets are resolved again from the root fd.
+fn mkdir_all_depth(root: BorrowedFd<'_>, path: &Path, depth: u32) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     // Find the deepest existing prefix, resolved inside the root.
-    let comps: Vec<&OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect();
+    // Lexically normalised; `..` never climbs above the root.
+    let mut comps: Vec<&OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => comps.push(n),
+            Component::ParentDir => {
+                comps.pop();
+            }
+            _ => {}
+        }
+    }
     let mut existing = comps.len();
     let mut dir = loop {
         let prefix: std::path::PathBuf = comps[..existing].iter().collect();
@@ -103,8 +117,30 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
             Err(e) => return Err(e),
         }
     };
-    for name in &comps[existing..] {
-        dir = create_at(dir.as_fd(), name, Kind::Dir)?;
+    for (i, name) in comps.iter().enumerate().skip(existing) {
+        match create_at(dir.as_fd(), name, Kind::Dir) {
+            Ok(d) => dir = d,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                // A dangling symlink: create its target (inside the root)
+                // and carry on from there.
+                let cname = CString::new(name.as_bytes())
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                let target = nix::fcntl::readlinkat(dir.as_fd(), cname.as_c_str())
+                    .map_err(io::Error::from)?;
+                let target = std::path::PathBuf::from(target);
+                let base: std::path::PathBuf = if target.is_absolute() {
+                    target
+                } else {
+                    comps[..i]
+                        .iter()
+                        .collect::<std::path::PathBuf>()
+                        .join(target)
+                };
+                let rest: std::path::PathBuf = comps[i + 1..].iter().collect();
+                return mkdir_all_depth(root, &base.join(rest), depth + 1);
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(dir)
 }
