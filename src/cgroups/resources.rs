@@ -111,6 +111,29 @@ pub fn device_rules(res: &LinuxResources) -> Vec<LinuxDeviceCgroup> {
     rules
 }
 
+/// A hugepage size as cgroup file names use it (`2MB`, `1GB`): anything
+/// else could name another file.
+fn page_size(s: &str) -> Result<&str> {
+    let digits = s.trim_end_matches(['K', 'M', 'G', 'B']);
+    let unit = &s[digits.len()..];
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || !matches!(unit, "KB" | "MB" | "GB")
+    {
+        bail!("linux.resources.hugepageLimits pageSize {s:?}: not a page size like 2MB or 1GB");
+    }
+    Ok(s)
+}
+
+/// Checks what can be checked of `linux.resources` without a host: names
+/// that become cgroup file names (hugepage sizes).
+pub fn check(res: &LinuxResources) -> Result<()> {
+    for h in res.hugepage_limits().iter().flatten() {
+        page_size(h.page_size())?;
+    }
+    Ok(())
+}
+
 /// The writes for a cgroup v1 host.
 pub fn plan_v1(res: &LinuxResources) -> Result<Vec<Write>> {
     let mut out = Vec::new();
@@ -291,7 +314,7 @@ pub fn plan_v1(res: &LinuxResources) -> Result<Vec<Write>> {
     for h in res.hugepage_limits().iter().flatten() {
         out.push(w(
             "hugetlb",
-            format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            format!("hugetlb.{}.limit_in_bytes", page_size(h.page_size())?),
             h.limit(),
             "linux.resources.hugepageLimits",
         ));
@@ -489,7 +512,7 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Vec<Write>> {
     for h in res.hugepage_limits().iter().flatten() {
         out.push(w(
             "",
-            format!("hugetlb.{}.max", h.page_size()),
+            format!("hugetlb.{}.max", page_size(h.page_size())?),
             max_or(h.limit()),
             "linux.resources.hugepageLimits",
         ));

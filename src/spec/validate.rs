@@ -32,6 +32,9 @@ fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
 
 /// Checks what can be checked before anything is created.
 pub fn validate(spec: &Spec) -> Result<()> {
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        crate::cgroups::resources::check(res)?;
+    }
     let process = match spec.process() {
         Some(p) => p,
         None => bail!("process: missing"),
