@@ -1,9 +1,9 @@
 //! `linux.seccomp` compiled to a classic BPF program in the parent, loaded
 //! by the child with `seccomp(2)` just before it execs.
 //!
-//! Layout of the program: check the architecture (unlisted ones are
-//! killed; listed foreign ones get the default action, since the rules are
-//! compiled for the native table), then one short block per (syscall,
+//! Layout of the program: check the architecture (x86_64 and, when
+//! listed, i386 get the rules compiled with their own syscall tables;
+//! anything else is killed), then one short block per (syscall,
 //! rule) in the profile's order: load the number, compare, check each
 //! argument with full 64-bit comparisons, return the rule's action. Every
 //! jump stays inside its block, so the 8-bit BPF offsets never overflow.
@@ -227,9 +227,8 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
             if sc.action() == LinuxSeccompAction::ScmpActNotify {
                 *notify = true;
             }
-            if act == default && sc.args().as_ref().is_none_or(|a| a.is_empty()) {
-                continue; // same as falling through
-            }
+            // Rules keep their order even when their action is the default:
+            // the first matching rule decides.
             for name in sc.names() {
                 let Some(nr) = lookup(table, name) else {
                     continue; // unknown on this architecture: skipped, as runc does
