@@ -1147,27 +1147,77 @@ struct Containerd {
 
 fn containerd() -> &'static Containerd {
     static C: OnceLock<Result<Containerd, String>> = OnceLock::new();
-    match C.get_or_init(start_containerd) {
+    match C.get_or_init(|| start_containerd(false)) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     }
 }
 
-fn start_containerd() -> Result<Containerd, String> {
+/// A second containerd with the CRI plugin on and rrun as the runtime of
+/// the `rrun` handler, configured as the README says.
+fn containerd_cri() -> &'static Containerd {
+    static C: OnceLock<Result<Containerd, String>> = OnceLock::new();
+    match C.get_or_init(|| start_containerd(true)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The CRI pods' cgroup parent.
+fn cri_cgroup_parent() -> String {
+    format!("/rrun-test-engines-k8s-{}", std::process::id())
+}
+
+/// The `options.Root` of the CRI `rrun` runtime: rrun's `--root` is
+/// `<Root>/k8s.io`.
+fn cri_runtime_root() -> PathBuf {
+    ws().dir.join("containerd-cri").join("rrun-root")
+}
+
+fn start_containerd(cri: bool) -> Result<Containerd, String> {
     let Some(bin) = which("containerd") else {
         return Err("containerd is not installed (apt-get install containerd)".into());
     };
     let ws = ws();
     let img = image().as_ref().map_err(|e| e.clone())?;
-    let dir = ws.dir.join("containerd");
+    let dir = ws
+        .dir
+        .join(if cri { "containerd-cri" } else { "containerd" });
     fs::create_dir_all(&dir).unwrap();
     let sock = format!("{}/containerd.sock", dir.display());
+    let cri_config = if cri {
+        format!(
+            r#"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/rrun-pause:test"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # This host lacks CAP_SYS_RESOURCE: no runtime can give the sandbox the
+  # CRI's oom_score_adj of -998.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{d}/cni/bin"
+    conf_dir = "{d}/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rrun]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rrun.options]
+      BinaryName = "{rt}"
+      Root = "{root}"
+"#,
+            d = dir.display(),
+            rt = ws.runtime.display(),
+            root = cri_runtime_root().display(),
+        )
+    } else {
+        "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
+    };
     let config = format!(
         r#"version = 2
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
+{cri_top}
 [grpc]
   address = "{sock}"
 
@@ -1179,8 +1229,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
-"#,
-        d = dir.display()
+{cri_plugin}"#,
+        d = dir.display(),
+        cri_top = if cri { "" } else { cri_config.as_str() },
+        cri_plugin = if cri { cri_config.as_str() } else { "" },
     );
     let conf_path = dir.join("config.toml");
     fs::write(&conf_path, config).unwrap();
@@ -1192,8 +1244,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         .stderr(fs::File::create(&log).unwrap());
     let mut child = spawn_daemon(cmd).map_err(|e| format!("spawn containerd: {e}"))?;
     let pid = child.id() as i32;
-    // ctr's containers get the cgroup /<namespace>/<id>.
-    let ns = format!("rrun-test-engines-{}", std::process::id());
+    // ctr's containers get the cgroup /<namespace>/<id>; the CRI's
+    // namespace is k8s.io, its pods' cgroups go under cri_cgroup_parent().
+    let ns = if cri {
+        "k8s.io".to_string()
+    } else {
+        format!("rrun-test-engines-{}", std::process::id())
+    };
+    let cg = if cri { cri_cgroup_parent() } else { ns.clone() };
     let c = Containerd {
         sock,
         dir,
@@ -1218,7 +1276,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             }
             stop_pid(pid, Duration::from_secs(10));
             let _ = child.wait();
-            remove_cgroup_tree(&ns);
+            remove_cgroup_tree(&cg);
         });
     }
     let up = wait_for(Duration::from_secs(30), || c.cli(&["version"]).ok());
@@ -1234,6 +1292,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         img.join("busybox.oci.tar").to_str().unwrap(),
     ])
     .expect_ok();
+    if cri {
+        c.cli(&[
+            "image",
+            "import",
+            img.join("pause.oci.tar").to_str().unwrap(),
+        ])
+        .expect_ok();
+    }
     Ok(c)
 }
 
@@ -2219,15 +2285,31 @@ fn sibling_cgroups(e: &dyn Engine) {
     let ob = opts(&b);
     let ob: Vec<&str> = ob.iter().map(|s| s.as_str()).collect();
     let sb = start_serving(e, &b, &ob);
-    let parent_dir = cgroup_file(sa.pid, "memory", "", "").parent().unwrap().to_path_buf();
-    assert!(parent_dir.ends_with(parent.trim_start_matches('/')), "{}", parent_dir.display());
+    let parent_dir = cgroup_file(sa.pid, "memory", "", "")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        parent_dir.ends_with(parent.trim_start_matches('/')),
+        "{}",
+        parent_dir.display()
+    );
     e.kill(&a).expect_ok();
     wait_status(e, &a, "exited");
     let out = e.rm(&a);
-    assert!(out.ok(), "removing a container whose cgroup parent a sibling uses failed:\n{}{}", out.describe(), hints());
+    assert!(
+        out.ok(),
+        "removing a container whose cgroup parent a sibling uses failed:\n{}{}",
+        out.describe(),
+        hints()
+    );
     assert!(e.state(&a).is_none());
     assert_eq!(state_of(e, &b).status, "running");
-    assert!(parent_dir.is_dir(), "the shared parent {} was removed", parent_dir.display());
+    assert!(
+        parent_dir.is_dir(),
+        "the shared parent {} was removed",
+        parent_dir.display()
+    );
     assert!(cgroup_procs(sb.pid).contains(&sb.pid));
     e.kill(&b).expect_ok();
     wait_status(e, &b, "exited");
@@ -2247,8 +2329,13 @@ fn shared_pid_namespace_leftovers(e: &dyn Engine) {
         "containerd" => format!("pid:/proc/{}/ns/pid", st.pid),
         _ => format!("container:{a}"),
     };
-    let flag = if e.name() == "containerd" { "--with-ns" } else { "--pid" };
-    e.run_detached(&b, &[flag, &join], &["sh", "-c", "sleep 1234 & exit 0"]).expect_ok();
+    let flag = if e.name() == "containerd" {
+        "--with-ns"
+    } else {
+        "--pid"
+    };
+    e.run_detached(&b, &[flag, &join], &["sh", "-c", "sleep 1234 & exit 0"])
+        .expect_ok();
     wait_status(e, &b, "exited");
     let mut last = None;
     let gone = wait_for(Duration::from_secs(10), || {
@@ -2257,7 +2344,12 @@ fn shared_pid_namespace_leftovers(e: &dyn Engine) {
         last = Some(out);
         g
     });
-    assert!(gone, "the exited container's child is still running:\n{}{}", last.unwrap().describe(), hints());
+    assert!(
+        gone,
+        "the exited container's child is still running:\n{}{}",
+        last.unwrap().describe(),
+        hints()
+    );
     let out = e.rm(&b);
     assert!(out.ok(), "{}{}", out.describe(), hints());
 }
@@ -2322,6 +2414,66 @@ fn containerd_systemd_cgroup_is_refused_clearly() {
         out.describe(),
         hints()
     );
+}
+
+/// Kubernetes' path: the CRI plugin runs a pod with `runtime_handler:
+/// rrun` (what the kubelet sends for a RuntimeClass whose handler is
+/// `rrun`), which the `runtimes.rrun` section of config.toml maps to rrun
+/// through `BinaryName`. While the pod runs, `rrun state` in the runtime's
+/// root shows its container running: rrun, not runc, made it.
+#[test]
+#[ignore = "engine suite"]
+fn containerd_cri_runtime_handler() {
+    let c = containerd_cri();
+    let root = cri_runtime_root().join("k8s.io");
+    let argv = strings(&[
+        "/usr/bin/python3",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/cri.py"),
+        &c.sock,
+        "rrun",
+        IMAGE,
+        &cri_cgroup_parent(),
+        ws().real_runtime.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "state",
+        "{container}",
+    ]);
+    let out = run_argv(&argv, &[], Duration::from_secs(180));
+    assert!(out.ok(), "{}{}", out.describe(), hints());
+    let container = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("container "))
+        .unwrap_or_else(|| panic!("no container:\n{}", out.describe()))
+        .to_string();
+    let check: String = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("check "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let state: Value = serde_json::from_str(&check).unwrap_or_else(|e| {
+        panic!(
+            "rrun state in {} ({e}):\n{}",
+            root.display(),
+            out.describe()
+        )
+    });
+    assert_eq!(state["id"], container.as_str(), "{}", out.describe());
+    assert_eq!(state["status"], "running", "{}", out.describe());
+    assert!(out.stdout.contains("exec-exit 3"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("exec-stdout exec-in-pod"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("sleep 100000"),
+        "pid 1 of the container:\n{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("removed "), "{}", out.describe());
 }
 
 /// `rrun features` prints the JSON document engines read.

@@ -6,8 +6,10 @@
 #
 #   tests/engines/mkimage.sh OUTDIR PODMAN_GLOBAL_FLAGS...
 #
-# Writes OUTDIR/rootfs/, OUTDIR/busybox.oci.tar and OUTDIR/busybox.docker.tar;
-# the image stays in the Podman store the flags name. Idempotent.
+# Writes OUTDIR/rootfs/, OUTDIR/busybox.oci.tar, OUTDIR/busybox.docker.tar
+# and OUTDIR/pause.oci.tar (localhost/rrun-pause:test, a pod sandbox image
+# for the CRI test); the images stay in the Podman store the flags name.
+# Idempotent.
 set -euo pipefail
 
 out=${1:?usage: mkimage.sh OUTDIR PODMAN_GLOBAL_FLAGS...}
@@ -38,11 +40,19 @@ printf 'root:x:0:\nnogroup:x:65534:\nrrun:x:1000:\n' >"$rootfs/etc/group"
 echo 'rrun engine test image' >"$rootfs/etc/motd"
 
 podman "$@" rmi -f "$image" >/dev/null 2>&1 || true
-tar --numeric-owner -C "$rootfs" -c . | podman "$@" import \
+tar --numeric-owner -C "$rootfs" -c . | podman "$@" import -q \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["sh"]' \
     - "$image" >/dev/null
-rm -f "$out/busybox.oci.tar" "$out/busybox.docker.tar"
-podman "$@" save --format oci-archive -o "$out/busybox.oci.tar" "$image"
-podman "$@" save --format docker-archive -o "$out/busybox.docker.tar" "$image"
-echo "mkimage: $image in the podman store, $out/busybox.{oci,docker}.tar"
+# The same rootfs as a pod sandbox ("pause") image for the CRI test: it
+# only has to stay up.
+pause=localhost/rrun-pause:test
+podman "$@" rmi -f "$pause" >/dev/null 2>&1 || true
+tar --numeric-owner -C "$rootfs" -c . | podman "$@" import \
+    --change 'CMD ["/bin/sleep", "2147483647"]' -q \
+    - "$pause" >/dev/null
+rm -f "$out/busybox.oci.tar" "$out/busybox.docker.tar" "$out/pause.oci.tar"
+podman "$@" save -q --format oci-archive -o "$out/busybox.oci.tar" "$image"
+podman "$@" save -q --format docker-archive -o "$out/busybox.docker.tar" "$image"
+podman "$@" save -q --format oci-archive -o "$out/pause.oci.tar" "$pause"
+echo "mkimage: $image and $pause in the podman store, $out/{busybox.oci,busybox.docker,pause.oci}.tar"
