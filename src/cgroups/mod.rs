@@ -400,6 +400,17 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
             match fs::remove_dir(dir) {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::NotFound => break,
+                // A parent rrun created may now hold a sibling container's
+                // cgroup: it stays, and that is not an error.
+                Err(e)
+                    if !paths.dirs.contains(dir)
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
+                        ) =>
+                {
+                    break
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(10));
