@@ -947,7 +947,19 @@ fn podman_conf() -> PathBuf {
         fs::write(
             &conf,
             format!(
-                "[engine]\nruntime = \"rrun\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\n[engine.runtimes]\nrrun = [\"{}\"]\n",
+                concat!(
+                    "[engine]\n",
+                    "runtime = \"rrun\"\n",
+                    // Podman passes --log-format=json and --log only to
+                    // the runtimes named here (and then shows their
+                    // error lines as it does runc's); the list replaces
+                    // the default one.
+                    "runtime_supports_json = [\"crun\", \"runc\", \"kata\", \"runsc\", \"youki\", \"krun\", \"rrun\"]\n",
+                    "cgroup_manager = \"cgroupfs\"\n",
+                    "events_logger = \"file\"\n",
+                    "\n[engine.runtimes]\n",
+                    "rrun = [\"{}\"]\n",
+                ),
                 ws().runtime.display()
             ),
         )

@@ -40,7 +40,7 @@ printf 'root:x:0:\nnogroup:x:65534:\nrrun:x:1000:\n' >"$rootfs/etc/group"
 echo 'rrun engine test image' >"$rootfs/etc/motd"
 
 podman "$@" rmi -f "$image" >/dev/null 2>&1 || true
-tar --numeric-owner -C "$rootfs" -c . | podman "$@" import -q \
+tar --numeric-owner -C "$rootfs" -c . | podman "$@" import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["sh"]' \
     - "$image" >/dev/null
@@ -49,7 +49,7 @@ tar --numeric-owner -C "$rootfs" -c . | podman "$@" import -q \
 pause=localhost/rrun-pause:test
 podman "$@" rmi -f "$pause" >/dev/null 2>&1 || true
 tar --numeric-owner -C "$rootfs" -c . | podman "$@" import \
-    --change 'CMD ["/bin/sleep", "2147483647"]' -q \
+    --change 'CMD ["/bin/sleep", "2147483647"]' \
     - "$pause" >/dev/null
 rm -f "$out/busybox.oci.tar" "$out/busybox.docker.tar" "$out/pause.oci.tar"
 podman "$@" save -q --format oci-archive -o "$out/busybox.oci.tar" "$image"
