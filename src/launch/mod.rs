@@ -165,6 +165,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             dir: d.clone(),
+            mount: h.mount.clone(),
             v2: h.v2,
         })
         .collect();
@@ -198,7 +199,20 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
-    let first = match sys::clone3(&args).context("clone3 failed")? {
+    // CLONE_INTO_CGROUP is refused for some cgroups (EOPNOTSUPP under a
+    // populated cgroup): fall back to placing the child after the clone.
+    let mut into_cgroup = cgroup_fd.is_some();
+    let forked = match sys::clone3(&args) {
+        Err(e) if into_cgroup && e.raw_os_error() != Some(libc::EPERM) => {
+            into_cgroup = false;
+            plan.ns.defer_cgroup_namespace();
+            args.flags = plan.ns.clone_flags;
+            args.cgroup = 0;
+            sys::clone3(&args)
+        }
+        r => r,
+    };
+    let first = match forked.context("clone3 failed")? {
         Forked::Child => {
             drop(sock.0);
             crate::init::child_main(&plan, sock.1)
@@ -207,13 +221,18 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     };
     drop(sock.1);
     cleanup.pids.push(first);
-    if cgroup_fd.is_none() {
+    if !into_cgroup {
         cgroups::add_pid(&cg, first)?;
     }
     if plan.ns.new_user && !plan.ns.two_stage {
         namespaces::write_id_maps(first, &plan.ns)?;
     }
-    sync::send(&sock.0, &Msg::Go).context("container init died before setup")?;
+    if let Err(e) = sync::send(&sock.0, &Msg::Go) {
+        if cgroups::stats::oom_kills(&cg) > 0 {
+            bail!("linux.resources.memory.limit: the container's init was killed for memory while starting (limit too low?)");
+        }
+        return Err(e).context("container init died before setup");
+    }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
     loop {

@@ -50,6 +50,8 @@ pub struct CgroupView {
     /// Name under `/sys/fs/cgroup` on a v1/hybrid host (`memory`, `unified`).
     pub name: String,
     pub dir: PathBuf,
+    /// Where the hierarchy is mounted on the host.
+    pub mount: PathBuf,
     pub v2: bool,
 }
 
@@ -157,7 +159,13 @@ pub fn prepare(
             let is_dir = resolve::is_dir(tree.as_fd())?;
             Source::Bind { tree, is_dir }
         } else if fstype == "cgroup" || fstype == "cgroup2" {
-            cgroup_source(i, cgroup_dirs, fstype == "cgroup2", &opts)?
+            cgroup_source(
+                i,
+                cgroup_dirs,
+                fstype == "cgroup2",
+                has_ns(LinuxNamespaceType::Cgroup),
+                &opts,
+            )?
         } else {
             if fstype.is_empty() || fstype == "none" {
                 bail!(
@@ -279,6 +287,7 @@ fn cgroup_source(
     i: usize,
     views: &[CgroupView],
     v2_only: bool,
+    cgroupns: bool,
     opts: &MountOptions,
 ) -> Result<Source> {
     // Read-only unless the spec explicitly asks for "rw" (CVE-2023-25809).
@@ -300,8 +309,12 @@ fn cgroup_source(
             .iter()
             .find(|v| v.v2)
             .with_context(|| format!("mounts[{i}]: cgroup2: the host has no cgroup2 hierarchy"))?;
+        // With a cgroup namespace the view is the container's own cgroup;
+        // without one it is the whole hierarchy (read-only), as runc mounts
+        // cgroup2, so /proc/self/cgroup paths resolve under /sys/fs/cgroup.
+        let src = if cgroupns { &v.dir } else { &v.mount };
         return Ok(Source::Bind {
-            tree: bind(&v.dir)?,
+            tree: bind(src)?,
             is_dir: true,
         });
     }
