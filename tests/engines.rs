@@ -140,7 +140,10 @@ fn run_argv_input(
         }
     };
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    // In the workspace: conmon drops an `oom` file in its working
+    // directory when a container is OOM-killed.
+    cmd.current_dir(&ws().dir)
+        .args(&argv[1..])
         .stdin(stdin)
         .stdout(fs::File::create(&o).unwrap())
         .stderr(fs::File::create(&e).unwrap());
