@@ -600,6 +600,17 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
             Ok(s) => s,
             Err(_) => continue,
         };
+        // Enabling controllers in a cgroup that holds processes (a login's
+        // session scope) would make its children invalid domains that take
+        // no processes at all: leave such a cgroup alone.
+        let populated =
+            fs::read_to_string(a.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty());
+        if populated
+            && a.parent()
+                .is_some_and(|p| fs::metadata(p.join("cgroup.controllers")).is_ok())
+        {
+            continue;
+        }
         let enable: Vec<String> = wanted
             .iter()
             .filter(|c| available.split_whitespace().any(|x| x == c.as_str()))
