@@ -73,14 +73,15 @@ pub fn kill(global: &Global, id: &str, signal: Option<&str>, all: bool) -> Resul
     let store = Store::new(&global.root);
     let locked = store.open(id)?;
     let c = locked.load()?;
+    if all {
+        // Also after init exited: what is left in its cgroup (processes of a
+        // container sharing another's pid namespace) still gets the signal,
+        // as the containerd shim expects.
+        cgroups::signal_all(&c.cgroups, sig)?;
+        return Ok(());
+    }
     if c.status(&locked.dir) == Status::Stopped {
         bail!("container not running");
-    }
-    if all {
-        cgroups::signal_all(&c.cgroups, sig)?;
-        // A paused container only receives the signal once thawed; runc
-        // leaves it frozen too, so do the same.
-        return Ok(());
     }
     signal_init(&c, sig)
 }

@@ -395,6 +395,15 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
     };
     let target = resolve::ensure_in_root(root, &step.dest, kind)
         .map_err(io_ctx("cannot create mount target", &step.dest))?;
+    if let Source::Bind { is_dir, .. } = &step.source {
+        if *is_dir != resolve::is_dir(target.as_fd())? {
+            bail!(
+                "cannot bind a {} onto a {}: not a directory",
+                if *is_dir { "directory" } else { "file" },
+                if *is_dir { "file" } else { "directory" }
+            );
+        }
+    }
     let fstype = match &step.source {
         Source::Fs { fstype, .. } => fstype.to_str().unwrap_or(""),
         _ => "",
