@@ -507,7 +507,7 @@ fn memory_limit_is_set_and_visible_inside() {
     env.set_resource("memory", json!({ "limit": limit }));
     env.bundle.set_script(
         "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then \
-           p=$(sed -n 's/^0:://p' /proc/self/cgroup); cat /sys/fs/cgroup$p/memory.max; \
+           p=$(sed -n 's/^0:://p' /proc/self/cgroup); { cat /sys/fs/cgroup$p/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory.max; }; \
          else cat /sys/fs/cgroup/memory/memory.limit_in_bytes; fi > /out",
     );
     let pid = env.create_pid();

@@ -309,10 +309,11 @@ fn cgroup_source(
             .iter()
             .find(|v| v.v2)
             .with_context(|| format!("mounts[{i}]: cgroup2: the host has no cgroup2 hierarchy"))?;
-        // With a cgroup namespace the view is the container's own cgroup;
-        // without one it is the whole hierarchy (read-only), as runc mounts
-        // cgroup2, so /proc/self/cgroup paths resolve under /sys/fs/cgroup.
-        let src = if cgroupns { &v.dir } else { &v.mount };
+        // The view is the container's own cgroup, with or without a cgroup
+        // namespace: never the host's tree (CVE-2023-25809). (runc shows the
+        // whole hierarchy read-only when there is no cgroup namespace.)
+        let _ = cgroupns;
+        let src = &v.dir;
         return Ok(Source::Bind {
             tree: bind(src)?,
             is_dir: true,
