@@ -306,22 +306,68 @@ impl CgroupPaths {
     }
 }
 
-/// Moves a process into every cgroup of the container.
-pub fn add_pid(paths: &CgroupPaths, pid: i32) -> Result<()> {
-    for dir in &paths.dirs {
-        fs::write(dir.join("cgroup.procs"), pid.to_string())
-            .with_context(|| format!("cgroup {}: cannot add process {pid}", dir.display()))?;
+/// How a new process enters the container's cgroups, prepared by the parent
+/// before the clone so the child only has to write to fds.
+///
+/// Why not just write the child's pid to `cgroup.procs`: moving a whole
+/// thread group takes the kernel's global threadgroup lock for writing, an
+/// RCU synchronisation that costs several milliseconds per move (measured:
+/// 5-12 ms on this 2-core VM, against 0.1 ms below). A single-threaded
+/// process that writes `0` (itself) to a v1 `tasks` file moves only its own
+/// thread, which skips that lock. On cgroup2 the child is cloned straight
+/// into its cgroup with `CLONE_INTO_CGROUP`, which takes only the read side.
+pub struct Entry {
+    /// The container's cgroup2 directory, for `clone3(CLONE_INTO_CGROUP)`.
+    pub clone_into: Option<OwnedFd>,
+    /// Each v1 directory's `tasks` file, opened write-only by the parent
+    /// (the kernel checks the opener's credentials), with the directory for
+    /// error messages. The child writes `0` to each: see [`join_self`].
+    pub tasks: Vec<(fs::File, PathBuf)>,
+}
+
+/// Opens what a new process needs to enter the container's cgroups.
+pub fn prepare_entry(paths: &CgroupPaths) -> Result<Entry> {
+    let mut entry = Entry {
+        clone_into: None,
+        tasks: Vec::new(),
+    };
+    for (dir, controllers) in paths.dirs.iter().zip(&paths.controllers) {
+        if controllers.is_empty() {
+            let f = fs::File::open(dir)
+                .with_context(|| format!("cgroup {}: cannot open", dir.display()))?;
+            entry.clone_into = Some(f.into());
+        } else {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("tasks"))
+                .with_context(|| format!("cgroup {}: cannot open tasks", dir.display()))?;
+            entry.tasks.push((f, dir.clone()));
+        }
+    }
+    Ok(entry)
+}
+
+/// Child side, before anything else happens in it: moves the calling
+/// (single-threaded) process into each v1 cgroup of `tasks`.
+pub fn join_self(tasks: &[(fs::File, PathBuf)]) -> Result<()> {
+    use std::io::Write;
+    for (f, dir) in tasks {
+        let mut f: &fs::File = f;
+        f.write_all(b"0").map_err(|e| {
+            anyhow::anyhow!("cgroup {}: cannot add the process: {e}", dir.display())
+        })?;
     }
     Ok(())
 }
 
-/// Opens the container's cgroup v2 directory for `CLONE_INTO_CGROUP` (pure v2
-/// hosts only, where one directory holds everything).
-pub fn open_for_clone(paths: &CgroupPaths) -> Option<OwnedFd> {
-    if !paths.unified || paths.dirs.len() != 1 {
-        return None;
+/// Moves a process into the container's cgroup2 directory (when the kernel
+/// refused `CLONE_INTO_CGROUP`).
+pub fn add_pid_v2(paths: &CgroupPaths, pid: i32) -> Result<()> {
+    if let Some(dir) = paths.v2() {
+        fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("cgroup {}: cannot add process {pid}", dir.display()))?;
     }
-    fs::File::open(&paths.dirs[0]).ok().map(OwnedFd::from)
+    Ok(())
 }
 
 /// Pids of every process in the container's cgroup.

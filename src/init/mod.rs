@@ -4,8 +4,11 @@
 //!  1. Close the state lock's fd; die with the parent (`PDEATHSIG`) until
 //!     ready; become non-dumpable (no `/proc/PID/exe` access to rrun's binary
 //!     from the container, CVE-2019-5736).
-//!  2. Wait for the parent's `Go` (cgroup joined, id maps written).
-//!  3. Namespaces: `setns` into joined ones (user first). Two-stage only:
+//!  2. Wait for the parent's `Go` (id maps written; cgroup2 entered by
+//!     `CLONE_INTO_CGROUP` or by the parent).
+//!  3. Enter the v1 cgroups by writing `0` to their `tasks` fds (see
+//!     `cgroups::Entry`). Namespaces: `setns` into joined ones (user first),
+//!     the deferred cgroup namespace. Two-stage only:
 //!     unshare the new ones (asking the parent for id maps after the user
 //!     namespace), write time offsets, fork init if pid/time changed.
 //!  4. Become root of a new or joined user namespace; `setsid`.
@@ -82,6 +85,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     // 2.
     expect_go(sock)?;
     // 3.
+    crate::cgroups::join_self(&plan.cgroup_tasks)?;
     let ns = &plan.ns;
     for j in &ns.join {
         sys::setns(j.fd.as_fd(), 0)

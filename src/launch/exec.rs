@@ -135,6 +135,8 @@ struct ExecPlan {
     process: ProcessPlan,
     preserve_fds: u32,
     id: String,
+    /// The container's v1 cgroups' `tasks` files (see `cgroups::Entry`).
+    cgroup_tasks: Vec<(std::fs::File, std::path::PathBuf)>,
 }
 
 pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
@@ -190,7 +192,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     drop(root);
     let joins = namespaces(c.pid)?;
     let fork = joins.iter().any(|(n, _, _)| *n == "pid" || *n == "time");
-    let plan = ExecPlan {
+    let mut plan = ExecPlan {
         state: String::from_utf8_lossy(&c.hook_state(Status::Running)).into_owned(),
         console: console.0,
         console_size,
@@ -199,6 +201,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         process,
         preserve_fds: e.preserve_fds,
         id: c.id.clone(),
+        cgroup_tasks: Vec::new(),
     };
     if !e.detach {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
@@ -209,17 +212,30 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     } else {
         Some(super::block_signals()?)
     };
-    let cgroup_fd = cgroups::open_for_clone(&c.cgroups);
+    let entry = cgroups::prepare_entry(&c.cgroups)?;
+    plan.cgroup_tasks = entry.tasks;
     let mut args = CloneArgs {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(fd) = &cgroup_fd {
+    if let Some(fd) = &entry.clone_into {
         args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
     let sock = sync::pair()?;
-    let first = match sys::clone3(&args).context("clone3 failed")? {
+    // CLONE_INTO_CGROUP is refused for some cgroups (EOPNOTSUPP under a
+    // populated cgroup): fall back to placing the child after the clone.
+    let mut into_cgroup = entry.clone_into.is_some();
+    let forked = match sys::clone3(&args) {
+        Err(e) if into_cgroup && e.raw_os_error() != Some(libc::EPERM) => {
+            into_cgroup = false;
+            args.flags &= !sys::CLONE_INTO_CGROUP;
+            args.cgroup = 0;
+            sys::clone3(&args)
+        }
+        r => r,
+    };
+    let first = match forked.context("clone3 failed")? {
         Forked::Child => {
             drop(sock.0);
             child(&plan, sock.1)
@@ -227,12 +243,13 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         Forked::Parent { pid } => pid,
     };
     drop(sock.1);
+    plan.cgroup_tasks.clear();
     let kill_first = || {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
     };
-    if cgroup_fd.is_none() {
-        if let Err(err) = cgroups::add_pid(&c.cgroups, first) {
+    if entry.clone_into.is_some() && !into_cgroup {
+        if let Err(err) = cgroups::add_pid_v2(&c.cgroups, first) {
             kill_first();
             return Err(err);
         }
@@ -304,6 +321,7 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
         // SAFETY: the parent is gone; nothing to report to.
         _ => unsafe { libc::_exit(1) },
     }
+    cgroups::join_self(&plan.cgroup_tasks)?;
     for (name, flag, fd) in &plan.joins {
         sys::setns(fd.as_fd(), *flag)
             .with_context(|| format!("cannot join the container's {name} namespace"))?;

@@ -61,6 +61,8 @@ pub struct Plan {
     pub hooks_before_pivot: bool,
     /// Host interfaces to move into the container: (index, host name, new name).
     pub net_devices: Vec<(i32, String, String)>,
+    /// The v1 cgroups' `tasks` files the child writes itself into.
+    pub cgroup_tasks: Vec<(std::fs::File, std::path::PathBuf)>,
 }
 
 /// Undoes a half-made container unless disarmed.
@@ -186,8 +188,11 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     plan.console = console.0;
     plan.console_size = console_size;
     let sock = sync::pair().context("cannot create sync socket")?;
-    let cgroup_fd = cgroups::open_for_clone(&cg);
-    if cgroup_fd.is_none() {
+    let entry = cgroups::prepare_entry(&cg)?;
+    plan.cgroup_tasks = entry.tasks;
+    // The child enters its v1 cgroups itself after the clone, so a new
+    // cgroup namespace must wait until then (it is rooted where it starts).
+    if entry.clone_into.is_none() || !plan.cgroup_tasks.is_empty() {
         plan.ns.defer_cgroup_namespace();
     }
     let mut args = CloneArgs {
@@ -195,13 +200,13 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(fd) = &cgroup_fd {
+    if let Some(fd) = &entry.clone_into {
         args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
     // CLONE_INTO_CGROUP is refused for some cgroups (EOPNOTSUPP under a
     // populated cgroup): fall back to placing the child after the clone.
-    let mut into_cgroup = cgroup_fd.is_some();
+    let mut into_cgroup = entry.clone_into.is_some();
     let forked = match sys::clone3(&args) {
         Err(e) if into_cgroup && e.raw_os_error() != Some(libc::EPERM) => {
             into_cgroup = false;
@@ -220,9 +225,10 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         Forked::Parent { pid } => pid,
     };
     drop(sock.1);
+    plan.cgroup_tasks.clear();
     cleanup.pids.push(first);
-    if !into_cgroup {
-        cgroups::add_pid(&cg, first)?;
+    if entry.clone_into.is_some() && !into_cgroup {
+        cgroups::add_pid_v2(&cg, first)?;
     }
     if plan.ns.new_user && !plan.ns.two_stage {
         namespaces::write_id_maps(first, &plan.ns)?;
@@ -499,6 +505,7 @@ fn build_plan(
         preserve_fds: opts.preserve_fds,
         parent_pid: std::process::id() as i32,
         net_devices: net_devices(spec)?,
+        cgroup_tasks: Vec::new(),
         console: None,
         console_size: None,
         hooks: spec.hooks().clone(),
