@@ -5,14 +5,16 @@
 #   tests/bench/bench.sh [-n RUNS] [--floor] [--guard] [RUNTIME...]
 #
 #   RUNTIME   a name on PATH or a path to a binary. "rrun" means this repo's
-#             target/release/rrun (built with `cargo build --release` if it
+#             target/<host tuple>/release/rrun (built with `cargo build --release` if it
 #             is missing). Default: rrun crun runc, plus youki if on PATH.
 #   -n RUNS   samples per timed measurement (default 30).
 #   --floor   also time `unshare --fork --pid --mount --uts --ipc --net
 #             --cgroup /bin/true`: the kernel's cost for the namespaces alone,
 #             i.e. the floor no runtime can beat.
-#   --guard   exit 1 if rrun's median `run` or create+start+delete time is
-#             slower than crun's (regression guard; needs rrun and crun).
+#   --guard   exit 1 if rrun is slower than crun on any timed figure (the
+#             medians of run, create+start+delete, exec, and the concurrent
+#             wall time) or its peak RSS is larger (regression guard; needs
+#             rrun and crun).
 #
 # Examples:
 #   tests/bench/bench.sh                     # rrun vs crun vs runc, 30 runs
@@ -97,7 +99,7 @@ RT_BIN=()
 for r in "${RUNTIMES[@]}"; do
     bin=""
     if [ "$r" = rrun ]; then
-        bin=$REPO/target/release/rrun
+        bin=$REPO/target/$(rustc -vV | sed -n 's/^host: //p')/release/rrun
         if [ ! -x "$bin" ]; then
             [ -n "${RRUN_BENCH_IN_NS:-}" ] && die "$bin disappeared"
             say "building rrun (cargo build --release)"
@@ -585,20 +587,26 @@ if [ "$GUARD" = 1 ]; then
         echo "guard: FAIL: --guard needs both rrun and crun in the runtime list"
         status=1
     else
-        for m in run csd; do
+        # Every timed figure (medians) and peak memory; binary size is
+        # reported but not guarded (crun links its libraries dynamically).
+        for m in run:us csd:us exec:us conc:us rss:KiB; do
+            u=${m#*:}
+            m=${m%%:*}
             v=${RES["$m|$RRUN"]:-} c=${RES["$m|$CRUN"]:-}
             if ! [[ "$v" =~ ^[0-9]+$ && "$c" =~ ^[0-9]+$ ]]; then
-                echo "guard: FAIL: $m median not measured (rrun: ${v:-?}, crun: ${c:-?})"
+                echo "guard: FAIL: $m not measured (rrun: ${v:-?}, crun: ${c:-?})"
                 status=1
             elif [ "$v" -gt "$c" ]; then
-                fmt "$v" us
-                echo -n "guard: FAIL: rrun $m median $FMT > crun "
-                fmt "$c" us
+                fmt "$v" "$u"
+                echo -n "guard: FAIL: rrun $m $FMT > crun "
+                fmt "$c" "$u"
                 echo "$FMT"
                 status=1
             fi
         done
-        if [ "$status" = 0 ]; then echo "guard: OK: rrun is not slower than crun on run and create+start+delete"; fi
+        if [ "$status" = 0 ]; then
+            echo "guard: OK: rrun is not slower than crun on run, create+start+delete, exec and ${CONCURRENT}x, and uses no more memory"
+        fi
     fi
 fi
 exit "$status"

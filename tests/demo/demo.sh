@@ -9,7 +9,8 @@ if ! [ -x /bin/busybox ] || ! /bin/busybox --list >/dev/null 2>&1; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static
 fi
 cargo build --release --locked
-RRUN=$PWD/target/release/rrun
+# .cargo/config.toml builds for the host tuple: target/<tuple>/release/rrun.
+RRUN=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/rrun
 
 work=$(mktemp -d /tmp/rrun-demo.XXXXXX)
 root=$work/state
