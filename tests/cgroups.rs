@@ -1,8 +1,8 @@
 //! Cgroups: where a container's processes are placed (`linux.cgroupsPath`),
 //! the resource limits of `linux.resources` as the kernel sees them, what
 //! those limits do to the container (OOM kill, fork failure, device access),
-//! and the cgroup-based commands `pause`, `resume`, `ps`, `events --stats`,
-//! `update` and `kill --all`.
+//! and the cgroup-based commands `pause`, `resume`, `ps`, `events` (stats
+//! and streamed OOM events), `update` and `kill --all`.
 //!
 //! Every test finds the layout at run time: cgroup v2 if
 //! `/sys/fs/cgroup/cgroup.controllers` exists, else v1 (possibly hybrid, with
@@ -33,6 +33,10 @@
 //!   `{"type":"stats","id":ID,"data":{"cpu":{"usage":{"total":..}},
 //!   "memory":{"usage":{"limit":..,"usage":..}},"pids":{"current":..,
 //!   "limit":..},"blkio":{},..}}` (`pids.limit` only when a limit is set).
+//! - `events ID` streams `{"type":"oom","id":ID}` (no `data`) for an OOM in
+//!   the container's memory cgroup, also when the OOM kills the init; runc
+//!   goes on printing stats after the init is gone, rrun's `events` ends
+//!   with it.
 //! - `ps --format json ID` prints a JSON array of host pids; `ps ID` prints
 //!   `ps -ef`'s table (`UID PID PPID C STIME TTY TIME CMD`).
 //! - `update` flags: `--memory`, `--memory-swap`, `--memory-reservation`
