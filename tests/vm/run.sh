@@ -47,8 +47,9 @@
 # Time (2 cores, TCG, measured): kernel download and extraction ~10 s, once;
 # initramfs ~2 s; qemu start to the first test ~10 s; then ~1-1.5 s per
 # container run with 2 test threads (the 37 lifecycle tests: 36-50 s). The
-# default set took 60-80 s in all, builds aside; the v1 mode's default set
-# (12 tests) 16-20 s. Limit: RRUN_VM_TIMEOUT.
+# default set took 60-110 s in all (more when the host is busy), builds
+# aside; the v1 mode's default set (12 tests) 16-36 s. Limit:
+# RRUN_VM_TIMEOUT.
 #
 # Environment (all optional):
 #   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
