@@ -1,8 +1,8 @@
 //! Cgroups: where a container's processes are placed (`linux.cgroupsPath`),
 //! the resource limits of `linux.resources` as the kernel sees them, what
 //! those limits do to the container (OOM kill, fork failure, device access),
-//! and the cgroup-based commands `pause`, `resume`, `ps`, `events --stats`,
-//! `update` and `kill --all`.
+//! and the cgroup-based commands `pause`, `resume`, `ps`, `events` (stats
+//! and streamed OOM events), `update` and `kill --all`.
 //!
 //! Every test finds the layout at run time: cgroup v2 if
 //! `/sys/fs/cgroup/cgroup.controllers` exists, else v1 (possibly hybrid, with
@@ -33,6 +33,10 @@
 //!   `{"type":"stats","id":ID,"data":{"cpu":{"usage":{"total":..}},
 //!   "memory":{"usage":{"limit":..,"usage":..}},"pids":{"current":..,
 //!   "limit":..},"blkio":{},..}}` (`pids.limit` only when a limit is set).
+//! - `events ID` streams `{"type":"oom","id":ID}` (no `data`) for an OOM in
+//!   the container's memory cgroup, also when the OOM kills the init; runc
+//!   goes on printing stats after the init is gone, rrun's `events` ends
+//!   with it.
 //! - `ps --format json ID` prints a JSON array of host pids; `ps ID` prints
 //!   `ps -ef`'s table (`UID PID PPID C STIME TTY TIME CMD`).
 //! - `update` flags: `--memory`, `--memory-swap`, `--memory-reservation`
@@ -790,6 +794,198 @@ fn device_rules_deny_unlisted_devices_and_allow_listed_ones() {
 }
 
 // ---------------------------------------------------------------------------
+// Controllers not every host has: hugetlb, rdma, net_cls, net_prio
+// ---------------------------------------------------------------------------
+//
+// Their tests are named `optional_controller_*` (the v1 VM pass selects
+// them by that word). Each skips, saying why, when the host lacks the
+// controller (or an RDMA device), unless $RRUN_TEST_REQUIRE_CONTROLLERS
+// names it: the VM runs (tests/vm/init2) set that, so there a missing
+// controller fails the test instead of skipping it.
+
+/// Why `controller` cannot be tested here, or None when it can: on v1 a
+/// hierarchy with it must be mounted, on v2 the root must offer it.
+fn controller_missing(controller: &str) -> Option<String> {
+    if is_v2() {
+        let c = fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
+        if c.split_whitespace().any(|x| x == controller) {
+            return None;
+        }
+        return Some(format!(
+            "cgroup v2 offers no {controller} controller ({c:?})"
+        ));
+    }
+    if cgroup_mounts()
+        .iter()
+        .any(|m| !m.v2 && m.opts.iter().any(|o| o == controller))
+    {
+        return None;
+    }
+    Some(format!(
+        "no cgroup v1 hierarchy with {controller} is mounted"
+    ))
+}
+
+/// Skips the test, unless $RRUN_TEST_REQUIRE_CONTROLLERS (space or comma
+/// separated) names `controller`: then it fails.
+fn skip_unless_required(controller: &str, why: &str) {
+    let required = std::env::var("RRUN_TEST_REQUIRE_CONTROLLERS").unwrap_or_default();
+    assert!(
+        !required.split([' ', ',']).any(|c| c == controller),
+        "{controller} is required here (RRUN_TEST_REQUIRE_CONTROLLERS={required:?}) but {why}"
+    );
+    skip(why);
+}
+
+#[test]
+fn optional_controller_hugepage_limit_is_set() {
+    if let Some(why) = controller_missing("hugetlb") {
+        return skip_unless_required("hugetlb", &why);
+    }
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        return skip_unless_required("hugetlb", "the kernel has no 2 MiB huge pages");
+    }
+    let mut env = CgEnv::new("cg_hugetlb");
+    env.set_resource(
+        "hugepageLimits",
+        json!([{ "pageSize": "2MB", "limit": 8 * MIB }]),
+    );
+    let pid = env.create_pid();
+    let file = if is_v2() {
+        "hugetlb.2MB.max"
+    } else {
+        "hugetlb.2MB.limit_in_bytes"
+    };
+    assert_eq!(num(&cgroup_file(pid, "hugetlb", file)), 8 * MIB, "{file}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+/// The first RDMA device of the host (`siw0` in the VM).
+fn rdma_device() -> Option<String> {
+    let mut names: Vec<String> = fs::read_dir("/sys/class/infiniband")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+#[test]
+fn optional_controller_rdma_limits_are_set() {
+    if let Some(why) = controller_missing("rdma") {
+        return skip_unless_required("rdma", &why);
+    }
+    // rdma.max takes limits only for a device that exists.
+    let Some(dev) = rdma_device() else {
+        return skip_unless_required("rdma", "the host has no RDMA device");
+    };
+    let mut env = CgEnv::new("cg_rdma");
+    env.set_resource(
+        "rdma",
+        json!({ dev.as_str(): { "hcaHandles": 3, "hcaObjects": 100 } }),
+    );
+    let pid = env.create_pid();
+    let max = cgroup_file(pid, "rdma", "rdma.max");
+    assert!(
+        max.lines()
+            .any(|l| l.trim() == format!("{dev} hca_handle=3 hca_object=100")),
+        "rdma.max: {max:?}"
+    );
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+
+    // A limit on handles alone leaves objects unlimited.
+    env.set_resource("rdma", json!({ dev.as_str(): { "hcaHandles": 5 } }));
+    let pid = env.create_pid();
+    let max = cgroup_file(pid, "rdma", "rdma.max");
+    assert!(
+        max.lines()
+            .any(|l| l.trim() == format!("{dev} hca_handle=5 hca_object=max")),
+        "rdma.max: {max:?}"
+    );
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+/// net_cls and net_prio exist only in cgroup v1: on v2 the config is
+/// refused, naming the field, and nothing is left.
+fn assert_network_refused_on_v2(env: &CgEnv) {
+    let out = env.try_create(&[]);
+    if out.status.success() && is_reference_runtime() {
+        eprintln!("reference runtime accepted linux.resources.network on cgroup v2");
+        env.rt.run_ok(&["delete", "--force", env.id()]);
+        return env.assert_all_gone();
+    }
+    assert_error(&out, &["linux.resources.network", "net_cls", "net_prio"]);
+    env.assert_all_gone();
+}
+
+#[test]
+fn optional_controller_net_cls_classid_is_set() {
+    let mut env = CgEnv::new("cg_net_cls");
+    env.set_resource("network", json!({ "classID": 0x0010_0001 }));
+    if is_v2() {
+        return assert_network_refused_on_v2(&env);
+    }
+    if let Some(why) = controller_missing("net_cls") {
+        return skip_unless_required("net_cls", &why);
+    }
+    // Inside, through /sys/fs/cgroup/net_cls: on a host that mounts
+    // net_cls,net_prio together that is a link to the combined directory.
+    env.bundle
+        .set_script("cat /sys/fs/cgroup/net_cls/net_cls.classid > /out");
+    let pid = env.create_pid();
+    assert_eq!(
+        cgroup_file(pid, "net_cls", "net_cls.classid"),
+        "1048577",
+        "net_cls.classid (0x100001)"
+    );
+    env.rt.start(env.id());
+    let inside =
+        wait_for_file(&env.bundle.rootfs().join("out"), T).expect("container never wrote /out");
+    assert_eq!(inside.trim(), "1048577", "net_cls.classid seen inside");
+    env.rt.wait_status(env.id(), "stopped", T);
+    env.rt.run_ok(&["delete", env.id()]);
+    env.assert_all_gone();
+}
+
+#[test]
+fn optional_controller_net_prio_ifpriomap_is_set() {
+    let mut env = CgEnv::new("cg_net_prio");
+    // The map names interfaces of the host's network namespace.
+    env.set_resource(
+        "network",
+        json!({ "priorities": [{ "name": "lo", "priority": 5 }] }),
+    );
+    if is_v2() {
+        return assert_network_refused_on_v2(&env);
+    }
+    if let Some(why) = controller_missing("net_prio") {
+        return skip_unless_required("net_prio", &why);
+    }
+    env.bundle
+        .set_script("cat /sys/fs/cgroup/net_prio/net_prio.ifpriomap > /out");
+    let pid = env.create_pid();
+    let map = cgroup_file(pid, "net_prio", "net_prio.ifpriomap");
+    assert!(
+        map.lines().any(|l| l.trim() == "lo 5"),
+        "net_prio.ifpriomap: {map:?}"
+    );
+    env.rt.start(env.id());
+    let inside =
+        wait_for_file(&env.bundle.rootfs().join("out"), T).expect("container never wrote /out");
+    assert!(
+        inside.lines().any(|l| l.trim() == "lo 5"),
+        "net_prio.ifpriomap seen inside: {inside:?}"
+    );
+    env.rt.wait_status(env.id(), "stopped", T);
+    env.rt.run_ok(&["delete", env.id()]);
+    env.assert_all_gone();
+}
+
+// ---------------------------------------------------------------------------
 // What the kernel does with the limits
 // ---------------------------------------------------------------------------
 
@@ -1049,6 +1245,110 @@ fn events_stats_prints_one_stats_object() {
     let cpu = d["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
     assert!(cpu > 0, "data.cpu.usage.total: {v}");
     env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+/// The kernel's count of OOM kills in process `pid`'s memory cgroup.
+fn oom_kill_count(pid: i32) -> u64 {
+    let file = if is_v2() {
+        "memory.events"
+    } else {
+        "memory.oom_control"
+    };
+    let text = cgroup_file(pid, "memory", file);
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .map(num)
+        .unwrap_or_else(|| panic!("no oom_kill in {file}: {text}"))
+}
+
+/// The first `events` output line of type `oom`, parsed.
+fn oom_event(events: &Spawned) -> Option<Value> {
+    events
+        .stdout_so_far()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "oom")
+}
+
+fn assert_oom_event(v: &Value, id: &str) {
+    assert_eq!(v["id"], id, "oom event of another container: {v}");
+    assert!(
+        v.get("data").is_none_or(Value::is_null),
+        "runc's oom event has no data: {v}"
+    );
+}
+
+/// A 32 MiB limit (and no swap) that a 64 MiB `dd` buffer exceeds.
+fn small_memory(env: &mut CgEnv) {
+    env.set_resource("memory", json!({ "limit": 32 * MIB, "swap": 32 * MIB }));
+}
+
+#[test]
+fn events_streams_oom_when_a_process_hits_the_memory_limit() {
+    let mut env = CgEnv::new("cg_events_oom");
+    small_memory(&mut env);
+    // The shell stays; each dd is killed when its buffer passes the limit.
+    let pid = env.start_script(
+        ": > /ready; while :; do dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; \
+         sleep 0.2; done",
+    );
+    let events = env.rt.spawn(&["events", "--interval", "1s", env.id()]);
+    let mut oom = None;
+    wait_for(Duration::from_secs(30), || {
+        oom = oom_event(&events);
+        oom.is_some()
+    });
+    let Some(oom) = oom else {
+        panic!(
+            "no oom event within 30 s (kernel oom_kill count {}); events printed:\n{}",
+            oom_kill_count(pid),
+            events.stdout_so_far()
+        );
+    };
+    assert_oom_event(&oom, env.id());
+    assert!(oom_kill_count(pid) > 0, "the kernel counted no OOM kill");
+    assert_eq!(env.rt.status(env.id()), "running", "init should survive");
+    drop(events);
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+#[test]
+fn events_reports_the_oom_that_kills_the_init() {
+    let mut env = CgEnv::new("cg_events_oom_init");
+    small_memory(&mut env);
+    env.bundle
+        .set_args(&["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"]);
+    env.create();
+    let mut events = env.rt.spawn(&["events", "--interval", "1s", env.id()]);
+    // The first stats line: events is watching (rrun sets its watches up
+    // before it prints anything).
+    assert!(
+        wait_for(T, || !events.stdout_so_far().trim().is_empty()),
+        "events printed nothing"
+    );
+    env.rt.start(env.id());
+    let mut oom = None;
+    wait_for(Duration::from_secs(30), || {
+        oom = oom_event(&events);
+        oom.is_some()
+    });
+    let Some(oom) = oom else {
+        panic!(
+            "no oom event within 30 s; events printed:\n{}",
+            events.stdout_so_far()
+        );
+    };
+    assert_oom_event(&oom, env.id());
+    env.rt.wait_status(env.id(), "stopped", T);
+    if !is_reference_runtime() {
+        // rrun's events ends with the container's init.
+        let out = events.wait_timeout(T);
+        assert!(out.status.success(), "events: {}", describe(&out));
+    }
+    drop(events);
+    env.rt.run_ok(&["delete", env.id()]);
     env.assert_all_gone();
 }
 

@@ -6,6 +6,7 @@
 //! Resource limits are applied by the controllers' own modules.
 
 pub mod devices_bpf;
+pub mod notify;
 pub mod resources;
 pub mod stats;
 

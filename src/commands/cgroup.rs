@@ -2,6 +2,7 @@
 //! `pause`, `resume`, `ps`, `events`, `update`.
 
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -135,24 +136,80 @@ pub fn events(global: &Global, id: &str, stats: bool, interval: &str) -> Result<
         println!("{}", stats_event(&c));
         return Ok(());
     }
-    let mut ooms = cgroups::stats::oom_kills(&c.cgroups);
-    let mut last_stats = std::time::Instant::now() - interval;
+    // Streaming: stats every interval, an `oom` line whenever the kernel
+    // reports one, until the container's init exits. The watches are set
+    // up before the first line, so anything after it is seen.
+    let mut oom = cgroups::notify::OomWatch::new(&c.cgroups)?;
+    // A pidfd says when init exits; it is checked to be the recorded init
+    // (not a reuse of its pid) after opening.
+    let pidfd = crate::sys::pidfd_open(c.pid)
+        .ok()
+        .filter(|_| c.init_alive());
+    let oom_line = format!("{{\"type\":\"oom\",\"id\":{}}}", json!(id));
+    let mut out = std::io::stdout().lock();
+    let mut next_stats = std::time::Instant::now();
     loop {
-        if !c.init_alive() {
+        let now = std::time::Instant::now();
+        if now >= next_stats {
+            writeln!(out, "{}", stats_event(&c))?;
+            out.flush()?;
+            next_stats = now + interval;
+        }
+        // Without a pidfd, look at init once a second.
+        let mut wait = next_stats.saturating_duration_since(now);
+        if pidfd.is_none() {
+            wait = wait.min(Duration::from_secs(1));
+        }
+        let ready = wait_readable(
+            &[
+                oom.as_ref().map(|o| o.fd()),
+                pidfd.as_ref().map(|p| p.as_fd()),
+            ],
+            wait,
+        )?;
+        if ready[0] {
+            if let Some(o) = oom.as_mut() {
+                if o.take()? {
+                    writeln!(out, "{oom_line}")?;
+                    out.flush()?;
+                }
+            }
+        }
+        if ready[1] || !c.init_alive() {
+            // A last look: on v2 the file notification can trail the
+            // kill of an init that ran out of memory.
+            if let Some(o) = oom.as_mut() {
+                if o.take()? {
+                    writeln!(out, "{oom_line}")?;
+                    out.flush()?;
+                }
+            }
             return Ok(());
         }
-        let now = cgroups::stats::oom_kills(&c.cgroups);
-        if now > ooms {
-            println!("{{\"type\":\"oom\",\"id\":{}}}", json!(id));
-            ooms = now;
-        }
-        if last_stats.elapsed() >= interval {
-            println!("{}", stats_event(&c));
-            last_stats = std::time::Instant::now();
-        }
-        std::io::stdout().flush()?;
-        std::thread::sleep(Duration::from_millis(100).min(interval));
     }
+}
+
+/// Waits up to `timeout` for any of `fds` to become readable; which are.
+fn wait_readable(fds: &[Option<BorrowedFd<'_>>], timeout: Duration) -> Result<Vec<bool>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pfds: Vec<PollFd> = fds
+        .iter()
+        .flatten()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let ms = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    match poll(&mut pfds, ms) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(e).context("poll"),
+    }
+    let mut revents = pfds
+        .iter()
+        .map(|p| p.revents().is_some_and(|r| !r.is_empty()));
+    Ok(fds
+        .iter()
+        .map(|fd| fd.is_some() && revents.next().unwrap_or(false))
+        .collect())
 }
 
 /// Parses a byte size the way runc's flags take it: `1024`, `64m`, `1G`, `-1`.

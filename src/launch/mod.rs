@@ -233,16 +233,29 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     if plan.ns.new_user && !plan.ns.two_stage {
         namespaces::write_id_maps(first, &plan.ns)?;
     }
-    if let Err(e) = sync::send(&sock.0, &Msg::Go) {
+    // An init killed for memory while starting: the limit is the reason,
+    // whichever way the broken channel shows it (EOF, EPIPE, ECONNRESET).
+    let oom_check = || -> Result<()> {
         if cgroups::stats::oom_kills(&cg) > 0 {
             bail!("linux.resources.memory.limit: the container's init was killed for memory while starting (limit too low?)");
         }
+        Ok(())
+    };
+    if let Err(e) = sync::send(&sock.0, &Msg::Go) {
+        oom_check()?;
         return Err(e).context("container init died before setup");
     }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
     loop {
-        match sync::recv(&sock.0).context("sync with container init")? {
+        let msg = match sync::recv(&sock.0) {
+            Ok(m) => m,
+            Err(e) => {
+                oom_check()?;
+                return Err(e).context("sync with container init");
+            }
+        };
+        match msg {
             Some(Msg::NeedMaps) => {
                 namespaces::write_id_maps(first, &plan.ns)?;
                 sync::send(&sock.0, &Msg::Go)?;
@@ -281,9 +294,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             Some(Msg::Error(m)) => bail!("{m}"),
             Some(_) => bail!("sync: unexpected message from container init"),
             None => {
-                if cgroups::stats::oom_kills(&cg) > 0 {
-                    bail!("linux.resources.memory.limit: the container's init was killed for memory while starting (limit too low?)");
-                }
+                oom_check()?;
                 bail!(
                     "container init exited before it was ready{}",
                     exit_reason(first)

@@ -31,9 +31,12 @@ pub enum Source {
     Bind { tree: OwnedFd, is_dir: bool },
     /// A new instance of a file system, made in the child's namespaces.
     Fs { fstype: CString, source: CString },
-    /// The v1/hybrid cgroup view: a tmpfs holding one bind per hierarchy.
+    /// The v1/hybrid cgroup view: a tmpfs holding one bind per hierarchy,
+    /// and a symlink per controller of a combined hierarchy (`cpu` ->
+    /// `cpu,cpuacct`), as the host and runc show them.
     CgroupV1 {
         hierarchies: Vec<(CString, OwnedFd)>,
+        links: Vec<(CString, CString)>,
     },
 }
 
@@ -323,7 +326,29 @@ fn cgroup_source(
     for v in views {
         hierarchies.push((resolve::cstring(&v.name)?, bind(&v.dir)?));
     }
-    Ok(Source::CgroupV1 { hierarchies })
+    Ok(Source::CgroupV1 {
+        hierarchies,
+        links: combined_links(views)?,
+    })
+}
+
+/// `controller -> hierarchy` links for the hierarchies mounted under a
+/// combined name (`net_cls -> net_cls,net_prio`), unless a hierarchy has
+/// that name itself.
+fn combined_links(views: &[CgroupView]) -> Result<Vec<(CString, CString)>> {
+    let mut links = Vec::new();
+    for v in views.iter().filter(|v| !v.v2 && v.name.contains(',')) {
+        for part in v.name.split(',').filter(|p| !p.is_empty()) {
+            let taken = views.iter().any(|o| o.name == part)
+                || links
+                    .iter()
+                    .any(|(n, _): &(CString, CString)| n.as_bytes() == part.as_bytes());
+            if !taken && !part.contains('/') && part != "." && part != ".." {
+                links.push((resolve::cstring(part)?, resolve::cstring(&v.name)?));
+            }
+        }
+    }
+    Ok(links)
 }
 
 fn io_ctx<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> anyhow::Error + 'a {
@@ -429,7 +454,7 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
             mapi::move_mount_fd(m.as_fd(), target.as_fd()).context("cannot attach")?;
             m
         }
-        Source::CgroupV1 { hierarchies } => {
+        Source::CgroupV1 { hierarchies, links } => {
             let tmpfs = new_fs(
                 c"tmpfs",
                 c"cgroup",
@@ -444,6 +469,15 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
                     resolve::ensure_in_root(tmpfs.as_fd(), Path::new(name.to_str()?), Kind::Dir)?;
                 mapi::move_mount_fd(tree.as_fd(), dir.as_fd())
                     .with_context(|| format!("cannot attach cgroup {}", name.to_string_lossy()))?;
+            }
+            for (name, target) in links {
+                // SAFETY: NUL-terminated strings; the tmpfs mount fd is ours.
+                let r =
+                    unsafe { libc::symlinkat(target.as_ptr(), tmpfs.as_raw_fd(), name.as_ptr()) };
+                if r != 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("cannot link cgroup {}", name.to_string_lossy()));
+                }
             }
             let mut attr = step.opts.attr;
             if attr.attr_clr & mapi::MOUNT_ATTR_RDONLY == 0 {
@@ -635,4 +669,51 @@ pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
         .context("root.readonly: cannot make / read-only")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, v2: bool) -> CgroupView {
+        CgroupView {
+            name: name.into(),
+            dir: PathBuf::from("/x"),
+            mount: PathBuf::from("/x"),
+            v2,
+        }
+    }
+
+    #[test]
+    fn combined_hierarchies_get_a_link_per_controller() {
+        let views = [
+            view("cpu,cpuacct", false),
+            view("net_cls,net_prio", false),
+            view("memory", false),
+            view("unified", true),
+        ];
+        let links: Vec<(String, String)> = combined_links(&views)
+            .unwrap()
+            .into_iter()
+            .map(|(a, b)| (a.into_string().unwrap(), b.into_string().unwrap()))
+            .collect();
+        let want = [
+            ("cpu", "cpu,cpuacct"),
+            ("cpuacct", "cpu,cpuacct"),
+            ("net_cls", "net_cls,net_prio"),
+            ("net_prio", "net_cls,net_prio"),
+        ];
+        assert_eq!(
+            links,
+            want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+        );
+    }
+
+    #[test]
+    fn no_link_shadows_a_hierarchy_of_that_name() {
+        let views = [view("cpu", false), view("cpu,cpuacct", false)];
+        let links = combined_links(&views).unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].0.as_bytes(), b"cpuacct");
+    }
 }

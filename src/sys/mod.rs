@@ -147,6 +147,64 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// `eventfd(2)`: a new counter fd, non-blocking and close-on-exec.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain integer arguments.
+    owned_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) }.into())
+}
+
+/// Reads an eventfd's counter (resetting it): 0 when nothing was signalled.
+pub fn eventfd_take(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a buffer of 8.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
+/// An inotify instance (non-blocking, close-on-exec) watching `path` for
+/// modification. Cgroup files such as `memory.events` report their changes
+/// this way.
+pub fn inotify_modify_watch(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: plain integer argument.
+    let fd = owned_fd(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) }.into())?;
+    // SAFETY: a NUL-terminated path; the fd is ours.
+    check(
+        unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) }.into(),
+    )?;
+    Ok(fd)
+}
+
+/// Reads and discards whatever a non-blocking fd (an inotify instance) has
+/// queued; returns the number of bytes read.
+pub fn drain(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    loop {
+        // SAFETY: reads at most buf.len() bytes into buf.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(total)
+            } else {
+                Err(e)
+            };
+        }
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as usize;
+    }
+}
+
 /// Marks every fd from `first` up close-on-exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.

@@ -1,40 +1,55 @@
 #!/usr/bin/env bash
 # Run rrun's integration tests on a pure cgroup v2 host: Debian's stock
-# kernel booted under qemu with cgroup_no_v1=all.
+# kernel booted under qemu with cgroup_no_v1=all. With RRUN_VM_CGROUPS=v1,
+# on a cgroup v1 host instead, with the controllers this development host
+# lacks (hugetlb, rdma, net_cls, net_prio).
 #
 # Usage (from anywhere in the repository):
 #
 #     tests/vm/run.sh [TEST_FILTER...]
+#     RRUN_VM_CGROUPS=v1 tests/vm/run.sh [TEST_FILTER...]
 #
 # With no filter the VM runs every test of the `lifecycle` and `cgroups`
 # binaries plus, from every other test binary (unit tests included), the
-# tests whose name contains "cgroup". TEST_FILTERs replace that default:
-# they are libtest filters (substrings of test names, or options such as
-# --exact or --skip NAME), given to every test binary, and cannot contain
-# spaces. `bash .ci/run` calls this script after the host test suite
-# (unattended, CI=true, no stdin).
+# tests whose name contains "cgroup". In v1 mode the default is short: from
+# the `cgroups` binary only, the optional_controller_* tests (hugetlb, rdma,
+# net_cls, net_prio read back), the events tests (OOM through the v1
+# eventfd), placement and the cpu tests (cpu,cpuacct mounted together).
+# TEST_FILTERs replace that default: they are libtest filters (substrings
+# of test names, or options such as --exact or --skip NAME), given to every
+# test binary, and cannot contain spaces. `bash .ci/run` calls this script
+# (both modes) after the host test suite (unattended, CI=true, no stdin).
 #
 # Needs: qemu-system-x86_64 (Debian: qemu-system-x86), cpio, busybox-static
-# (/bin/busybox), apt-get and dpkg-deb for the first run, and cargo. No root
-# needed except for the first kernel download if `apt-get update` was never
-# run. The host's own cgroup mounts are never touched.
+# (/bin/busybox), rdma (iproute2), apt-get and dpkg-deb for the first run,
+# and cargo. No root needed except for the first kernel download if
+# `apt-get update` was never run. The host's own cgroup mounts are never
+# touched.
 #
 # What it does: builds rrun and the test binaries (release), downloads the
 # current linux-image-6.x-amd64 package with apt-get once and caches it
 # extracted in target/vm-cache/, builds an initramfs (busybox, rrun, the test
-# binaries and their shared libraries, the overlay module) in a temp dir, and
+# binaries and their shared libraries, the kernel modules) in a temp dir, and
 # boots it under qemu (TCG; 2 CPUs, 2 GiB). Inside, tests/vm/init moves the
 # payload onto a tmpfs root (pivot_root cannot work on an initramfs) and
-# tests/vm/init2 mounts cgroup2 at /sys/fs/cgroup, runs the tests with
-# RRUN_TEST_RUNTIME=/usr/local/bin/rrun, checks for leftover cgroups, mounts
-# and processes, prints "VM: N passed, N failed" and powers off. The console
-# goes to stdout and to target/vm-cache/console.log. Exit status: 0 only if
-# that line is there with 0 failed.
+# tests/vm/init2 mounts cgroup2 at /sys/fs/cgroup (v1 mode: a tmpfs there
+# with each v1 hierarchy in its own directory, cpu,cpuacct and
+# net_cls,net_prio combined and linked as systemd does, name=systemd, and an
+# empty cgroup2 at unified, like this host), creates an RDMA device (rdma_rxe
+# on a dummy interface, with iproute2's rdma tool), runs the tests with
+# RRUN_TEST_RUNTIME=/usr/local/bin/rrun and RRUN_TEST_REQUIRE_CONTROLLERS
+# (hugetlb and rdma; v1 mode also net_cls and net_prio: their tests fail
+# instead of skipping when the controller is missing), checks for leftover
+# cgroups, mounts and processes, prints "VM: N passed, N failed" and powers
+# off. The console goes to stdout and to target/vm-cache/console.log. Exit
+# status: 0 only if that line is there with 0 failed.
 #
 # Time (2 cores, TCG, measured): kernel download and extraction ~10 s, once;
 # initramfs ~2 s; qemu start to the first test ~10 s; then ~1-1.5 s per
 # container run with 2 test threads (the 37 lifecycle tests: 36-50 s). The
-# default set took 60-80 s in all, builds aside. Limit: RRUN_VM_TIMEOUT.
+# default set took 60-110 s in all (more when the host is busy), builds
+# aside; the v1 mode's default set (12 tests) 16-36 s. Limit:
+# RRUN_VM_TIMEOUT.
 #
 # Environment (all optional):
 #   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
@@ -46,8 +61,12 @@
 #                             host: all controllers enabled down to
 #                             /user.slice/user-0.slice, tests in its
 #                             session-1.scope; "bare": no controller
-#                             enabled, tests in the root cgroup
-#   RRUN_VM_MODULES=overlay   kernel modules to load (dependencies follow)
+#                             enabled, tests in the root cgroup; "v1":
+#                             cgroup v1 (see above), tests in the roots
+#   RRUN_VM_MODULES="overlay dummy crc32_generic rdma_rxe"   kernel
+#                             modules to load (dependencies follow); with
+#                             dummy and rdma_rxe (which needs crc32 but does
+#                             not list it), the VM gets an RDMA device rxe0
 #   RRUN_VM_MEMORY=2048 RRUN_VM_CPUS=2 RRUN_VM_ACCEL=tcg   qemu settings
 #   RRUN_VM_CACHE=target/vm-cache   where the kernel and the console log go
 set -euo pipefail
@@ -56,7 +75,7 @@ VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
 TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-600}
 TEST_THREADS=${RRUN_VM_TEST_THREADS:-2}
 CGROUP_SETUP=${RRUN_VM_CGROUPS:-systemd}
-MODULES=${RRUN_VM_MODULES:-overlay}
+MODULES=${RRUN_VM_MODULES:-overlay dummy crc32_generic rdma_rxe}
 MEMORY=${RRUN_VM_MEMORY:-2048}
 CPUS=${RRUN_VM_CPUS:-2}
 ACCEL=${RRUN_VM_ACCEL:-tcg}
@@ -83,9 +102,18 @@ for f in "$@"; do
     [[ $f != *[[:space:]]* ]] || die "test filters cannot contain spaces: '$f'"
 done
 case "$CGROUP_SETUP" in
-systemd | bare) ;;
-*) die "RRUN_VM_CGROUPS must be systemd or bare, not '$CGROUP_SETUP'" ;;
+systemd | bare)
+    REQUIRE_CONTROLLERS="hugetlb rdma"
+    CMDLINE_CGROUPS="cgroup_no_v1=all"
+    ;;
+v1)
+    REQUIRE_CONTROLLERS="hugetlb rdma net_cls net_prio"
+    CMDLINE_CGROUPS=""
+    ;;
+*) die "RRUN_VM_CGROUPS must be systemd, bare or v1, not '$CGROUP_SETUP'" ;;
 esac
+# The v1 mode's default tests (filters for the `cgroups` binary).
+V1_FILTERS="optional_controller events_ absolute_cgroups_path cpu_"
 
 for cmd in qemu-system-x86_64 cpio ldd; do
     command -v "$cmd" >/dev/null ||
@@ -214,6 +242,15 @@ done
 cp "$VM_DIR/init2" "$payload/vm/init2"
 chmod 755 "$stage/init" "$payload/vm/init2"
 cp "$rrun_bin" "$payload/usr/local/bin/rrun"
+# iproute2's rdma tool makes the VM's RDMA device (see init2); without
+# rdma_rxe there is none, and the rdma tests may skip.
+case " $MODULES " in
+*" rdma_rxe "*)
+    rdma_tool=$(command -v rdma) || die "rdma not found (apt-get install iproute2)"
+    cp "$rdma_tool" "$payload/usr/local/bin/rdma"
+    ;;
+*) REQUIRE_CONTROLLERS=${REQUIRE_CONTROLLERS/rdma/} ;;
+esac
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
     >"$payload/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$payload/etc/group"
@@ -226,6 +263,9 @@ while read -r name exe; do
     fi
     if [ $# -gt 0 ]; then
         args="$*"
+    elif [ "$CGROUP_SETUP" = v1 ]; then
+        [ "$name" = cgroups ] || continue
+        args=$V1_FILTERS
     else
         case "$name" in
         lifecycle | cgroups) args= ;;
@@ -239,7 +279,7 @@ done <"$work/binaries"
 [ -s "$payload/vm/plan" ] || die "no test binary selected (RRUN_VM_BINARIES='${RRUN_VM_BINARIES:-}')"
 
 # Shared libraries of every binary, at the paths ldd resolves them to.
-for exe in "$payload/usr/local/bin/rrun" "$payload"/tests/* "$payload/bin/busybox"; do
+for exe in "$payload"/usr/local/bin/* "$payload"/tests/* "$payload/bin/busybox"; do
     { ldd "$exe" 2>/dev/null || true; } | sed -n 's/^[[:space:]]*\(.* => \)\{0,1\}\(\/[^ ]*\) (0x.*/\2/p'
 done | sort -u >"$work/libs"
 while read -r lib; do
@@ -290,6 +330,7 @@ TEST_THREADS=$TEST_THREADS
 TEST_TIMEOUT=$TEST_TIMEOUT
 CGROUP_SETUP=$CGROUP_SETUP
 MODULES="${modules_loaded# }"
+REQUIRE_CONTROLLERS="$REQUIRE_CONTROLLERS"
 EOF
 
 initrd=$work/initrd.cpio
@@ -301,7 +342,7 @@ log "initramfs: $(du -m "$initrd" | cut -f1) MiB;" \
 # --- boot ------------------------------------------------------------------
 console=$CACHE/console.log
 : >"$console"
-append="console=ttyS0 cgroup_no_v1=all panic=-1 quiet"
+append="console=ttyS0 ${CMDLINE_CGROUPS:+$CMDLINE_CGROUPS }panic=-1 quiet"
 log "booting: accel=$ACCEL, ${CPUS} CPUs, ${MEMORY} MiB, timeout ${VM_TIMEOUT}s, cmdline: $append"
 qemu-system-x86_64 -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot \
