@@ -675,6 +675,57 @@ fn cpuset_cpus_and_mems_are_set_and_confine_the_container() {
     );
 }
 
+/// A v1 cpuset parent that already exists but has no cpus or mems (made by
+/// an engine, or by another runtime a moment ago that has not filled it
+/// yet) is filled from its parent, as runc does: otherwise the container's
+/// cpuset inherits nothing and the kernel refuses its process (ENOSPC).
+#[test]
+fn existing_empty_v1_cpuset_parent_is_filled_before_the_container_joins() {
+    let Some(m) = cgroup_mounts()
+        .into_iter()
+        .find(|m| !m.v2 && m.root == "/" && m.opts.iter().any(|o| o == "cpuset"))
+    else {
+        return skip("no v1 cpuset hierarchy");
+    };
+    let mut env = CgEnv::new("cg_cpuset_parent");
+    let parent = m.point.join(env.cg_name());
+    fs::create_dir(&parent).unwrap();
+    assert_eq!(
+        fs::read_to_string(parent.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        "",
+        "a new cpuset is expected to start empty"
+    );
+    let path = format!("/{}/inner", env.cg_name());
+    env.bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    let pid = env.create_pid();
+    let root_cpus = fs::read_to_string(m.point.join("cpuset.cpus")).unwrap();
+    let root_mems = fs::read_to_string(m.point.join("cpuset.mems")).unwrap();
+    for (dir, what) in [
+        (parent.clone(), "parent"),
+        (cgroup_dir(pid, "cpuset"), "container"),
+    ] {
+        assert_eq!(
+            fs::read_to_string(dir.join("cpuset.cpus")).unwrap().trim(),
+            root_cpus.trim(),
+            "{what} {}: cpuset.cpus",
+            dir.display()
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("cpuset.mems")).unwrap().trim(),
+            root_mems.trim(),
+            "{what} {}: cpuset.mems",
+            dir.display()
+        );
+    }
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    assert!(
+        parent.is_dir(),
+        "delete removed a parent cgroup the runtime did not create"
+    );
+}
+
 #[test]
 fn pids_limit_sets_pids_max() {
     let mut env = CgEnv::new("cg_pids");

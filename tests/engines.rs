@@ -308,7 +308,7 @@ fn image() -> &'static Result<PathBuf, String> {
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/mkimage.sh").to_string(),
             out_dir.to_str().unwrap().to_string(),
         ];
-        argv.extend(podman_global_flags());
+        argv.extend(podman_global_flags(&podman_dir()));
         let out = run_argv(&argv, &podman_env(), Duration::from_secs(120));
         if out.ok() {
             Ok(out_dir)
@@ -932,6 +932,8 @@ fn parse_state(out: &Out) -> Option<CState> {
 // --- Podman ----------------------------------------------------------------
 
 struct Podman {
+    /// The store: `root/`, `run/`, `tmp/` under it.
+    store: PathBuf,
     cgroup_parent: String,
 }
 
@@ -979,8 +981,7 @@ fn podman_env() -> Vec<(String, String)> {
     )]
 }
 
-fn podman_global_flags() -> Vec<String> {
-    let d = podman_dir();
+fn podman_global_flags(d: &Path) -> Vec<String> {
     vec![
         format!("--root={}", d.join("root").display()),
         format!("--runroot={}", d.join("run").display()),
@@ -991,33 +992,62 @@ fn podman_global_flags() -> Vec<String> {
 
 fn podman() -> &'static Podman {
     static P: OnceLock<Result<Podman, String>> = OnceLock::new();
-    match P.get_or_init(|| {
-        if which("podman").is_none() {
-            return Err("podman is not installed (apt-get install podman)".into());
-        }
-        image().as_ref().map_err(|e| e.clone())?;
-        let p = Podman {
-            cgroup_parent: format!("/rrun-test-engines-podman-{}", std::process::id()),
-        };
-        let cg = p.cgroup_parent.clone();
-        on_exit(move || {
-            let mut argv = vec!["podman".to_string()];
-            argv.extend(podman_global_flags());
-            argv.extend(strings(&["rm", "-a", "-f", "-t", "0"]));
-            run_argv(&argv, &podman_env(), Duration::from_secs(60));
-            remove_cgroup_tree(&cg);
-        });
-        Ok(p)
-    }) {
+    match P.get_or_init(|| start_podman(podman_dir(), "podman")) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
 }
 
+/// A second Podman store, for containers with their own id mapping
+/// (`--uidmap`). Podman's vfs driver chowns its directory to the root of
+/// the mapping each podman command uses, so in a store shared with
+/// concurrent commands for unmapped containers the directory is owned by
+/// host root (mode 0700) at random moments, and the mapped root cannot
+/// reach its rootfs: the runtime's bind of `root.path` fails with EACCES,
+/// for runc exactly as for rrun. One mapping per store avoids that race.
+fn podman_userns() -> &'static Podman {
+    static P: OnceLock<Result<Podman, String>> = OnceLock::new();
+    match P.get_or_init(|| start_podman(ws().dir.join("podman-userns"), "podman-userns")) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A Podman store in `store` (the image built by mkimage.sh is loaded into
+/// any store but the first), cleaned up at exit.
+fn start_podman(store: PathBuf, cgroup_name: &str) -> Result<Podman, String> {
+    if which("podman").is_none() {
+        return Err("podman is not installed (apt-get install podman)".into());
+    }
+    let img = image().as_ref().map_err(|e| e.clone())?;
+    let p = Podman {
+        store,
+        cgroup_parent: format!("/rrun-test-engines-{cgroup_name}-{}", std::process::id()),
+    };
+    {
+        let cg = p.cgroup_parent.clone();
+        let argv = p.argv(&["rm", "-a", "-f", "-t", "0"]);
+        on_exit(move || {
+            run_argv(&argv, &podman_env(), Duration::from_secs(60));
+            remove_cgroup_tree(&cg);
+        });
+    }
+    if p.store != podman_dir() {
+        p.cli(&[
+            "load",
+            "-q",
+            "-i",
+            img.join("busybox.docker.tar").to_str().unwrap(),
+        ])
+        .expect_ok();
+    }
+    Ok(p)
+}
+
 impl Podman {
     fn argv(&self, args: &[&str]) -> Vec<String> {
         let mut v = vec!["podman".to_string()];
-        v.extend(podman_global_flags());
+        v.extend(podman_global_flags(&self.store));
         v.extend(strings(args));
         v
     }
@@ -2400,9 +2430,11 @@ engine_tests!(podman:
     pause_unpause, top, logs, restart, limits, stats, update,
     error_missing_executable, error_bad_mount, error_exec,
     stdin, run_process_options, mounts, devices, privileged, default_confinement,
-    join_pid_namespace, kill_signal, oom_kill, user_namespace,
+    join_pid_namespace, kill_signal, oom_kill,
     sibling_cgroups, shared_pid_namespace_leftovers,
 );
+// In a store of its own: see podman_userns().
+engine_tests!(podman_userns: user_namespace);
 engine_tests!(docker:
     run_output_and_exit_code, run_tty, exec, exec_tty, stop_and_rm, kill, rm_force_running,
     pause_unpause, top, logs, restart, limits, stats, update,

@@ -341,6 +341,39 @@ fn run_with_missing_executable_fails_and_leaves_nothing() {
     assert_clean(&env, env.id());
 }
 
+/// `--systemd-cgroup` (containerd's `SystemdCgroup = true`, Docker's and
+/// Podman's systemd cgroup driver) on a host where systemd is not running:
+/// one clear line that says so, and no container. runc says "systemd not
+/// running on this host, cannot use systemd cgroups manager"; rrun, which
+/// manages cgroupfs itself, refuses the flag on any host and says why.
+#[test]
+fn systemd_cgroup_without_systemd_fails_clearly_and_leaves_nothing() {
+    if Path::new("/run/systemd/system").exists() && is_reference_runtime() {
+        eprintln!("skipped: systemd runs on this host; the reference runtime would use it");
+        return;
+    }
+    let env = TestEnv::new("systemd_cgroup");
+    for cmd in ["create", "run"] {
+        let out = env.rt.cmd(&[
+            "--systemd-cgroup",
+            cmd,
+            "--bundle",
+            env.bundle.path_str(),
+            env.id(),
+        ]);
+        assert_error(&out, &["systemd"]);
+        let err = stderr(&out);
+        if !Path::new("/run/systemd/system").exists() {
+            assert!(
+                err.contains("not running"),
+                "{cmd}: the message should say systemd is not running: {}",
+                describe(&out)
+            );
+        }
+        assert_clean(&env, env.id());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // logging of errors
 // ---------------------------------------------------------------------------

@@ -515,6 +515,37 @@ fn exec_detached_writes_the_pid_file_and_leaves_the_process_running() {
     assert_eq!(env.rt.status(env.id()), "running");
 }
 
+/// The exec'd process leads a session and process group of its own, in
+/// the foreground and detached (runc calls setsid for every exec): it never
+/// shares the caller's (conmon's, a shim's), so signals to the caller's
+/// process group and the caller's terminal job control do not reach it.
+#[test]
+fn exec_process_leads_its_own_session() {
+    let mut env = TestEnv::new("exec_setsid");
+    start_sleeper(&mut env);
+    let script = "set -- $(cat /proc/$$/stat); echo pid=$1 pgrp=$5 sid=$6";
+    let out = exec_sh_ok(&env, &[], script);
+    let pid = field(&out, "pid").split_whitespace().next().unwrap();
+    assert_eq!(
+        out.trim(),
+        format!("pid={pid} pgrp={pid} sid={pid}"),
+        "foreground exec"
+    );
+    let out = exec(
+        &env,
+        &["-d"],
+        &["sh", "-c", &format!("({script}) > /exec-sid")],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = wait_for_file(&env.bundle.rootfs().join("exec-sid"), T).expect("no /exec-sid");
+    let pid = field(&out, "pid").split_whitespace().next().unwrap();
+    assert_eq!(
+        out.trim(),
+        format!("pid={pid} pgrp={pid} sid={pid}"),
+        "detached exec"
+    );
+}
+
 /// One busy thread per CPU until dropped.
 struct CpuLoad {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,

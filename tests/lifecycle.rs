@@ -927,3 +927,60 @@ fn version_flag_prints_version() {
         assert!(spec.starts_with("1."), "{flag}: spec version {spec}");
     }
 }
+
+/// `features` prints the runtime-spec features document (what engines read
+/// to learn what the runtime supports), as runc does.
+#[test]
+fn features_prints_the_runtime_spec_features_json() {
+    let dir = TestDir::new("features");
+    let rt = Runtime::new(dir.path());
+    let out = rt.run_ok(&["features"]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("features is not JSON ({e}): {}", describe(&out)));
+    for key in [
+        "ociVersionMin",
+        "ociVersionMax",
+        "hooks",
+        "mountOptions",
+        "linux",
+    ] {
+        assert!(v.get(key).is_some(), "no {key}: {}", stdout(&out));
+    }
+    let max = v["ociVersionMax"].as_str().unwrap_or("");
+    assert!(max.starts_with("1."), "ociVersionMax {max:?}");
+    let hooks: Vec<&str> = v["hooks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str())
+        .collect();
+    for h in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert!(hooks.contains(&h), "hooks lack {h}: {hooks:?}");
+    }
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for n in ["pid", "mount", "network", "user", "cgroup"] {
+        assert!(ns.contains(&n), "linux.namespaces lack {n}: {ns:?}");
+    }
+    assert!(
+        v["mountOptions"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "bind")),
+        "mountOptions lack bind: {}",
+        stdout(&out)
+    );
+    let seccomp = &v["linux"]["seccomp"];
+    assert_eq!(seccomp["enabled"], true, "{}", stdout(&out));
+    for a in ["SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY"] {
+        assert!(
+            seccomp["actions"]
+                .as_array()
+                .is_some_and(|x| x.iter().any(|y| y == a)),
+            "linux.seccomp.actions lack {a}: {seccomp}"
+        );
+    }
+}

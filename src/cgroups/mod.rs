@@ -246,35 +246,58 @@ pub fn create(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
 }
 
 fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
-    // Create each missing level so we know exactly what to remove later.
-    let mut missing = Vec::new();
-    let mut p = dir.to_path_buf();
-    while !p.exists() {
-        missing.push(p.clone());
-        if !p.pop() || p == h.mount {
-            break;
-        }
+    // Every level below the mount, top first. Each is made if missing (one
+    // another creator made first is fine: EEXIST), and only the ones made
+    // here are recorded, so delete removes exactly those.
+    let Ok(below) = dir.strip_prefix(&h.mount) else {
+        bail!(
+            "cgroup {}: not under the hierarchy mounted at {}",
+            dir.display(),
+            h.mount.display()
+        );
+    };
+    let mut levels = Vec::new();
+    let mut p = h.mount.clone();
+    for c in below.components() {
+        p.push(c);
+        levels.push(p.clone());
     }
-    for d in missing.into_iter().rev() {
-        match fs::create_dir(&d) {
+    let cpuset = h.controllers.iter().any(|c| c == "cpuset");
+    for d in &levels {
+        match fs::create_dir(d) {
             Ok(()) => created.push(d.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display()))
             }
         }
-        if h.controllers.iter().any(|c| c == "cpuset") {
-            // A new v1 cpuset is empty and refuses tasks until it has cpus and mems.
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                let cur = fs::read_to_string(d.join(f)).unwrap_or_default();
-                if cur.trim().is_empty() {
-                    let parent =
-                        fs::read_to_string(d.parent().unwrap().join(f)).unwrap_or_default();
-                    fs::write(d.join(f), parent.trim())
-                        .with_context(|| format!("cgroup {}: cannot set {f}", d.display()))?;
-                }
-            }
+        if cpuset {
+            fill_cpuset(d)?;
         }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset has no cpus and mems and refuses tasks (ENOSPC) until
+/// it gets some: copy the parent's into a level that has none. Every level
+/// is checked, not only the ones made here: a level another rrun has just
+/// made may not have been filled yet, and a parent that was always empty
+/// must be filled before a child can be. Levels are done top first, so the
+/// parent's values are there to copy.
+fn fill_cpuset(d: &Path) -> Result<()> {
+    let Some(parent) = d.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = fs::read_to_string(d.join(f))
+            .with_context(|| format!("cgroup {}: cannot read {f}", d.display()))?;
+        if !cur.trim().is_empty() {
+            continue;
+        }
+        let from = fs::read_to_string(parent.join(f))
+            .with_context(|| format!("cgroup {}: cannot read {f}", parent.display()))?;
+        fs::write(d.join(f), from.trim())
+            .with_context(|| format!("cgroup {}: cannot set {f}", d.display()))?;
     }
     Ok(())
 }

@@ -344,8 +344,11 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
     } else {
         sync::send(sock, &Msg::Pid(std::process::id() as i32))?;
     }
+    // Its own session, with or without a terminal, as runc does: the
+    // process must not share the caller's session or process group (conmon's,
+    // the shim's), whose job-control and group signals are not its own.
+    nix::unistd::setsid().context("setsid failed")?;
     if let Some(console) = &plan.console {
-        nix::unistd::setsid().context("setsid failed")?;
         crate::console::setup_pty(console.as_fd(), plan.console_size, false)?;
     }
     let exe =

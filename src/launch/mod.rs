@@ -109,7 +109,11 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
 fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<Created> {
     state::validate_id(&opts.id)?;
     if global.systemd_cgroup {
-        bail!("--systemd-cgroup is not supported: rrun manages cgroupfs directly");
+        // sd_booted()'s test: systemd creates this directory when it is pid 1.
+        if !Path::new("/run/systemd/system").is_dir() {
+            bail!("--systemd-cgroup: systemd is not running on this host, and rrun manages cgroupfs directly: run without --systemd-cgroup (containerd: SystemdCgroup = false)");
+        }
+        bail!("--systemd-cgroup is not supported: rrun manages cgroupfs directly: run without it (containerd: SystemdCgroup = false)");
     }
     let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut bundle = crate::spec::load_bundle(&bundle_dir)?;
