@@ -225,6 +225,57 @@ fn cve_2019_5736_created_init_is_not_reachable_through_proc() {
     );
 }
 
+#[test]
+fn cve_2019_5736_nested_script_interpreters_cannot_reach_the_runtime_binary() {
+    // A script whose interpreter is a script whose interpreter ... is
+    // /proc/self/exe: the kernel would run the runtime's own binary inside
+    // the container, however deep the chain (up to its limit of 4).
+    if is_reference_runtime() {
+        eprintln!("skipped: runc and crun run a sealed copy of themselves instead of refusing");
+        return;
+    }
+    let mut env = TestEnv::new("sec-5736-nested");
+    let root = env.bundle.rootfs();
+    for (name, interp) in [("a", "/b"), ("b", "/c -x"), ("c", "/proc/self/exe")] {
+        let f = root.join(name);
+        fs::write(&f, format!("#!{interp}\necho RAN\n")).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // As the container's process: create fails, naming the interpreter.
+    env.bundle.set_args(&["/a"]);
+    let out = env.try_create(&[]);
+    assert!(
+        !out.status.success(),
+        "create must fail: {}",
+        describe(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("\"/proc/self/exe\"") && err.contains("runtime's own binary"),
+        "the error must name the interpreter: {err}"
+    );
+    env.assert_nothing_left();
+    // As an exec'd process: refused too, and the container keeps running.
+    env.bundle.set_args(&["sleep", "30"]);
+    env.create();
+    env.rt.run_ok(&["start", env.id()]);
+    let out = env.rt.cmd(&["exec", env.id(), "/a"]);
+    assert!(!out.status.success(), "exec must fail: {}", describe(&out));
+    assert!(!stdout(&out).contains("RAN"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("runtime's own binary"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(env.rt.status(env.id()), "running");
+    // An ordinary script still runs.
+    fs::write(root.join("c"), "#!/bin/sh\necho RAN\n").unwrap();
+    let out = env.rt.cmd(&["exec", env.id(), "/c"]);
+    assert!(stdout(&out).contains("RAN"), "{}", describe(&out));
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
 /// A private copy of the runtime under test, so that nothing else executes
 /// it (writing a binary that some process runs fails with ETXTBSY, which
 /// would hide the attack) and a successful attack cannot damage the real one.

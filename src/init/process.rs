@@ -190,8 +190,10 @@ fn find_executable(p: &ProcessPlan) -> Result<CString> {
 }
 
 /// CVE-2019-5736: the container must never execve rrun's own host binary
-/// (through `/proc/self/exe`, a link to it, or as a script's interpreter):
-/// that process would be dumpable and could reopen the binary for writing.
+/// (through `/proc/self/exe`, a link to it, or as the interpreter of a
+/// script, however deeply nested): that process would be dumpable and could
+/// reopen the binary for writing. Runs after `chdir(cwd)`, so relative
+/// interpreter paths resolve as the kernel will resolve them.
 fn refuse_runtime_binary(p: &ProcessPlan, cand: &CString, st: &libc::stat) -> Result<()> {
     let is_ours = |st: &libc::stat| (st.st_dev, st.st_ino) == p.runtime_binary;
     if is_ours(st) {
@@ -200,26 +202,43 @@ fn refuse_runtime_binary(p: &ProcessPlan, cand: &CString, st: &libc::stat) -> Re
             p.arg0
         );
     }
-    // A script whose interpreter is the runtime binary.
-    let mut head = [0u8; 256];
-    if let Ok(f) = std::fs::File::open(std::ffi::OsStr::from_bytes(cand.as_bytes())) {
-        use std::io::Read;
-        let n = (&f).read(&mut head).unwrap_or(0);
-        if n > 2 && &head[..2] == b"#!" {
-            let line = &head[2..n];
-            let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
-            let interp = line
-                .split(|&b| b == b' ' || b == b'\t')
-                .find(|s| !s.is_empty())
-                .unwrap_or(b"");
-            if let Ok(ist) = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(interp)) {
-                if is_ours(&ist) {
-                    bail!("exec: {:?}: its interpreter is the container runtime's own binary; refusing", p.arg0);
-                }
-            }
+    // The kernel follows at most 4 nested `#!` interpreters (binfmt_script's
+    // recursion limit); look one further, so a chain it would refuse anyway
+    // is not the one we stop looking at.
+    let mut path = cand.as_bytes().to_vec();
+    for _ in 0..5 {
+        let Some(interp) = script_interpreter(&path) else {
+            return Ok(());
+        };
+        let Ok(ist) = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(&interp)) else {
+            return Ok(());
+        };
+        if is_ours(&ist) {
+            bail!(
+                "exec: {:?}: its interpreter {:?} is the container runtime's own binary; refusing",
+                p.arg0,
+                String::from_utf8_lossy(&interp)
+            );
         }
+        path = interp;
     }
     Ok(())
+}
+
+/// The interpreter named by a `#!` line at the start of `path`, if any.
+fn script_interpreter(path: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(std::ffi::OsStr::from_bytes(path)).ok()?;
+    let mut head = [0u8; 256];
+    let n = (&f).read(&mut head).ok()?;
+    if n < 3 || &head[..2] != b"#!" {
+        return None;
+    }
+    let line = &head[2..n];
+    let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
+    line.split(|&b| b == b' ' || b == b'\t')
+        .find(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
 }
 
 fn set_user(p: &ProcessPlan) -> Result<()> {

@@ -206,7 +206,7 @@ pub fn prepare(
             };
             // Each clone must be the same verified device.
             let st = resolve::fstat(fd.as_fd())?;
-            if st.st_rdev != libc::makedev(1, 3) {
+            if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
                 bail!("/dev/null changed while preparing maskedPaths");
             }
             masked.push((p, fd));
