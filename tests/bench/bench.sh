@@ -23,6 +23,9 @@
 #
 # What is measured, per runtime (each has its own --root in a temp dir):
 #   run          `run` of /bin/true (median, p90)
+#   seccomp      `run` of /bin/true with Podman's default seccomp profile
+#                (/usr/share/containers/seccomp.json converted for amd64, as
+#                Podman passes it; skipped without that file or python3)
 #   c+s+d        `create` + `start` + wait for exit + `delete` (median, p90)
 #   exec         `exec ID /bin/true` into a running `sleep 1000` container
 #                (median, p90; n/a if the runtime's exec fails)
@@ -213,6 +216,52 @@ fi
 
 for k in "${!RT_BIN[@]}"; do mkdir -p "$TMP/root-$k"; done
 
+# A third config: /bin/true under Podman's default seccomp profile (the one
+# engines really pass), converted for amd64 and Podman's default
+# capabilities the way containers/common does. Skipped without the profile
+# (golang-github-containers-common) or python3.
+PODMAN_SECCOMP=/usr/share/containers/seccomp.json
+B_SECCOMP=""
+if [ -r "$PODMAN_SECCOMP" ] && command -v python3 >/dev/null; then
+    B_SECCOMP=$TMP/bundle-seccomp
+    mkdir -p "$B_SECCOMP"
+    python3 - "$PODMAN_SECCOMP" "$B_TRUE/config.json" "$B_SECCOMP/config.json" <<'PY' ||
+import json, sys
+src = json.load(open(sys.argv[1]))
+caps = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+        "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
+        "CAP_SETUID", "CAP_SYS_CHROOT"}
+native = {"amd64", "x86_64"}
+rules = []
+for s in src["syscalls"]:
+    inc, exc = s.get("includes") or {}, s.get("excludes") or {}
+    if set(exc.get("arches") or []) & native:
+        continue
+    if (inc.get("arches") or []) and not set(inc["arches"]) & native:
+        continue
+    if set(exc.get("caps") or []) & caps or not set(inc.get("caps") or []) <= caps:
+        continue
+    r = {"names": s["names"], "action": s["action"]}
+    if s.get("args"):
+        r["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a}
+                     for a in s["args"]]
+    if s.get("errnoRet") is not None:
+        r["errnoRet"] = s["errnoRet"]
+    rules.append(r)
+prof = {"defaultAction": src["defaultAction"],
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": rules}
+if src.get("defaultErrnoRet") is not None:
+    prof["defaultErrnoRet"] = src["defaultErrnoRet"]
+cfg = json.load(open(sys.argv[2]))
+cfg["linux"]["seccomp"] = prof
+json.dump(cfg, open(sys.argv[3], "w"), indent=1)
+PY
+        die "could not convert $PODMAN_SECCOMP"
+else
+    NOTES+=("run with seccomp skipped: needs $PODMAN_SECCOMP (golang-github-containers-common) and python3")
+fi
+
 # A sleep that forks nothing: read with a timeout on a fifo nobody writes.
 mkfifo "$TMP/fifo"
 exec {SLEEPFD}<>"$TMP/fifo"
@@ -270,6 +319,16 @@ sample_run() {
     newid run
     now; t0=$NOW
     rt "$k" run --bundle "$B_TRUE" "$ID" || rc=$?
+    now; SAMPLE=$((NOW - t0))
+    if [ "$rc" != 0 ]; then rt "$k" delete --force "$ID" || true; fi
+    return "$rc"
+}
+
+sample_seccomp() {
+    local k=$1 t0 rc=0
+    newid scmp
+    now; t0=$NOW
+    rt "$k" run --bundle "$B_SECCOMP" "$ID" || rc=$?
     now; SAMPLE=$((NOW - t0))
     if [ "$rc" != 0 ]; then rt "$k" delete --force "$ID" || true; fi
     return "$rc"
@@ -356,6 +415,7 @@ say "runtimes: ${RT_NAME[*]}; $RUNS runs; bundle in $TMP"
 
 timed run sample_run
 timed csd sample_csd
+if [ -n "$B_SECCOMP" ]; then timed seccomp sample_seccomp; fi
 
 # exec: one long-running container per runtime.
 for k in "${!RT_BIN[@]}"; do
@@ -524,6 +584,7 @@ for k in "${!RT_BIN[@]}"; do seps+=("$(printf '%*s' "$W" '' | tr ' ' -)"); done
 row "$(printf '%*s' "$W0" '' | tr ' ' -)" "${seps[@]}"
 table_row "run /bin/true, median" run us
 table_row "run /bin/true, p90" run.p90 us
+table_row "run, Podman's seccomp profile, med" seccomp us
 table_row "create+start+delete, median" csd us
 table_row "create+start+delete, p90" csd.p90 us
 table_row "exec /bin/true, median" exec us
@@ -569,7 +630,7 @@ done
 status=0
 if [ -n "$RRUN" ] && [ "$RRUN" != "$BASE" ]; then
     summary="rrun vs ${RT_NAME[$BASE]}:"
-    for m in run:run csd:create+start+delete exec:exec "conc:${CONCURRENT}x" rss:RSS size:size; do
+    for m in run:run seccomp:run+seccomp csd:create+start+delete exec:exec "conc:${CONCURRENT}x" rss:RSS size:size; do
         ratio "${m%%:*}" "$RRUN"
         summary+=" ${m#*:} ${RATIO:-${RES["${m%%:*}|$RRUN"]:-n/a}},"
     done
@@ -589,10 +650,11 @@ if [ "$GUARD" = 1 ]; then
     else
         # Every timed figure (medians) and peak memory; binary size is
         # reported but not guarded (crun links its libraries dynamically).
-        for m in run:us csd:us exec:us conc:us rss:KiB; do
+        for m in run:us seccomp:us csd:us exec:us conc:us rss:KiB; do
             u=${m#*:}
             m=${m%%:*}
             v=${RES["$m|$RRUN"]:-} c=${RES["$m|$CRUN"]:-}
+            if [ "$m" = seccomp ] && [ -z "$B_SECCOMP" ]; then continue; fi
             if ! [[ "$v" =~ ^[0-9]+$ && "$c" =~ ^[0-9]+$ ]]; then
                 echo "guard: FAIL: $m not measured (rrun: ${v:-?}, crun: ${c:-?})"
                 status=1
@@ -605,7 +667,7 @@ if [ "$GUARD" = 1 ]; then
             fi
         done
         if [ "$status" = 0 ]; then
-            echo "guard: OK: rrun is not slower than crun on run, create+start+delete, exec and ${CONCURRENT}x, and uses no more memory"
+            echo "guard: OK: rrun is not slower than crun on run, run with seccomp, create+start+delete, exec and ${CONCURRENT}x, and uses no more memory"
         fi
     fi
 fi
