@@ -314,25 +314,18 @@ order() {
 # ------------------------------------------------------ single samples ----
 # Each sets SAMPLE (microseconds) and returns non-zero on failure.
 
-sample_run() {
+# run_bundle K BUNDLE: one foreground `run` of BUNDLE.
+run_bundle() {
     local k=$1 t0 rc=0
     newid run
     now; t0=$NOW
-    rt "$k" run --bundle "$B_TRUE" "$ID" || rc=$?
+    rt "$k" run --bundle "$2" "$ID" || rc=$?
     now; SAMPLE=$((NOW - t0))
     if [ "$rc" != 0 ]; then rt "$k" delete --force "$ID" || true; fi
     return "$rc"
 }
-
-sample_seccomp() {
-    local k=$1 t0 rc=0
-    newid scmp
-    now; t0=$NOW
-    rt "$k" run --bundle "$B_SECCOMP" "$ID" || rc=$?
-    now; SAMPLE=$((NOW - t0))
-    if [ "$rc" != 0 ]; then rt "$k" delete --force "$ID" || true; fi
-    return "$rc"
-}
+sample_run() { run_bundle "$1" "$B_TRUE"; }
+sample_seccomp() { run_bundle "$1" "$B_SECCOMP"; }
 
 sample_csd() {
     local k=$1 t0 pid=""
