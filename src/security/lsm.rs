@@ -4,16 +4,16 @@
 //!
 //! Process and keyring labels are written through a private procfs instance
 //! (never the container's `/proc`, which it could have replaced:
-//! CVE-2023-27561, CVE-2025-52881). The attr files are opened while the
-//! child is still privileged and before any seccomp filter is loaded (a
-//! profile may forbid `fsopen`), and the exec labels are written after the
-//! last step that runs another program before the container's `execve` can
-//! (the session keyring is joined first, and no step forks an exec but
-//! startContainer hooks, which run in the container as runc runs them).
-//! `attr/exec` and `attr/apparmor/exec` only take effect at the next
-//! `execve`, so nothing rrun does between the write and the `execve` is
-//! confined, and a profile that is not loaded fails `create` with an error
-//! that names the field instead of a container that runs unconfined.
+//! CVE-2023-27561, CVE-2025-52881). The attr directory is opened at the start
+//! of the final steps (`init::process::prepare`), while the child is still
+//! privileged and before a seccomp filter that may forbid `fsopen` is loaded.
+//! The exec labels are written there too, once the executable is found:
+//! `attr/exec` and `attr/apparmor/exec` take effect only at the next
+//! `execve`, so nothing rrun does before it runs confined, and a profile that
+//! is not loaded fails `create` or `exec` with an error naming the field
+//! while the error can still reach the caller, instead of a container that
+//! runs unconfined. (startContainer hooks, forked later, run under the
+//! label, as with runc.)
 //!
 //! Asking for a label on a host without that LSM is an error; a
 //! `linux.mountLabel` without SELinux is ignored, so no `context=` option
