@@ -1682,6 +1682,39 @@ fn lsm_selinux_exec_keyring_and_mqueue_get_the_containers_labels() {
 }
 
 #[test]
+fn lsm_selinux_mount_label_leaves_a_shared_mqueue_alone() {
+    if !selinux_usable() {
+        return;
+    }
+    // Without an ipc namespace of its own, the container's mqueue mount is
+    // the host's file system: its label must not become the container's.
+    let host_mq = Path::new("/dev/mqueue");
+    let before = selinux_xattr(host_mq);
+    if before.starts_with('<') {
+        eprintln!("skipped: the host's /dev/mqueue has no label: {before}");
+        return;
+    }
+    let mut env = TestEnv::new("sec-lsm-se-mq");
+    env.bundle.edit(|c| {
+        c["linux"]["mountLabel"] = json!(SELINUX_MOUNT_LABEL);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|ns| ns["type"] != "ipc");
+        c["process"]["args"] = json!(["sh", "-c", "grep ' /dev/mqueue ' /proc/self/mountinfo"]);
+    });
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stdout(&out).contains("mqueue"), "{}", describe(&out));
+    assert_eq!(
+        selinux_xattr(host_mq),
+        before,
+        "the host's /dev/mqueue was relabelled"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
 fn lsm_selinux_invalid_label_fails_create_naming_the_field() {
     if !selinux_usable() {
         return;

@@ -132,6 +132,15 @@ pub fn prepare(
     let userns = has_ns(LinuxNamespaceType::User);
     let mount_label =
         crate::security::lsm::mount_label(linux.and_then(|l| l.mount_label().as_deref()))?;
+    // mqueue shows the ipc namespace's one file system: relabel it only
+    // when the namespace is the container's own, never the host's or one
+    // joined by path.
+    let own_ipc = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Ipc && ns.path().is_none())
+        });
     let mut mounts = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let fstype = m.typ().clone().unwrap_or_default();
@@ -195,7 +204,8 @@ pub fn prepare(
                 match fstype.as_str() {
                     // procfs and sysfs take no context (the kernel refuses).
                     "proc" | "sysfs" => {}
-                    "mqueue" => root_label = Some(resolve::cstring(label)?),
+                    "mqueue" if own_ipc => root_label = Some(resolve::cstring(label)?),
+                    "mqueue" => {}
                     _ => opts.data.push(("context".into(), Some(label.clone()))),
                 }
             }
