@@ -51,7 +51,7 @@
 # container run with 2 test threads (the 37 lifecycle tests: 36-50 s). The
 # default set took 60-110 s in all (more when the host is busy), builds
 # aside; the v1 mode's default set (12 tests) 16-36 s; each LSM mode's
-# (7 tests, the host-only ones among them skip) LSM_TIME. Limit:
+# (the 10 lsm_ tests; those of the other LSM skip) 14-25 s. Limit:
 # RRUN_VM_TIMEOUT.
 #
 # Environment (all optional):
