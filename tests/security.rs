@@ -1235,7 +1235,13 @@ fn crun_cve_2026_47766_climbing_dev_symlink_is_refused() {
 }
 
 // ---------------------------------------------------------------------------
-// LSM labels on a host without AppArmor or SELinux
+// LSM labels (every test name contains `lsm_`)
+//
+// On a host without AppArmor or SELinux, asking for a label is an error
+// and `linux.mountLabel` adds no `context=`. On a host with them, the labels
+// are applied: tests/vm/run.sh boots such hosts (RRUN_VM_LSM=apparmor or
+// selinux) and sets RRUN_TEST_REQUIRE_LSM there, so that these tests fail
+// instead of skipping when the LSM or its tools are missing.
 // ---------------------------------------------------------------------------
 
 fn apparmor_enabled() -> bool {
@@ -1246,8 +1252,251 @@ fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 
+/// Whether a test that needs `lsm` (and `what` of it) may run: false after
+/// printing why not, or a panic when $RRUN_TEST_REQUIRE_LSM names `lsm`.
+fn lsm_usable(lsm: &str, problem: Option<String>) -> bool {
+    let Some(why) = problem else { return true };
+    let required = std::env::var("RRUN_TEST_REQUIRE_LSM").unwrap_or_default();
+    if required.split([' ', ',']).any(|r| r == lsm) {
+        panic!("{lsm} is required here (RRUN_TEST_REQUIRE_LSM={required:?}) but {why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
+fn apparmor_parser() -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/sbin", "/usr/sbin"])
+        .map(|d| Path::new(d).join("apparmor_parser"))
+        .find(|p| p.is_file());
+    found
+}
+
+/// AppArmor profiles loaded for one test and removed when dropped. Each
+/// allows everything but reading or writing `/rrun-lsm-denied`.
+struct AppArmorProfiles {
+    parser: PathBuf,
+    file: PathBuf,
+    names: Vec<String>,
+}
+
+/// The file every test profile denies, and what it holds.
+const APPARMOR_DENIED: &str = "rrun-lsm-denied";
+const APPARMOR_SECRET: &str = "not-for-confined-eyes";
+
+impl AppArmorProfiles {
+    /// Loads the profiles, or returns None (skip) when AppArmor or
+    /// apparmor_parser is missing.
+    fn load(dir: &TestDir, tags: &[&str]) -> Option<AppArmorProfiles> {
+        let problem = if !apparmor_enabled() {
+            Some("AppArmor is not enabled on this host".to_string())
+        } else if !Path::new("/sys/kernel/security/apparmor/profiles").exists() {
+            Some("securityfs is not mounted at /sys/kernel/security".to_string())
+        } else if apparmor_parser().is_none() {
+            Some("apparmor_parser is not installed (Debian: apparmor)".to_string())
+        } else {
+            None
+        };
+        if !lsm_usable("apparmor", problem) {
+            return None;
+        }
+        let names: Vec<String> = tags
+            .iter()
+            .map(|t| format!("rrun-test-lsm-{}-{t}", std::process::id()))
+            .collect();
+        let text: String = names
+            .iter()
+            .map(|n| {
+                format!(
+                    "profile {n} flags=(attach_disconnected,mediate_deleted) {{\n  \
+                     file,\n  capability,\n  network,\n  signal,\n  ptrace,\n  unix,\n  \
+                     mount,\n  umount,\n  pivot_root,\n  \
+                     deny /{APPARMOR_DENIED} rwklx,\n}}\n"
+                )
+            })
+            .collect();
+        let file = dir.join("apparmor-profiles");
+        fs::write(&file, text).unwrap();
+        let profiles = AppArmorProfiles {
+            parser: apparmor_parser().unwrap(),
+            file,
+            names,
+        };
+        let out = Command::new(&profiles.parser)
+            .args(["--replace", "--skip-cache"])
+            .arg(&profiles.file)
+            .output()
+            .expect("run apparmor_parser");
+        assert!(
+            out.status.success(),
+            "apparmor_parser --replace: {}",
+            describe(&out)
+        );
+        Some(profiles)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+}
+
+impl Drop for AppArmorProfiles {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.parser)
+            .args(["--remove", "--skip-cache"])
+            .arg(&self.file)
+            .output();
+    }
+}
+
+/// A rootfs file that the test profiles deny and root could otherwise read.
+fn plant_denied_file(env: &TestEnv) {
+    fs::write(env.bundle.rootfs().join(APPARMOR_DENIED), APPARMOR_SECRET).unwrap();
+}
+
+/// What the shell script prints: its label, then DENIED or the secret.
+const SHOW_LABEL_AND_TRY_DENIED: &str =
+    "cat /proc/self/attr/current; echo; cat /rrun-lsm-denied || echo DENIED";
+
+fn assert_confined(out: &Output, profile: &str) {
+    assert!(out.status.success(), "{}", describe(out));
+    let o = stdout(out);
+    assert!(
+        o.contains(&format!("{profile} (enforce)")),
+        "not confined by {profile}: {}",
+        describe(out)
+    );
+    assert!(
+        o.contains("DENIED") && !o.contains(APPARMOR_SECRET),
+        "{profile} did not deny /{APPARMOR_DENIED}: {}",
+        describe(out)
+    );
+}
+
 #[test]
-fn apparmor_profile_without_apparmor_fails_create() {
+fn lsm_apparmor_profile_confines_the_container() {
+    let mut env = TestEnv::new("sec-lsm-aa");
+    let Some(aa) = AppArmorProfiles::load(&env.dir, &["init"]) else {
+        return;
+    };
+    plant_denied_file(&env);
+    let profile = aa.name(0).to_string();
+    env.bundle.edit(|c| {
+        c["process"]["apparmorProfile"] = json!(profile);
+        c["process"]["args"] = json!(["sh", "-c", SHOW_LABEL_AND_TRY_DENIED]);
+    });
+    let out = env.run(&[]);
+    assert_confined(&out, &profile);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_apparmor_exec_gets_the_containers_profile_or_the_one_asked_for() {
+    let mut env = TestEnv::new("sec-lsm-aa-exec");
+    let Some(aa) = AppArmorProfiles::load(&env.dir, &["ctr", "exec"]) else {
+        return;
+    };
+    plant_denied_file(&env);
+    let (ctr, other) = (aa.name(0).to_string(), aa.name(1).to_string());
+    env.bundle.edit(|c| {
+        c["process"]["apparmorProfile"] = json!(ctr);
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    start_running(&env);
+    // The init, as the host sees it.
+    let init = fs::read_to_string(format!("/proc/{}/attr/current", env.rt.pid(env.id())));
+    assert_eq!(init.unwrap_or_default().trim(), format!("{ctr} (enforce)"));
+    // Plain exec: the container's profile.
+    let out = env
+        .rt
+        .cmd(&["exec", env.id(), "sh", "-c", SHOW_LABEL_AND_TRY_DENIED]);
+    assert_confined(&out, &ctr);
+    // --apparmor: that profile instead.
+    let out = env.rt.cmd(&[
+        "exec",
+        "--apparmor",
+        &other,
+        env.id(),
+        "sh",
+        "-c",
+        SHOW_LABEL_AND_TRY_DENIED,
+    ]);
+    assert_confined(&out, &other);
+    // --process: its apparmorProfile.
+    let process = env.dir.join("process.json");
+    fs::write(
+        &process,
+        json!({
+            "args": ["sh", "-c", SHOW_LABEL_AND_TRY_DENIED],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"],
+            "apparmorProfile": other,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = env
+        .rt
+        .cmd(&["exec", "--process", process.to_str().unwrap(), env.id()]);
+    assert_confined(&out, &other);
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_apparmor_unknown_profile_fails_create_and_exec_naming_the_field() {
+    let mut env = TestEnv::new("sec-lsm-aa-unknown");
+    // Loads one so that the host is known to take profiles at all.
+    let Some(_aa) = AppArmorProfiles::load(&env.dir, &["known"]) else {
+        return;
+    };
+    let unknown = format!("rrun-test-lsm-{}-never-loaded", std::process::id());
+    env.bundle.edit(|c| {
+        c["process"]["apparmorProfile"] = json!(unknown);
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    let out = env.try_create(&[]);
+    assert_error(&out, &["process.apparmorProfile", &unknown]);
+    if !is_reference_runtime() {
+        let e = stderr(&out);
+        assert!(
+            mentions(&e, "process.apparmorProfile") && e.contains("not loaded"),
+            "{e}"
+        );
+    }
+    env.assert_nothing_left();
+    // exec --apparmor in a running, unconfined container.
+    env.bundle.edit(|c| {
+        c["process"]
+            .as_object_mut()
+            .unwrap()
+            .remove("apparmorProfile");
+    });
+    start_running(&env);
+    let out = env.rt.cmd(&[
+        "exec",
+        "--apparmor",
+        &unknown,
+        env.id(),
+        "sh",
+        "-c",
+        "echo RAN",
+    ]);
+    assert_error(&out, &["process.apparmorProfile", &unknown]);
+    assert!(!stdout(&out).contains("RAN"), "{}", describe(&out));
+    // Nothing but the container's init is left in it.
+    let ps = env.rt.run_ok(&["ps", "--format", "json", env.id()]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).expect("ps json");
+    assert_eq!(pids, vec![env.rt.pid(env.id())], "{}", describe(&ps));
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_apparmor_profile_without_apparmor_fails_create() {
     if apparmor_enabled() {
         eprintln!("skipped: AppArmor is enabled on this host");
         return;
@@ -1278,8 +1527,260 @@ fn apparmor_profile_without_apparmor_fails_create() {
     env.assert_nothing_left();
 }
 
+// SELinux: the labels below are container-selinux's (Fedora, RHEL), which
+// the VM's policy (tests/vm/selinux.cil) defines too.
+const SELINUX_LABEL: &str = "system_u:system_r:container_t:s0:c1,c2";
+const SELINUX_EXEC_LABEL: &str = "system_u:system_r:container_t:s0:c3,c4";
+const SELINUX_MOUNT_LABEL: &str = "system_u:object_r:container_file_t:s0:c1,c2";
+
+fn selinux_usable() -> bool {
+    let problem = (!selinux_enabled())
+        .then(|| "SELinux is not enabled on this host (no /sys/fs/selinux/enforce)".to_string());
+    lsm_usable("selinux", problem)
+}
+
+/// The `security.selinux` attribute of a path, as `ls -Z` shows it.
+fn selinux_xattr(path: &Path) -> String {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mut buf = vec![0u8; 512];
+    // SAFETY: a NUL-terminated path and name, and a buffer of buf.len() bytes.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return format!("<{}>", std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    String::from_utf8_lossy(&buf)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// The SELinux label of the session keyring named `_ses.ID`, read with
+/// keyctl(KEYCTL_GET_SECURITY) after finding its serial in /proc/keys.
+fn session_keyring_label(id: &str) -> String {
+    let keys = fs::read_to_string("/proc/keys").unwrap_or_default();
+    let desc = format!(" _ses.{id}:");
+    let Some(line) = keys.lines().find(|l| l.contains(&desc)) else {
+        return format!("<no keyring _ses.{id} in /proc/keys>");
+    };
+    let serial = i64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap();
+    let mut buf = vec![0u8; 512];
+    // SAFETY: KEYCTL_GET_SECURITY (17) writes at most buf.len() bytes.
+    let n = unsafe { libc::syscall(libc::SYS_keyctl, 17, serial, buf.as_mut_ptr(), buf.len()) };
+    if n < 0 {
+        return format!("<keyctl: {}>", std::io::Error::last_os_error());
+    }
+    buf.truncate((n as usize).min(buf.len()));
+    String::from_utf8_lossy(&buf)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// The mountinfo line of the mount at `dest`, from a container's output.
+fn mount_line<'a>(mountinfo: &'a str, dest: &str) -> &'a str {
+    mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(dest))
+        .unwrap_or("")
+}
+
 #[test]
-fn selinux_label_without_selinux_fails_create() {
+fn lsm_selinux_labels_the_process_and_its_mounts() {
+    if !selinux_usable() {
+        return;
+    }
+    let mut env = TestEnv::new("sec-lsm-se");
+    env.bundle.edit(|c| {
+        c["process"]["selinuxLabel"] = json!(SELINUX_LABEL);
+        c["linux"]["mountLabel"] = json!(SELINUX_MOUNT_LABEL);
+        c["linux"]["maskedPaths"] = json!(["/proc/acpi", "/proc/kcore", "/rrun-masked-dir"]);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt/lbl", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]
+        }));
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "cat /proc/self/attr/current; echo; echo ===; cat /proc/self/mountinfo"
+        ]);
+    });
+    fs::create_dir(env.bundle.rootfs().join("rrun-masked-dir")).unwrap();
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let o = stdout(&out);
+    let (label, mountinfo) = o.split_once("===").unwrap_or((&o, ""));
+    assert_eq!(
+        label.trim_matches(['\0', '\n', ' ']),
+        SELINUX_LABEL,
+        "{}",
+        describe(&out)
+    );
+    // A label with a comma is shown quoted.
+    let context = format!("context=\"{SELINUX_MOUNT_LABEL}\"");
+    for dest in [
+        "/mnt/lbl",
+        "/dev",
+        "/dev/shm",
+        "/dev/pts",
+        "/rrun-masked-dir",
+    ] {
+        let line = mount_line(mountinfo, dest);
+        assert!(
+            line.contains(&context),
+            "{dest}: no {context}: {line:?}\n{mountinfo}"
+        );
+    }
+    // procfs, sysfs and mqueue never get the option.
+    for dest in ["/proc", "/sys", "/dev/mqueue"] {
+        let line = mount_line(mountinfo, dest);
+        assert!(
+            !line.is_empty() && !line.contains("context="),
+            "{dest}: {line:?}"
+        );
+    }
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_selinux_exec_keyring_and_mqueue_get_the_containers_labels() {
+    if !selinux_usable() {
+        return;
+    }
+    let mut env = TestEnv::new("sec-lsm-se-exec");
+    env.bundle.edit(|c| {
+        c["process"]["selinuxLabel"] = json!(SELINUX_LABEL);
+        c["linux"]["mountLabel"] = json!(SELINUX_MOUNT_LABEL);
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    start_running(&env);
+    // As the host sees them: the init's label; /dev/mqueue's (its
+    // superblock belongs to the ipc namespace: labelled through its root
+    // directory, not a mount option, as runc does); the session keyring's,
+    // the container's and not the runtime's.
+    let pid = env.rt.pid(env.id());
+    let init = fs::read_to_string(format!("/proc/{pid}/attr/current")).unwrap_or_default();
+    let seen = [
+        (
+            "init",
+            init.trim_end_matches(['\0', '\n']).to_string(),
+            SELINUX_LABEL,
+        ),
+        (
+            "/dev/mqueue",
+            selinux_xattr(&PathBuf::from(format!("/proc/{pid}/root/dev/mqueue"))),
+            SELINUX_MOUNT_LABEL,
+        ),
+        (
+            "session keyring",
+            session_keyring_label(env.id()),
+            SELINUX_LABEL,
+        ),
+    ];
+    let wrong: Vec<String> = seen
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| format!("{what}: {got:?}, expected {want:?}"))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let show = "cat /proc/self/attr/current";
+    // Plain exec: the container's label.
+    let out = env.rt.cmd(&["exec", env.id(), "sh", "-c", show]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out).trim_end_matches(['\0', '\n']), SELINUX_LABEL);
+    // --process-label, and --process with selinuxLabel: that label.
+    let out = env.rt.cmd(&[
+        "exec",
+        "--process-label",
+        SELINUX_EXEC_LABEL,
+        env.id(),
+        "sh",
+        "-c",
+        show,
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        stdout(&out).trim_end_matches(['\0', '\n']),
+        SELINUX_EXEC_LABEL
+    );
+    let process = env.dir.join("process.json");
+    fs::write(
+        &process,
+        json!({
+            "args": ["sh", "-c", show],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"],
+            "selinuxLabel": SELINUX_EXEC_LABEL,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = env
+        .rt
+        .cmd(&["exec", "--process", process.to_str().unwrap(), env.id()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        stdout(&out).trim_end_matches(['\0', '\n']),
+        SELINUX_EXEC_LABEL
+    );
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_selinux_mount_label_leaves_a_shared_mqueue_alone() {
+    if !selinux_usable() {
+        return;
+    }
+    // Without an ipc namespace of its own, the container's mqueue mount is
+    // the host's file system: its label must not become the container's.
+    let host_mq = Path::new("/dev/mqueue");
+    let before = selinux_xattr(host_mq);
+    if before.starts_with('<') {
+        eprintln!("skipped: the host's /dev/mqueue has no label: {before}");
+        return;
+    }
+    let mut env = TestEnv::new("sec-lsm-se-mq");
+    env.bundle.edit(|c| {
+        c["linux"]["mountLabel"] = json!(SELINUX_MOUNT_LABEL);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|ns| ns["type"] != "ipc");
+        c["process"]["args"] = json!(["sh", "-c", "grep ' /dev/mqueue ' /proc/self/mountinfo"]);
+    });
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stdout(&out).contains("mqueue"), "{}", describe(&out));
+    assert_eq!(
+        selinux_xattr(host_mq),
+        before,
+        "the host's /dev/mqueue was relabelled"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_selinux_invalid_label_fails_create_naming_the_field() {
+    if !selinux_usable() {
+        return;
+    }
+    let mut env = TestEnv::new("sec-lsm-se-bad");
+    let bad = "system_u:system_r:rrun_no_such_type_t:s0";
+    env.bundle
+        .edit(|c| c["process"]["selinuxLabel"] = json!(bad));
+    let out = env.try_create(&[]);
+    assert_error(&out, &["process.selinuxLabel", bad]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn lsm_selinux_label_without_selinux_fails_create() {
     if selinux_enabled() {
         eprintln!("skipped: SELinux is enabled on this host");
         return;
@@ -1296,7 +1797,7 @@ fn selinux_label_without_selinux_fails_create() {
 }
 
 #[test]
-fn mount_label_without_selinux_puts_no_context_on_mounts() {
+fn lsm_mount_label_without_selinux_puts_no_context_on_mounts() {
     if selinux_enabled() {
         eprintln!("skipped: SELinux is enabled on this host");
         return;

@@ -21,10 +21,12 @@
 //!  7. Sysctls through a private procfs instance the container cannot see;
 //!     the terminal (pty from the container's devpts, `/dev/console`, master
 //!     sent over the console socket).
-//!  8. rlimits, personality, I/O priority, scheduler, memory policy, session
-//!     keyring.
+//!  8. Open `/proc/PID/attr` in a private procfs if there are LSM labels
+//!     (before any seccomp filter); rlimits, personality, I/O priority,
+//!     scheduler, memory policy, session keyring (with the SELinux label).
 //!  9. `chdir(cwd)` and check it is inside the root (CVE-2024-21626); find
-//!     the executable.
+//!     the executable; write the AppArmor/SELinux exec labels (they take
+//!     effect at `execve`).
 //! 10. Capabilities: bounding set, then uid/gid/groups with keepcaps, then
 //!     effective/permitted/inheritable and ambient; no_new_privs; umask; final
 //!     CPU affinity.

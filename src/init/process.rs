@@ -21,7 +21,13 @@ pub fn prepare(
     no_new_keyring: bool,
     state: Option<&str>,
 ) -> Result<CString> {
-    apply_limits(p, id, no_new_keyring)?;
+    // Opened now: a seccomp profile loaded below may forbid fsopen/openat2.
+    let attrs = if p.labels.is_empty() {
+        None
+    } else {
+        Some(crate::security::lsm::ProcAttrs::open()?)
+    };
+    apply_limits(p, id, no_new_keyring, attrs.as_ref())?;
     let cwd = Path::new(std::ffi::OsStr::from_bytes(p.cwd.as_bytes()));
     nix::unistd::chdir(p.cwd.as_c_str())
         .with_context(|| format!("process.cwd {}: cannot enter", cwd.display()))?;
@@ -33,9 +39,14 @@ pub fn prepare(
         );
     }
     let exe = find_executable(p)?;
+    // The labels of the next execve (see `security::lsm`): they confine
+    // nothing before it, and a profile that is not loaded fails here, while
+    // the error can still reach the caller.
+    if let Some(attrs) = &attrs {
+        attrs.set_exec(&p.labels)?;
+    }
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // before the capabilities go (as runc does); with it, as late as possible.
-    crate::security::lsm::apply(&p.labels)?;
     if !p.no_new_privs {
         load_seccomp(p, state)?;
     }
@@ -121,7 +132,12 @@ pub fn set_affinity(cpus: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn apply_limits(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<()> {
+fn apply_limits(
+    p: &ProcessPlan,
+    id: &str,
+    no_new_keyring: bool,
+    attrs: Option<&crate::security::lsm::ProcAttrs>,
+) -> Result<()> {
     for &(res, soft, hard) in &p.rlimits {
         let lim = libc::rlimit {
             rlim_cur: soft,
@@ -147,6 +163,12 @@ fn apply_limits(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<()> {
         sys::set_mempolicy(*mode, mask).context("linux.memoryPolicy")?;
     }
     if !no_new_keyring {
+        // With SELinux the keyring gets the container's label, or the
+        // container's process could be denied its own session keyring.
+        let key_label = crate::security::lsm::selinux_label(&p.labels);
+        if let (Some(attrs), Some(l)) = (attrs, key_label) {
+            attrs.set_keycreate(Some(l))?;
+        }
         let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
         // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NUL-terminated name.
         let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
@@ -158,6 +180,9 @@ fn apply_limits(p: &ProcessPlan, id: &str, no_new_keyring: bool) -> Result<()> {
             ) {
                 return Err(e).context("cannot create session keyring");
             }
+        }
+        if let (Some(attrs), Some(_)) = (attrs, key_label) {
+            attrs.set_keycreate(None)?;
         }
     }
     Ok(())

@@ -342,11 +342,6 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
         p.apparmor_profile().as_deref(),
         p.selinux_label().as_deref(),
     )?;
-    if let Some(l) = linux.and_then(|l| l.mount_label().as_ref()) {
-        crate::logging::debug(&format!(
-            "linux.mountLabel {l:?}: rrun sets no mount labels (no context= option)"
-        ));
-    }
     let runtime_binary = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata("/proc/self/exe")

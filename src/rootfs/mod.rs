@@ -30,7 +30,14 @@ pub enum Source {
     /// A detached copy of a host path, attributes already applied.
     Bind { tree: OwnedFd, is_dir: bool },
     /// A new instance of a file system, made in the child's namespaces.
-    Fs { fstype: CString, source: CString },
+    /// `root_label`: the SELinux label for its root directory (mqueue,
+    /// whose superblock an ipc namespace shares, gets `linux.mountLabel`
+    /// this way instead of as a `context=` option, as with runc).
+    Fs {
+        fstype: CString,
+        source: CString,
+        root_label: Option<CString>,
+    },
     /// The v1/hybrid cgroup view: a tmpfs holding one bind per hierarchy,
     /// and a symlink per controller of a combined hierarchy (`cpu` ->
     /// `cpu,cpuacct`), as the host and runc show them.
@@ -72,6 +79,10 @@ pub struct RootfsPlan {
     pub no_pivot: bool,
     /// An overlay of image layers to mount as the root, if any.
     pub layers: Option<overlay::Layers>,
+    /// `linux.mountLabel` on a host with SELinux: the `context=` of the
+    /// tmpfs mounts rrun makes itself (masked directories, the v1 cgroup
+    /// view); already added to the config's mounts.
+    pub mount_label: Option<String>,
 }
 
 /// Opens a host path as a detached mount tree (a bind source).
@@ -119,10 +130,21 @@ pub fn prepare(
             .is_some_and(|n| n.iter().any(|ns| ns.typ() == t))
     };
     let userns = has_ns(LinuxNamespaceType::User);
+    let mount_label =
+        crate::security::lsm::mount_label(linux.and_then(|l| l.mount_label().as_deref()))?;
+    // mqueue shows the ipc namespace's one file system: relabel it only
+    // when the namespace is the container's own, never the host's or one
+    // joined by path.
+    let own_ipc = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Ipc && ns.path().is_none())
+        });
     let mut mounts = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let fstype = m.typ().clone().unwrap_or_default();
-        let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]), &fstype)
+        let mut opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]), &fstype)
             .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?;
         for ign in &opts.ignored {
             crate::logging::debug(&format!("mounts[{i}]: option {ign} ignored"));
@@ -177,9 +199,20 @@ pub fn prepare(
                 );
             }
             let src = m.source().clone().unwrap_or_else(|| PathBuf::from(&fstype));
+            let mut root_label = None;
+            if let Some(label) = mount_label.as_ref().filter(|_| !opts.has_context()) {
+                match fstype.as_str() {
+                    // procfs and sysfs take no context (the kernel refuses).
+                    "proc" | "sysfs" => {}
+                    "mqueue" if own_ipc => root_label = Some(resolve::cstring(label)?),
+                    "mqueue" => {}
+                    _ => opts.data.push(("context".into(), Some(label.clone()))),
+                }
+            }
             Source::Fs {
                 fstype: resolve::cstring(&fstype)?,
                 source: resolve::cstring(src)?,
+                root_label,
             }
         };
         mounts.push(MountStep {
@@ -237,6 +270,7 @@ pub fn prepare(
         propagation,
         no_pivot,
         layers: None,
+        mount_label,
     })
 }
 
@@ -396,15 +430,16 @@ pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
     )
     .context("rootfs: cannot open")?;
     // 3. The mounts of config.json, in order.
+    let label = plan.mount_label.as_deref();
     for step in &plan.mounts {
-        mount_one(root.as_fd(), step)
+        mount_one(root.as_fd(), step, label)
             .with_context(|| format!("mounts[{}] ({})", step.index, step.dest.display()))?;
     }
     // 4. Devices and the standard /dev links.
     devices::setup(root.as_fd(), &plan.devices)?;
     // 5. Masked and read-only paths.
     for (path, devnull) in &plan.masked {
-        mask(root.as_fd(), path, devnull.as_fd())
+        mask(root.as_fd(), path, devnull.as_fd(), label)
             .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
     }
     for path in &plan.readonly {
@@ -414,7 +449,58 @@ pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
     Ok(root)
 }
 
-fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
+/// The options of a tmpfs rrun makes itself, with `linux.mountLabel`.
+fn own_tmpfs_options(
+    data: Vec<(String, Option<String>)>,
+    attr_set: u64,
+    label: Option<&str>,
+) -> MountOptions {
+    let mut data = data;
+    if let Some(l) = label {
+        data.push(("context".into(), Some(l.to_string())));
+    }
+    MountOptions {
+        data,
+        attr: MountAttr {
+            attr_set,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Labels the root directory of a detached mount (SELinux `security.selinux`).
+fn label_root(mnt: BorrowedFd<'_>, label: &std::ffi::CStr) -> Result<()> {
+    let dir = crate::sys::openat2(
+        mnt,
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        crate::sys::RESOLVE_BENEATH | crate::sys::RESOLVE_NO_SYMLINKS,
+    )?;
+    let value = label.to_bytes();
+    // SAFETY: a valid fd, a NUL-terminated name and a buffer of `len` bytes.
+    let r = unsafe {
+        libc::fsetxattr(
+            dir.as_raw_fd(),
+            c"security.selinux".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| {
+            format!(
+                "linux.mountLabel {:?}: cannot label the mount's root",
+                label.to_string_lossy()
+            )
+        });
+    }
+    Ok(())
+}
+
+fn mount_one(root: BorrowedFd<'_>, step: &MountStep, label: Option<&str>) -> Result<()> {
     let kind = match &step.source {
         Source::Bind { is_dir: false, .. } => Kind::File,
         _ => Kind::Dir,
@@ -449,8 +535,15 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
                 .context("cannot attach bind mount")?;
             tree.try_clone()?
         }
-        Source::Fs { fstype, source } => {
+        Source::Fs {
+            fstype,
+            source,
+            root_label,
+        } => {
             let m = new_fs(fstype, source, &step.opts)?;
+            if let Some(l) = root_label {
+                label_root(m.as_fd(), l)?;
+            }
             mapi::move_mount_fd(m.as_fd(), target.as_fd()).context("cannot attach")?;
             m
         }
@@ -458,10 +551,7 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep) -> Result<()> {
             let tmpfs = new_fs(
                 c"tmpfs",
                 c"cgroup",
-                &MountOptions {
-                    data: vec![("mode".into(), Some("755".into()))],
-                    ..Default::default()
-                },
+                &own_tmpfs_options(vec![("mode".into(), Some("755".into()))], 0, label),
             )?;
             mapi::move_mount_fd(tmpfs.as_fd(), target.as_fd()).context("cannot attach tmpfs")?;
             for (name, tree) in hierarchies {
@@ -547,20 +637,19 @@ fn new_fs(
     Ok(m)
 }
 
-fn mask(root: BorrowedFd<'_>, path: &Path, devnull: BorrowedFd<'_>) -> Result<()> {
+fn mask(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    devnull: BorrowedFd<'_>,
+    label: Option<&str>,
+) -> Result<()> {
     let target = match resolve::open_in_root(root, path, libc::O_PATH) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     if resolve::is_dir(target.as_fd())? {
-        let ro = MountOptions {
-            attr: MountAttr {
-                attr_set: mapi::MOUNT_ATTR_RDONLY,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let ro = own_tmpfs_options(Vec::new(), mapi::MOUNT_ATTR_RDONLY, label);
         let m = new_fs(c"tmpfs", c"tmpfs", &ro)?;
         mapi::move_mount_fd(m.as_fd(), target.as_fd())?;
     } else {

@@ -84,6 +84,17 @@ fn apply_attr(a: &mut MountAttr, opt: &str) -> bool {
 }
 
 impl MountOptions {
+    /// Whether an SELinux context option was given (then `linux.mountLabel`
+    /// adds none).
+    pub fn has_context(&self) -> bool {
+        self.data.iter().any(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "context" | "fscontext" | "defcontext" | "rootcontext"
+            )
+        })
+    }
+
     /// Sorts `options`; `fstype` decides whether unknown words are file
     /// system parameters (for real file systems) or errors (for binds).
     pub fn parse(options: &[String], fstype: &str) -> Result<MountOptions> {
@@ -122,6 +133,16 @@ impl MountOptions {
                 if k.is_empty() {
                     bail!("mount option {opt:?}: empty key");
                 }
+                // SELinux contexts are quoted when they hold a comma
+                // (`context="u:r:t:s0:c1,c2"`); mount(8) and the kernel's
+                // legacy parser strip the quotes, fsconfig does not.
+                let v = match k {
+                    "context" | "fscontext" | "defcontext" | "rootcontext" => v
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or(v),
+                    _ => v,
+                };
                 o.data.push((k.to_string(), Some(v.to_string())));
             } else if !opt.is_empty() {
                 o.data.push((opt.to_string(), None));
@@ -197,6 +218,23 @@ mod tests {
     fn unknown_option_on_bind_is_an_error() {
         let e = MountOptions::parse(&["bind".into(), "bogus".into()], "none").unwrap_err();
         assert!(e.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn selinux_context_options_lose_their_quotes() {
+        let o = opts(
+            &["context=\"system_u:object_r:t:s0:c1,c2\"", "mode=755"],
+            "tmpfs",
+        );
+        assert_eq!(
+            o.data[0],
+            (
+                "context".into(),
+                Some("system_u:object_r:t:s0:c1,c2".into())
+            )
+        );
+        assert!(o.has_context());
+        assert!(!opts(&["mode=755"], "tmpfs").has_context());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 #
 #     tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_CGROUPS=v1 tests/vm/run.sh [TEST_FILTER...]
+#     RRUN_VM_LSM=apparmor tests/vm/run.sh [TEST_FILTER...]
+#     RRUN_VM_LSM=selinux tests/vm/run.sh [TEST_FILTER...]
 #
 # With no filter the VM runs every test of the `lifecycle` and `cgroups`
 # binaries plus, from every other test binary (unit tests included), the
@@ -18,13 +20,13 @@
 # TEST_FILTERs replace that default: they are libtest filters (substrings
 # of test names, or options such as --exact or --skip NAME), given to every
 # test binary, and cannot contain spaces. `bash .ci/run` calls this script
-# (both modes) after the host test suite (unattended, CI=true, no stdin).
+# (every mode) after the host test suite (unattended, CI=true, no stdin).
 #
 # Needs: qemu-system-x86_64 (Debian: qemu-system-x86), cpio, busybox-static
 # (/bin/busybox), rdma (iproute2), apt-get and dpkg-deb for the first run,
-# and cargo. No root needed except for the first kernel download if
-# `apt-get update` was never run. The host's own cgroup mounts are never
-# touched.
+# and cargo; apparmor_parser (apparmor) or secilc for the LSM modes. No
+# root needed except for the first kernel download if `apt-get update` was
+# never run. The host's own cgroup mounts are never touched.
 #
 # What it does: builds rrun and the test binaries (release), downloads the
 # current linux-image-6.x-amd64 package with apt-get once and caches it
@@ -48,7 +50,8 @@
 # initramfs ~2 s; qemu start to the first test ~10 s; then ~1-1.5 s per
 # container run with 2 test threads (the 37 lifecycle tests: 36-50 s). The
 # default set took 60-110 s in all (more when the host is busy), builds
-# aside; the v1 mode's default set (12 tests) 16-36 s. Limit:
+# aside; the v1 mode's default set (12 tests) 16-36 s; each LSM mode's
+# (the 10 lsm_ tests; those of the other LSM skip) 14-25 s. Limit:
 # RRUN_VM_TIMEOUT.
 #
 # Environment (all optional):
@@ -63,10 +66,15 @@
 #                             session-1.scope; "bare": no controller
 #                             enabled, tests in the root cgroup; "v1":
 #                             cgroup v1 (see above), tests in the roots
+#   RRUN_VM_LSM=              "apparmor" or "selinux": boot with that LSM
+#                             and run the lsm_ tests (see above)
+#   RRUN_VM_SELINUX_ENFORCE=1 0: leave SELinux permissive after loading
+#                             the policy
 #   RRUN_VM_MODULES="overlay dummy crc32_generic rdma_rxe"   kernel
 #                             modules to load (dependencies follow); with
 #                             dummy and rdma_rxe (which needs crc32 but does
-#                             not list it), the VM gets an RDMA device rxe0
+#                             not list it), the VM gets an RDMA device rxe0.
+#                             In the LSM modes the default is none.
 #   RRUN_VM_MEMORY=2048 RRUN_VM_CPUS=2 RRUN_VM_ACCEL=tcg   qemu settings
 #   RRUN_VM_CACHE=target/vm-cache   where the kernel and the console log go
 set -euo pipefail
@@ -75,7 +83,13 @@ VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
 TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-600}
 TEST_THREADS=${RRUN_VM_TEST_THREADS:-2}
 CGROUP_SETUP=${RRUN_VM_CGROUPS:-systemd}
-MODULES=${RRUN_VM_MODULES:-overlay dummy crc32_generic rdma_rxe}
+LSM=${RRUN_VM_LSM:-}
+SELINUX_ENFORCE=${RRUN_VM_SELINUX_ENFORCE:-1}
+if [ -n "$LSM" ]; then
+    MODULES=${RRUN_VM_MODULES-}
+else
+    MODULES=${RRUN_VM_MODULES-overlay dummy crc32_generic rdma_rxe}
+fi
 MEMORY=${RRUN_VM_MEMORY:-2048}
 CPUS=${RRUN_VM_CPUS:-2}
 ACCEL=${RRUN_VM_ACCEL:-tcg}
@@ -114,12 +128,31 @@ v1)
 esac
 # The v1 mode's default tests (filters for the `cgroups` binary).
 V1_FILTERS="optional_controller events_ absolute_cgroups_path cpu_"
+CMDLINE_LSM=
+case "$LSM" in
+"") ;;
+apparmor | selinux)
+    # Debian's kernel enables one of them (AppArmor by default).
+    CMDLINE_LSM="security=$LSM"
+    REQUIRE_CONTROLLERS=
+    ;;
+*) die "RRUN_VM_LSM must be apparmor or selinux, not '$LSM'" ;;
+esac
 
 for cmd in qemu-system-x86_64 cpio ldd; do
     command -v "$cmd" >/dev/null ||
         die "$cmd not found (apt-get install qemu-system-x86 cpio)"
 done
 [ -x /bin/busybox ] || die "/bin/busybox not found (apt-get install busybox-static)"
+case "$LSM" in
+apparmor)
+    apparmor_parser=$(command -v apparmor_parser) ||
+        die "apparmor_parser not found (apt-get install apparmor)"
+    ;;
+selinux)
+    command -v secilc >/dev/null || die "secilc not found (apt-get install secilc)"
+    ;;
+esac
 
 mkdir -p "$CACHE"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rrun-vm.XXXXXX")
@@ -242,6 +275,14 @@ done
 cp "$VM_DIR/init2" "$payload/vm/init2"
 chmod 755 "$stage/init" "$payload/vm/init2"
 cp "$rrun_bin" "$payload/usr/local/bin/rrun"
+case "$LSM" in
+apparmor) cp "$apparmor_parser" "$payload/usr/local/bin/apparmor_parser" ;;
+selinux)
+    # The kernel takes the newest policy version secilc writes (33).
+    secilc --output="$payload/vm/selinux.policy" --filecontext=/dev/null \
+        "$VM_DIR/selinux.cil" || die "secilc $VM_DIR/selinux.cil failed"
+    ;;
+esac
 # iproute2's rdma tool makes the VM's RDMA device (see init2); without
 # rdma_rxe there is none, and the rdma tests may skip.
 case " $MODULES " in
@@ -263,6 +304,9 @@ while read -r name exe; do
     fi
     if [ $# -gt 0 ]; then
         args="$*"
+    elif [ -n "$LSM" ]; then
+        [ "$name" = security ] || continue
+        args=lsm_
     elif [ "$CGROUP_SETUP" = v1 ]; then
         [ "$name" = cgroups ] || continue
         args=$V1_FILTERS
@@ -329,6 +373,8 @@ cat >"$payload/vm/env" <<EOF
 TEST_THREADS=$TEST_THREADS
 TEST_TIMEOUT=$TEST_TIMEOUT
 CGROUP_SETUP=$CGROUP_SETUP
+LSM=$LSM
+SELINUX_ENFORCE=$SELINUX_ENFORCE
 MODULES="${modules_loaded# }"
 REQUIRE_CONTROLLERS="$REQUIRE_CONTROLLERS"
 EOF
@@ -342,7 +388,7 @@ log "initramfs: $(du -m "$initrd" | cut -f1) MiB;" \
 # --- boot ------------------------------------------------------------------
 console=$CACHE/console.log
 : >"$console"
-append="console=ttyS0 ${CMDLINE_CGROUPS:+$CMDLINE_CGROUPS }panic=-1 quiet"
+append="console=ttyS0 ${CMDLINE_CGROUPS:+$CMDLINE_CGROUPS }${CMDLINE_LSM:+$CMDLINE_LSM }panic=-1 quiet"
 log "booting: accel=$ACCEL, ${CPUS} CPUs, ${MEMORY} MiB, timeout ${VM_TIMEOUT}s, cmdline: $append"
 qemu-system-x86_64 -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot \
