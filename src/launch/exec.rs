@@ -3,7 +3,7 @@
 //! fork), joins its cgroup, and gets the container's process settings
 //! (or those of `--process`), then runs the same final steps as init.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
 use anyhow::{bail, Context, Result};
@@ -218,24 +218,10 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(fd) = &entry.clone_into {
-        args.flags |= sys::CLONE_INTO_CGROUP;
-        args.cgroup = fd.as_raw_fd() as u64;
-    }
     let sock = sync::pair()?;
-    // CLONE_INTO_CGROUP is refused for some cgroups (EOPNOTSUPP under a
-    // populated cgroup): fall back to placing the child after the clone.
-    let mut into_cgroup = entry.clone_into.is_some();
-    let forked = match sys::clone3(&args) {
-        Err(e) if into_cgroup && e.raw_os_error() != Some(libc::EPERM) => {
-            into_cgroup = false;
-            args.flags &= !sys::CLONE_INTO_CGROUP;
-            args.cgroup = 0;
-            sys::clone3(&args)
-        }
-        r => r,
-    };
-    let first = match forked.context("clone3 failed")? {
+    let (first, into_cgroup) = super::clone_entering(&mut args, entry.clone_into.as_ref(), |_| {})
+        .context("clone3 failed")?;
+    let first = match first {
         Forked::Child => {
             drop(sock.0);
             child(&plan, sock.1)

@@ -106,6 +106,31 @@ pub fn create(global: &Global, opts: &cli::Create) -> Result<Created> {
 
 /// `foreground`: a `run` that stays attached, so a terminal is proxied
 /// through rrun when no console socket is given.
+/// `clone3`, straight into the container's cgroup2 directory when there is
+/// one. The kernel refuses `CLONE_INTO_CGROUP` for some cgroups (EOPNOTSUPP
+/// under a populated cgroup): then `without` adjusts the flags, the clone is
+/// made without it, and the caller must place the child (`false`).
+pub(crate) fn clone_entering(
+    args: &mut CloneArgs,
+    cgroup: Option<&OwnedFd>,
+    without: impl FnOnce(&mut CloneArgs),
+) -> std::io::Result<(Forked, bool)> {
+    let Some(fd) = cgroup else {
+        return sys::clone3(args).map(|f| (f, false));
+    };
+    args.flags |= sys::CLONE_INTO_CGROUP;
+    args.cgroup = fd.as_raw_fd() as u64;
+    match sys::clone3(args) {
+        Err(e) if e.raw_os_error() != Some(libc::EPERM) => {
+            args.flags &= !sys::CLONE_INTO_CGROUP;
+            args.cgroup = 0;
+            without(args);
+            sys::clone3(args).map(|f| (f, false))
+        }
+        r => r.map(|f| (f, true)),
+    }
+}
+
 fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<Created> {
     state::validate_id(&opts.id)?;
     if global.systemd_cgroup {
@@ -204,24 +229,12 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(fd) = &entry.clone_into {
-        args.flags |= sys::CLONE_INTO_CGROUP;
-        args.cgroup = fd.as_raw_fd() as u64;
-    }
-    // CLONE_INTO_CGROUP is refused for some cgroups (EOPNOTSUPP under a
-    // populated cgroup): fall back to placing the child after the clone.
-    let mut into_cgroup = entry.clone_into.is_some();
-    let forked = match sys::clone3(&args) {
-        Err(e) if into_cgroup && e.raw_os_error() != Some(libc::EPERM) => {
-            into_cgroup = false;
-            plan.ns.defer_cgroup_namespace();
-            args.flags = plan.ns.clone_flags;
-            args.cgroup = 0;
-            sys::clone3(&args)
-        }
-        r => r,
-    };
-    let first = match forked.context("clone3 failed")? {
+    let (first, into_cgroup) = clone_entering(&mut args, entry.clone_into.as_ref(), |a| {
+        plan.ns.defer_cgroup_namespace();
+        a.flags = plan.ns.clone_flags;
+    })
+    .context("clone3 failed")?;
+    let first = match first {
         Forked::Child => {
             drop(sock.0);
             crate::init::child_main(&plan, sock.1)
