@@ -1052,3 +1052,70 @@ fn notify_without_listener_path_fails_create() {
     assert_error(&out, &["linux.seccomp", "listenerPath", "seccomp"]);
     env.assert_nothing_left();
 }
+
+// ---------------------------------------------------------------------------
+// The runtime's own system calls (issue 13, item 6)
+// ---------------------------------------------------------------------------
+
+/// What busybox's `echo` and `sleep` make (by strace), and `execve`: not
+/// `close_range`, `close`, `read`, `sendmsg`, `umask` or `prctl`, which a
+/// runtime would need if it made its last steps after loading the filter.
+const ECHO_AND_SLEEP_SYSCALLS: &[&str] = &[
+    "execve",
+    "write",
+    "mprotect",
+    "brk",
+    "readlink",
+    "getuid",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "prlimit64",
+    "getrandom",
+    "rseq",
+    "clock_nanosleep",
+    "exit",
+    "exit_group",
+];
+
+fn only(names: &[&str]) -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+    })
+}
+
+#[test]
+fn a_profile_allowing_little_but_execve_runs_the_container_and_exec() {
+    let mut env = env_with("sc-minimal", only(ECHO_AND_SLEEP_SYSCALLS), "");
+    env.bundle.set_args(&["echo", "started"]);
+    let (out, _) = run_ok(&env);
+    assert_eq!(out.trim(), "started");
+    // exec'd processes get the same profile, and the same last steps.
+    env.bundle.set_args(&["sleep", "30"]);
+    env.create();
+    env.rt.start(env.id());
+    let out = env.rt.cmd(&["exec", env.id(), "echo", "exec'd"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out).trim(), "exec'd");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn podman_profile_without_close_range_still_runs_the_container() {
+    let caps = base_bounding_caps();
+    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let Some(mut profile) = podman_profile(&caps) else {
+        return;
+    };
+    for rule in profile["syscalls"].as_array_mut().unwrap() {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| n != "close_range");
+        }
+    }
+    let env = env_with("sc-podman-no-close-range", profile, "echo started");
+    let (out, _) = run_ok(&env);
+    assert_eq!(out.trim(), "started");
+}

@@ -163,6 +163,21 @@ impl Layout {
             } else {
                 own.join(&rel)
             };
+            // rrun's own cgroup, or one above it: the container's limits
+            // (and `kill --all`, `delete --force`) would land on rrun and
+            // on whatever called it.
+            if own.starts_with(&cg) {
+                let what = if h.v2 {
+                    "cgroup2".to_string()
+                } else {
+                    h.controllers.join(",")
+                };
+                bail!(
+                    "linux.cgroupsPath {}: is rrun's own cgroup {} (or one above it) in the {what} hierarchy; the container's limits would apply to rrun and its caller: refusing",
+                    rel.display(),
+                    own.display()
+                );
+            }
             // The path below the mount's root.
             let below = cg.strip_prefix(&h.mount_root).unwrap_or(&cg);
             let below = below.strip_prefix("/").unwrap_or(below);
@@ -223,9 +238,11 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Creates the container's cgroup directories. On failure, removes whatever
-/// it made before returning the error.
-pub fn create(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
+/// The container's cgroups before anything is made: every level of each
+/// directory that does not exist yet is listed as `created`, so a record
+/// written now lets `delete` remove whatever a `create` killed half-way
+/// had made. [`create`] then narrows the list to what it really made.
+pub fn plan(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
     let mut paths = CgroupPaths {
         dirs: dirs.clone(),
         controllers: layout
@@ -237,18 +254,47 @@ pub fn create(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
         unified: layout.is_unified(),
     };
     for (dir, h) in dirs.iter().zip(&layout.hierarchies) {
-        if let Err(e) = create_one(dir, h, &mut paths.created) {
-            let _ = remove(&paths);
-            return Err(e);
+        for level in levels(dir, h)? {
+            if !level.exists() {
+                paths.created.push(level);
+            }
         }
     }
     Ok(paths)
 }
 
-fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
-    // Every level below the mount, top first. Each is made if missing (one
-    // another creator made first is fine: EEXIST), and only the ones made
-    // here are recorded, so delete removes exactly those.
+/// Creates the container's cgroup directories planned by [`plan`]. On
+/// failure, removes whatever it made before returning the error.
+pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
+    paths.created.clear();
+    for (dir, h) in paths.dirs.clone().iter().zip(&layout.hierarchies) {
+        if let Err(e) = create_one(dir, h, &mut paths.created) {
+            let _ = remove(paths);
+            return Err(e);
+        }
+    }
+    // Any hierarchy will do (on a hybrid host the cgroup2 one is often
+    // unused, so look at each).
+    let n = paths
+        .dirs
+        .iter()
+        .map(|d| fs::read_to_string(d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len()))
+        .max()
+        .unwrap_or(0);
+    if n > 0 {
+        crate::logging::warn(&format!(
+            "container's cgroup is not empty: {n} process(es) found"
+        ));
+    }
+    if is_frozen(paths) {
+        let _ = remove(paths);
+        bail!("container's cgroup unexpectedly frozen: thaw it (or its parent) first");
+    }
+    Ok(())
+}
+
+/// Every level of `dir` below the hierarchy's mount, top first.
+fn levels(dir: &Path, h: &Hierarchy) -> Result<Vec<PathBuf>> {
     let Ok(below) = dir.strip_prefix(&h.mount) else {
         bail!(
             "cgroup {}: not under the hierarchy mounted at {}",
@@ -262,6 +308,14 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
         p.push(c);
         levels.push(p.clone());
     }
+    Ok(levels)
+}
+
+fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
+    // Every level below the mount, top first. Each is made if missing (one
+    // another creator made first is fine: EEXIST), and only the ones made
+    // here are recorded, so delete removes exactly those.
+    let levels = levels(dir, h)?;
     let cpuset = h.controllers.iter().any(|c| c == "cpuset");
     for d in &levels {
         match fs::create_dir(d) {
@@ -401,14 +455,24 @@ pub fn pids(paths: &CgroupPaths) -> Result<Vec<i32>> {
     };
     let text = fs::read_to_string(dir.join("cgroup.procs"))
         .with_context(|| format!("cgroup {}: cannot read processes", dir.display()))?;
-    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    Ok(parse_pids(&text))
+}
+
+/// The pids of a `cgroup.procs` file. A process outside the reader's pid
+/// namespace is listed as `0`: it is left out, as is anything not a
+/// positive pid, so no caller can ever `kill(0)` (its own process group)
+/// or `kill(-1)` (everything).
+fn parse_pids(text: &str) -> Vec<i32> {
+    text.lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|&p: &i32| p > 0)
+        .collect()
 }
 
 /// Sends a signal to every process in the container's cgroup.
 pub fn signal_all(paths: &CgroupPaths, sig: i32) -> Result<()> {
     for pid in pids(paths)? {
-        // SAFETY: kill with a pid read from the container's cgroup.
-        unsafe { libc::kill(pid, sig) };
+        crate::sys::kill_positive(pid, sig);
     }
     Ok(())
 }
@@ -539,6 +603,25 @@ mod tests {
             .container_dirs(Some(Path::new("/a/../../etc")), "c1")
             .unwrap_err();
         assert!(e.to_string().contains("linux.cgroupsPath"));
+    }
+
+    #[test]
+    fn own_cgroup_and_its_ancestors_are_refused() {
+        let l = Layout::parse(HYBRID, OWN);
+        for p in ["/outer/x", "/outer", "/"] {
+            let e = l.container_dirs(Some(Path::new(p)), "c1").unwrap_err();
+            let e = format!("{e:#}");
+            assert!(e.contains("rrun's own cgroup /outer/x"), "{p}: {e}");
+        }
+        // A sibling and a child are fine.
+        l.container_dirs(Some(Path::new("/outer/y")), "c1").unwrap();
+        l.container_dirs(Some(Path::new("/outer/x/c1")), "c1")
+            .unwrap();
+    }
+
+    #[test]
+    fn pids_outside_our_pid_namespace_are_never_listed() {
+        assert_eq!(parse_pids("0\n12\n0\n-1\n\n7\n"), vec![12, 7]);
     }
 
     #[test]

@@ -154,7 +154,9 @@ fn delete_one(store: &Store, id: &str, force: bool) -> Result<()> {
     let c = locked.load()?;
     match c.status(&locked.dir) {
         Status::Stopped => {}
-        Status::Created => kill_everything(&c),
+        // Holding the lock, a container still `creating` is one whose
+        // create was killed half-way: what it made goes, as for `created`.
+        Status::Created | Status::Creating => kill_everything(&c),
         status if force => {
             if status == Status::Paused {
                 thaw(&c);

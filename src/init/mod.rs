@@ -27,12 +27,16 @@
 //!  9. `chdir(cwd)` and check it is inside the root (CVE-2024-21626); find
 //!     the executable; write the AppArmor/SELinux exec labels (they take
 //!     effect at `execve`).
-//! 10. Capabilities: bounding set, then uid/gid/groups with keepcaps, then
-//!     effective/permitted/inheritable and ambient; no_new_privs; umask; final
-//!     CPU affinity.
+//! 10. Mark every fd above the preserved ones close-on-exec (before any
+//!     seccomp filter, which need not allow `close_range`). Capabilities:
+//!     bounding set (seccomp here without no_new_privs, while
+//!     CAP_SYS_ADMIN is held), then uid/gid/groups with keepcaps, then
+//!     effective/permitted/inheritable and ambient; no_new_privs; umask;
+//!     final CPU affinity.
 //! 11. Tell the parent `Ready`; block on the exec fifo until `start`; run
 //!     startContainer hooks.
-//! 12. Mark every fd above the preserved ones close-on-exec; `execve`.
+//! 12. With no_new_privs, load the seccomp filter (a notify profile's in
+//!     step 10, so its listener reaches the agent during `create`); `execve`.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -90,7 +94,8 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     crate::cgroups::join_self(&plan.cgroup_tasks)?;
     let ns = &plan.ns;
     for j in &ns.join {
-        sys::setns(j.fd.as_fd(), 0)
+        // The type is checked by the kernel too, not only by the parent.
+        sys::setns(j.fd.as_fd(), j.flag as i32)
             .with_context(|| format!("cannot join namespace {}", j.path.display()))?;
     }
     if ns.late_unshare != 0 {
@@ -174,6 +179,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         &plan.id,
         plan.no_new_keyring,
         Some(hook_state.as_str()).filter(|s| !s.is_empty()),
+        plan.preserve_fds,
     )?;
     // 11.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
@@ -200,7 +206,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         }
     }
     // 12.
-    process::exec(&plan.process, &exe, plan.preserve_fds)
+    process::exec(&plan.process, &exe)
 }
 
 /// Writes sysctls through a procfs instance of our own, never attached

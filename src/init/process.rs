@@ -20,7 +20,12 @@ pub fn prepare(
     id: &str,
     no_new_keyring: bool,
     state: Option<&str>,
+    preserve_fds: u32,
 ) -> Result<CString> {
+    // Every fd above the preserved ones is marked close-on-exec now
+    // (CVE-2024-21626), before any seccomp filter exists: a profile need
+    // not allow `close_range` for the container to start.
+    sys::cloexec_from(3 + preserve_fds).context("cannot mark fds close-on-exec")?;
     // Opened now: a seccomp profile loaded below may forbid fsopen/openat2.
     let attrs = if p.labels.is_empty() {
         None
@@ -62,13 +67,23 @@ pub fn prepare(
     }
     if p.no_new_privs {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
-        load_seccomp(p, state)?;
+        if !seccomp_at_exec(p) {
+            load_seccomp(p, state)?;
+        }
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(p.umask));
     if let Some(cpus) = &p.affinity_final {
         set_affinity(cpus).context("process.execCPUAffinity.final")?;
     }
     Ok(exe)
+}
+
+/// With no_new_privs the filter is loaded by [`exec`], right before
+/// `execve`, so the profile only has to allow `execve` of what rrun itself
+/// does. A notify profile's listener must reach its agent while `create`
+/// can still report failure, so that one is loaded in [`prepare`].
+fn seccomp_at_exec(p: &ProcessPlan) -> bool {
+    p.no_new_privs && p.seccomp.is_some() && p.seccomp_listener.is_none()
 }
 
 /// Loads the seccomp filter and, for SCMP_ACT_NOTIFY profiles, sends the
@@ -95,13 +110,16 @@ fn load_seccomp(p: &ProcessPlan, state: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Step 12: every fd above the preserved ones close-on-exec (CVE-2024-21626),
-/// then `execve`. Never returns.
-pub fn exec(p: &ProcessPlan, exe: &CString, preserve_fds: u32) -> ! {
-    if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
-        eprintln!("rrun: cannot mark fds close-on-exec: {e}");
-        // SAFETY: leave without running destructors the parent owns.
-        unsafe { libc::_exit(127) }
+/// Step 12: the seccomp filter (with no_new_privs, see
+/// [`seccomp_at_exec`]), then `execve`. The fds were marked close-on-exec
+/// by [`prepare`]. Never returns.
+pub fn exec(p: &ProcessPlan, exe: &CString) -> ! {
+    if seccomp_at_exec(p) {
+        if let Err(e) = load_seccomp(p, None) {
+            eprintln!("rrun: {e:#}");
+            // SAFETY: leave without running destructors the parent owns.
+            unsafe { libc::_exit(127) }
+        }
     }
     let argv: Vec<*const libc::c_char> = p
         .args

@@ -145,6 +145,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     let c = locked.load()?;
     match c.status(&locked.dir) {
         Status::Stopped => bail!("cannot exec in a stopped container"),
+        Status::Creating => bail!("cannot exec in a container that is still being created"),
         Status::Paused if !e.ignore_paused => bail!("cannot exec in a paused container"),
         _ => {}
     }
@@ -337,11 +338,16 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
     if let Some(console) = &plan.console {
         crate::console::setup_pty(console.as_fd(), plan.console_size, false)?;
     }
-    let exe =
-        crate::init::process::prepare(&plan.process, &plan.id, true, Some(plan.state.as_str()))?;
+    let exe = crate::init::process::prepare(
+        &plan.process,
+        &plan.id,
+        true,
+        Some(plan.state.as_str()),
+        plan.preserve_fds,
+    )?;
     // The death signal survives execve: clear it, or a detached exec would
     // die with rrun.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
     sync::send(sock, &Msg::Ready)?;
-    crate::init::process::exec(&plan.process, &exe, plan.preserve_fds)
+    crate::init::process::exec(&plan.process, &exe)
 }

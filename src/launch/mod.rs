@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::{self, SigSet, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
@@ -75,7 +75,7 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for &pid in &self.pids {
-            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            sys::kill_positive(pid, libc::SIGKILL);
         }
         for &pid in &self.pids {
             let _ = waitpid(Pid::from_raw(pid), None);
@@ -180,11 +180,37 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let layout = Layout::detect()?;
     let linux = spec.linux().as_ref();
     let dirs = layout.container_dirs(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
-    let cg = cgroups::create(&layout, dirs)?;
-    cleanup.cgroups = Some(cg.clone());
+    // Record before acting: the state file names everything create is about
+    // to make, and is rewritten as each thing is made, so `delete --force`
+    // finds and removes all of it if this process is killed at any moment.
+    let mut record = Container {
+        id: opts.id.clone(),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339_now(),
+        oci_version: spec.version().clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroups: cgroups::plan(&layout, dirs)?,
+        process: serde_json::to_value(spec.process())?,
+        hooks: spec.hooks().clone(),
+        notify_socket,
+        state_dir: locked.dir.clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        creating: true,
+        ..Default::default()
+    };
+    locked.save(&record)?;
+    step("state recorded");
+    cleanup.cgroups = Some(record.cgroups.clone());
+    cgroups::create(&layout, &mut record.cgroups)?;
+    cleanup.cgroups = Some(record.cgroups.clone());
+    locked.save(&record)?;
+    step("cgroups created");
+    let cg = record.cgroups.clone();
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
         cgroups::resources::apply(&cg, res)?;
     }
+    step("resources applied");
     let cg_names: Vec<rootfs::CgroupView> = layout
         .hierarchies
         .iter()
@@ -244,6 +270,8 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     drop(sock.1);
     plan.cgroup_tasks.clear();
     cleanup.pids.push(first);
+    record_pid(&locked, &mut record, first)?;
+    step("cloned");
     if entry.clone_into.is_some() && !into_cgroup {
         cgroups::add_pid_v2(&cg, first)?;
     }
@@ -264,7 +292,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
+    let mut waiting = ChildWait::new(spec.hooks().as_ref());
     loop {
+        waiting.until_readable(&sock.0, &cg)?;
         let msg = match sync::recv(&sock.0) {
             Ok(m) => m,
             Err(e) => {
@@ -281,20 +311,18 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
                 init_pid = p;
                 if p != first {
                     cleanup.pids.push(p);
+                    record_pid(&locked, &mut record, p)?;
                     // The first child exits once it has forked init.
                     let _ = waitpid(Pid::from_raw(first), None);
                     cleanup.pids.retain(|&x| x != first);
                 }
+                step("init forked");
             }
             Some(Msg::Hooks) => {
+                step("mounts made; running prestart and createRuntime hooks");
                 let proto = Container {
-                    id: opts.id.clone(),
                     pid: init_pid,
-                    bundle: bundle.dir.clone(),
-                    rootfs: bundle.rootfs.clone(),
-                    oci_version: spec.version().clone(),
-                    annotations: spec.annotations().clone().unwrap_or_default(),
-                    ..Default::default()
+                    ..record.clone()
                 };
                 let state = proto.hook_state(Status::Creating);
                 let h = spec.hooks().as_ref();
@@ -322,31 +350,20 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             break;
         }
     }
+    step("init ready");
     move_net_devices(&plan.net_devices, init_pid)?;
     if let Some(adj) = plan.process.oom_score_adj {
         std::fs::write(format!("/proc/{init_pid}/oom_score_adj"), adj.to_string())
             .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))?;
     }
-    let container = Container {
-        id: opts.id.clone(),
-        pid: init_pid,
-        pid_start: sys::process_start_time(init_pid).context("container init vanished")?,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::rfc3339_now(),
-        owner: String::new(),
-        oci_version: spec.version().clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: cg,
-        own_pid_ns: plan.ns.new_pid,
-        process: serde_json::to_value(spec.process())?,
-        hooks: spec.hooks().clone(),
-        notify_socket,
-        state_dir: locked.dir.clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
-        layers: plan.rootfs.layers.clone(),
-    };
+    let mut container = record;
+    container.pid = init_pid;
+    container.pid_start = sys::process_start_time(init_pid).context("container init vanished")?;
+    container.own_pid_ns = plan.ns.new_pid;
+    container.layers = plan.rootfs.layers.clone();
+    container.creating = false;
     locked.save(&container)?;
+    step("created");
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, init_pid)?;
     }
@@ -364,6 +381,71 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         container,
         master,
     })
+}
+
+/// A debug line (`--debug`) for each step of `create`.
+fn step(what: &str) {
+    crate::logging::log(crate::logging::Level::Debug, &format!("create: {what}"));
+}
+
+/// Records a process of the container as soon as it exists (with its start
+/// time, so a reused pid is never mistaken for it), for `delete --force`
+/// after a `create` killed half-way.
+fn record_pid(locked: &Locked, record: &mut Container, pid: i32) -> Result<()> {
+    record.pid = pid;
+    record.pid_start = sys::process_start_time(pid).unwrap_or(0);
+    locked.save(record)
+}
+
+/// The parent's bounded wait for the container's first process: it never
+/// blocks on a child that cannot answer. A frozen cgroup (the child can
+/// never run) is reported at once, as runc does; otherwise the child gets
+/// `STARTUP_LIMIT` plus the time its hooks may take, between messages.
+struct ChildWait {
+    limit: std::time::Duration,
+    since: std::time::Instant,
+}
+
+/// How long a container's first process may go without a word to its
+/// parent (mounts, devices and the like are milliseconds; a loaded host or
+/// a slow `createContainer` hook may take much longer).
+const STARTUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl ChildWait {
+    fn new(hooks: Option<&oci_spec::runtime::Hooks>) -> ChildWait {
+        let hook_secs: u64 = hooks
+            .map(|h| {
+                hooks::Kind::CreateContainer
+                    .of(h)
+                    .iter()
+                    .map(|x| x.timeout().unwrap_or(0).max(0) as u64)
+                    .sum()
+            })
+            .unwrap_or(0);
+        ChildWait {
+            limit: STARTUP_LIMIT + std::time::Duration::from_secs(hook_secs),
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// Waits until the child has something to say (or has gone).
+    fn until_readable(&mut self, sock: &OwnedFd, cg: &CgroupPaths) -> Result<()> {
+        loop {
+            if sync::wait_readable(sock, std::time::Duration::from_millis(200))? {
+                self.since = std::time::Instant::now();
+                return Ok(());
+            }
+            if cgroups::is_frozen(cg) {
+                bail!("container's cgroup unexpectedly frozen: thaw it (or its parent) first");
+            }
+            if self.since.elapsed() > self.limit {
+                bail!(
+                    "container init did not report for {} s: giving up",
+                    self.limit.as_secs()
+                );
+            }
+        }
+    }
 }
 
 /// systemd socket activation: with `LISTEN_FDS=N` in rrun's environment,
@@ -578,6 +660,7 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
             Ok(())
         }
         Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Creating => bail!("cannot start a container that is still being created"),
         _ => bail!("cannot start an already running container"),
     }
 }
@@ -769,8 +852,7 @@ pub(crate) fn foreground(
                         }
                     }
                     signo => {
-                        // SAFETY: kill with the pid of the process we wait for.
-                        unsafe { libc::kill(pid, signo) };
+                        sys::kill_positive(pid, signo);
                     }
                 }
             }

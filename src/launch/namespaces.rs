@@ -11,10 +11,10 @@
 //! joins, unshares, and forks the init process if its pid or time namespace
 //! changed.
 
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 pub fn clone_flag(t: LinuxNamespaceType) -> u64 {
@@ -65,23 +65,144 @@ fn id_map(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> String {
         .collect()
 }
 
+/// The name of a namespace type under `/proc/PID/ns/`.
+fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The spec's name of a `CLONE_NEW*` flag, for errors.
+fn type_name(flag: u64) -> String {
+    [
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Time,
+    ]
+    .into_iter()
+    .find(|&t| clone_flag(t) == flag)
+    .map(|t| t.to_string())
+    .unwrap_or_else(|| format!("{flag:#x}"))
+}
+
+/// True when `fd` is the namespace rrun itself runs in (same device and
+/// inode as `/proc/self/ns/NAME`).
+fn is_own(fd: &std::fs::File, t: LinuxNamespaceType) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = fd.metadata()?;
+    let ours = std::fs::metadata(format!("/proc/self/ns/{}", proc_name(t)))?;
+    Ok((theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()))
+}
+
+/// Opens a joined namespace and checks it is what the entry says: a
+/// namespace file (`NS_GET_NSTYPE`) of the entry's type. A path of another
+/// type would otherwise be joined as that other type (`ipc` →
+/// `/proc/self/ns/mnt` puts the container in rrun's own mount namespace).
+fn open_joined(i: usize, t: LinuxNamespaceType, p: &Path) -> Result<(std::fs::File, bool)> {
+    let fd = std::fs::File::open(p)
+        .with_context(|| format!("linux.namespaces[{i}].path {}: cannot open", p.display()))?;
+    let want = clone_flag(t);
+    match crate::sys::ns_type(fd.as_fd()) {
+        Ok(got) if got == want => {}
+        Ok(got) => bail!(
+            "linux.namespaces[{i}].path {}: is a {} namespace, not {t}",
+            p.display(),
+            type_name(got)
+        ),
+        Err(e) => bail!(
+            "linux.namespaces[{i}].path {}: not a namespace file ({e})",
+            p.display()
+        ),
+    }
+    let own = is_own(&fd, t).with_context(|| {
+        format!(
+            "linux.namespaces[{i}].path {}: cannot compare with rrun's own {t} namespace",
+            p.display()
+        )
+    })?;
+    Ok((fd, own))
+}
+
+/// Refuses configs that would make the container's setup act on the
+/// namespaces rrun (and so its caller) runs in: mounts and pivot_root in
+/// rrun's own mount namespace, the host's hostname, host sysctls, host
+/// network interfaces renamed.
+fn refuse_host_setup(spec: &Spec, shared: &[LinuxNamespaceType]) -> Result<()> {
+    use LinuxNamespaceType::*;
+    let shared_with_host = |t| shared.contains(&t);
+    if shared_with_host(Mount) {
+        bail!("linux.namespaces: the mount namespace is rrun's own (the caller's); the container's mounts and pivot_root would replace the host's root: refusing");
+    }
+    if shared_with_host(Uts) {
+        for (field, v) in [
+            ("hostname", spec.hostname()),
+            ("domainname", spec.domainname()),
+        ] {
+            if v.as_ref().is_some_and(|h| !h.is_empty()) {
+                bail!("{field}: the uts namespace is the host's; setting it would change the host's {field}: refusing");
+            }
+        }
+    }
+    let linux = spec.linux().as_ref();
+    if let Some(map) = linux.and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<_> = map.keys().collect();
+        keys.sort();
+        for key in keys {
+            let t = if key.starts_with("net.") {
+                Network
+            } else if key.starts_with("kernel.hostname") || key.starts_with("kernel.domainname") {
+                Uts
+            } else {
+                Ipc
+            };
+            if shared_with_host(t) {
+                bail!("linux.sysctl {key}: the {t} namespace is the host's; setting it would change the host: refusing");
+            }
+        }
+    }
+    if shared_with_host(Network)
+        && linux
+            .and_then(|l| l.net_devices().as_ref())
+            .is_some_and(|d| !d.is_empty())
+    {
+        bail!("linux.netDevices: the network namespace is the host's; the devices would be renamed on the host: refusing");
+    }
+    Ok(())
+}
+
 pub fn plan(spec: &Spec) -> Result<NsPlan> {
     let linux = spec.linux().as_ref();
     let mut new_flags = 0u64;
     let mut join = Vec::new();
-    for (i, ns) in linux
+    // Joined namespaces that are rrun's own. (Unlisted ones are shared
+    // too; `spec::validate` refuses setting anything in those.)
+    let mut shared = Vec::new();
+    let listed: Vec<_> = linux
         .and_then(|l| l.namespaces().as_ref())
         .into_iter()
         .flatten()
-        .enumerate()
-    {
+        .collect();
+    for (i, ns) in listed.iter().enumerate() {
         let flag = clone_flag(ns.typ());
         match ns.path() {
             None => new_flags |= flag,
             Some(p) => {
-                let fd = std::fs::File::open(p).with_context(|| {
-                    format!("linux.namespaces[{i}].path {}: cannot open", p.display())
-                })?;
+                let (fd, own) = open_joined(i, ns.typ(), p)?;
+                if own {
+                    shared.push(ns.typ());
+                }
                 join.push(Join {
                     flag,
                     fd: fd.into(),
@@ -90,6 +211,7 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
             }
         }
     }
+    refuse_host_setup(spec, &shared)?;
     // The user namespace is joined first: it decides what the rest may do.
     join.sort_by_key(|j| j.flag != libc::CLONE_NEWUSER as u64);
     let joins = |f: i32| join.iter().any(|j| j.flag == f as u64);

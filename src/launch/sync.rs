@@ -105,6 +105,24 @@ pub fn recv(fd: impl AsFd) -> io::Result<Option<Msg>> {
     }
 }
 
+/// Waits up to `timeout` for a message (or the peer's close); false when
+/// nothing came.
+pub fn wait_readable(fd: impl AsFd, timeout: std::time::Duration) -> io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(n) => return Ok(n > 0),
+        }
+    }
+}
+
 trait RawCompat {
     fn as_raw_fd_compat(&self) -> i32;
 }

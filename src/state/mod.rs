@@ -64,6 +64,12 @@ pub struct Container {
     /// config.json's `process`, the defaults of `exec`.
     #[serde(default)]
     pub process: serde_json::Value,
+    /// True while `create` is still making the container. The record is
+    /// written before anything is made (and again as each thing is made),
+    /// so a `create` killed half-way leaves a record that `delete` can
+    /// clean up from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +265,11 @@ impl Container {
     pub fn status(&self, dir: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
+        }
+        if self.creating {
+            // Still being made, or its `create` died half-way: `delete`
+            // (which waits for the lock a live `create` holds) cleans up.
+            return Status::Creating;
         }
         if dir.join(EXEC_FIFO).exists() {
             return Status::Created;

@@ -272,6 +272,26 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// `ioctl(NS_GET_NSTYPE)`: the `CLONE_NEW*` type of the namespace `fd` refers
+/// to (an error if `fd` is not a namespace file).
+pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
+                                                 // SAFETY: NS_GET_NSTYPE takes no argument and only returns an integer.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    check(ret as libc::c_long).map(|t| t as u64)
+}
+
+/// `kill(2)` of one process. A pid that is not positive is refused without
+/// a syscall: `kill(0)` would signal rrun's own process group (its caller
+/// included) and `kill(-1)` every process it may signal.
+pub fn kill_positive(pid: i32, sig: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: plain integer arguments, pid checked to name one process.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
 /// `unshare(2)`.
 pub fn unshare(flags: u64) -> io::Result<()> {
     // SAFETY: plain integer argument.

@@ -345,6 +345,9 @@ impl Bundle {
 /// Drives the runtime binary with its own `--root` directory.
 pub struct Runtime {
     bin: PathBuf,
+    /// A program (with its arguments) that every command runs under, e.g.
+    /// `unshare --mount`: see [`Runtime::wrapped`].
+    wrapper: Vec<String>,
     root: PathBuf,
     io_dir: PathBuf,
     log: Option<PathBuf>,
@@ -425,6 +428,7 @@ impl Runtime {
         fs::create_dir_all(&io_dir).unwrap();
         Runtime {
             bin: runtime_bin(),
+            wrapper: Vec::new(),
             root: dir.join("root"),
             io_dir,
             log: None,
@@ -437,6 +441,15 @@ impl Runtime {
     pub fn with_log(mut self) -> Runtime {
         let p = self.io_dir.parent().unwrap().join("runtime.log");
         self.log = Some(p);
+        self
+    }
+
+    /// Runs every command under `argv` (`cleanup` excepted), e.g.
+    /// `["unshare", "--mount", "--propagation", "private", "--"]`: for tests
+    /// of configs aimed at the caller's own namespaces, so that a runtime
+    /// that obeys them harms a throwaway namespace, not the test machine.
+    pub fn wrapped(mut self, argv: &[&str]) -> Runtime {
+        self.wrapper = argv.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -504,7 +517,14 @@ impl Runtime {
     /// any stdio set up. Ids of `create`/`run` are tracked for cleanup.
     pub fn command(&self, args: &[&str]) -> Command {
         self.maybe_track(args);
-        let mut c = Command::new(&self.bin);
+        let mut c = match self.wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = Command::new(prog);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         c.args(self.global_args()).args(args);
         c
     }

@@ -1,0 +1,507 @@
+//! Host safety (issue 13, items 1-4 and 7): configs that point rrun at the
+//! namespaces, cgroups or processes of its caller are refused with a clear
+//! error, and a `create` (or `delete`) killed at any moment leaves nothing
+//! that `delete --force` cannot remove.
+//!
+//! The configs here are aimed at the runtime's own world. Every runtime
+//! command of those tests runs under `unshare` (a private mount, uts, ipc
+//! and network namespace: [`SANDBOX`]), so a runtime that obeys such a
+//! config wrecks a throwaway namespace, not the machine running the tests.
+//!
+//! Validate against runc with:
+//! `RRUN_TEST_RUNTIME=/usr/sbin/runc cargo test --release --test host_safety`
+//! (runc 1.1.5 refuses the mismatched namespace type, and fails the rest:
+//! that is the point of them).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private mount, uts, ipc and network namespace for each runtime command.
+const SANDBOX: &[&str] = &[
+    "unshare",
+    "--mount",
+    "--uts",
+    "--ipc",
+    "--net",
+    "--propagation",
+    "private",
+    "--",
+];
+
+/// A test env whose runtime runs in [`SANDBOX`].
+fn sandboxed(name: &str) -> TestEnv {
+    let mut env = TestEnv::new(name);
+    env.rt = Runtime::new(env.dir.path()).wrapped(SANDBOX);
+    env
+}
+
+/// Replaces (or adds) the namespace entry of `typ` in the config.
+fn set_namespace(c: &mut Value, entry: Value) {
+    let typ = entry["type"].as_str().unwrap().to_string();
+    let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+    list.retain(|n| n["type"] != typ.as_str());
+    list.push(entry);
+}
+
+/// A `create` that must be refused before anything exists: it fails with
+/// an error naming one of `nouns`, and leaves nothing behind.
+fn assert_refused(env: &TestEnv, nouns: &[&str]) -> String {
+    let out = env.try_create(&[]);
+    assert_error(&out, nouns);
+    env.assert_nothing_left();
+    stderr(&out)
+}
+
+// ---------------------------------------------------------------------------
+// Items 1 and 2: namespaces
+// ---------------------------------------------------------------------------
+
+#[test]
+fn namespace_path_of_another_type_is_refused() {
+    // An ipc entry pointing at a mount namespace: joined as given, the
+    // container would pivot_root rrun's own mount namespace.
+    let mut env = sandboxed("ns_wrong_type");
+    env.bundle.edit(|c| {
+        set_namespace(c, json!({"type": "ipc", "path": "/proc/self/ns/mnt"}));
+    });
+    let err = assert_refused(&env, &["linux.namespaces", "namespace"]);
+    if !is_reference_runtime() {
+        assert!(
+            err.contains("linux.namespaces[") && err.contains("/proc/self/ns/mnt"),
+            "the error names the entry and its path: {err}"
+        );
+    }
+}
+
+#[test]
+fn namespace_path_that_is_not_a_namespace_is_refused() {
+    let mut env = sandboxed("ns_not_ns");
+    env.bundle.edit(|c| {
+        set_namespace(c, json!({"type": "network", "path": "/etc/hostname"}));
+    });
+    assert_refused(&env, &["linux.namespaces", "namespace"]);
+}
+
+#[test]
+fn joining_the_runtimes_own_mount_namespace_is_refused() {
+    // /proc/self is the runtime itself: its own mount namespace, which is
+    // its caller's. runc 1.1.5 joins it and pivot_roots it.
+    let mut env = sandboxed("ns_own_mnt");
+    env.bundle.edit(|c| {
+        set_namespace(c, json!({"type": "mount", "path": "/proc/self/ns/mnt"}));
+    });
+    assert_refused(&env, &["linux.namespaces", "mount"]);
+}
+
+#[test]
+fn hostname_in_the_runtimes_own_uts_namespace_is_refused() {
+    let mut env = sandboxed("ns_own_uts");
+    env.bundle.edit(|c| {
+        set_namespace(c, json!({"type": "uts", "path": "/proc/self/ns/uts"}));
+        c["hostname"] = json!("not-the-host");
+    });
+    assert_refused(&env, &["hostname"]);
+}
+
+#[test]
+fn sysctl_in_the_runtimes_own_network_namespace_is_refused() {
+    let mut env = sandboxed("ns_own_net");
+    env.bundle.edit(|c| {
+        set_namespace(c, json!({"type": "network", "path": "/proc/self/ns/net"}));
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    });
+    assert_refused(&env, &["linux.sysctl", "sysctl"]);
+}
+
+#[test]
+fn joining_a_namespace_of_the_right_type_still_works() {
+    // The checks above must not refuse an ordinary join: the network
+    // namespace of a running container, as pods share it.
+    let env = TestEnv::new("ns_join_ok");
+    let mut first = env.bundle.config().clone();
+    first["process"]["args"] = json!(["sleep", "60"]);
+    let mut env2 = TestEnv::new("ns_join_ok2");
+    env2.bundle.edit(|c| *c = first);
+    env2.create();
+    let pid = env2.rt.pid(&env2.id);
+    let mut env = env;
+    env.bundle.edit(|c| {
+        set_namespace(
+            c,
+            json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}),
+        );
+        c["process"]["args"] = json!(["sh", "-c", "readlink /proc/self/ns/net"]);
+    });
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let want = fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(stdout(&out).trim(), want.to_str().unwrap());
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Item 3: signals and the caller's cgroups
+// ---------------------------------------------------------------------------
+
+/// A cgroup directory the test makes itself in the hierarchy holding
+/// `controller` (or the cgroup2 root on a pure v2 host); on drop, thawed,
+/// emptied and removed with everything below it.
+struct TestCgroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl TestCgroup {
+    fn new(controller: &str, name: &str) -> Option<TestCgroup> {
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let mount = if v2 {
+            PathBuf::from("/sys/fs/cgroup")
+        } else {
+            PathBuf::from("/sys/fs/cgroup").join(controller)
+        };
+        if !mount.is_dir() {
+            eprintln!(
+                "skipped: no {controller} cgroup hierarchy at {}",
+                mount.display()
+            );
+            return None;
+        }
+        let dir = mount.join(format!("rrun-test-{}-{name}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        if !v2 && controller == "cpuset" {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let parent = fs::read_to_string(mount.join(f)).unwrap();
+                fs::write(dir.join(f), parent.trim()).unwrap();
+            }
+        }
+        Some(TestCgroup { dir, v2 })
+    }
+
+    /// The cgroupsPath naming this cgroup (below the hierarchy's root).
+    fn path(&self) -> String {
+        format!("/{}", self.dir.file_name().unwrap().to_str().unwrap())
+    }
+
+    fn procs(&self) -> Vec<i32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    fn freeze(&self, frozen: bool) {
+        if self.v2 {
+            fs::write(
+                self.dir.join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            )
+            .unwrap();
+        } else {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            fs::write(self.dir.join("freezer.state"), want).unwrap();
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = if self.v2 {
+            fs::write(self.dir.join("cgroup.freeze"), "0")
+        } else {
+            fs::write(self.dir.join("freezer.state"), "THAWED")
+        };
+        let mut dirs = Vec::new();
+        collect_dirs(&self.dir, &mut dirs);
+        for d in &dirs {
+            for pid in fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .filter(|&p| p > 0)
+            {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
+        for d in dirs {
+            wait_for(Duration::from_secs(3), || {
+                fs::remove_dir(&d).is_ok() || !d.exists()
+            });
+        }
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_dirs(&e.path(), out);
+        }
+    }
+}
+
+/// A shell that moves itself into `cg` and then execs the runtime with
+/// `args`: the runtime's own cgroup is `cg`.
+fn runtime_in_cgroup(env: &TestEnv, cg: &TestCgroup, args: &[&str]) -> std::process::Output {
+    let rt = env.rt.command(args);
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"")
+        .arg(&cg.dir)
+        .arg(rt.get_program())
+        .args(rt.get_args())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    out
+}
+
+#[test]
+fn cgroups_path_naming_the_runtimes_own_cgroup_is_refused() {
+    let Some(cg) = TestCgroup::new("memory", "caller") else {
+        return;
+    };
+    let limit_file = if cg.v2 {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let before = fs::read_to_string(cg.dir.join(limit_file)).unwrap();
+    let mut env = TestEnv::new("cg_own");
+    let path = cg.path();
+    env.bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"]["memory"] = json!({"limit": 8 * 1024 * 1024});
+    });
+    let bundle = env.bundle.path_str().to_string();
+    let out = runtime_in_cgroup(&env, &cg, &["create", "--bundle", &bundle, &env.id]);
+    assert_error(&out, &["linux.cgroupsPath", "cgroupsPath"]);
+    assert_eq!(
+        fs::read_to_string(cg.dir.join(limit_file)).unwrap(),
+        before,
+        "the caller's memory limit must not change"
+    );
+    // An ancestor of the caller's cgroup (here the hierarchy's root).
+    env.bundle.edit(|c| c["linux"]["cgroupsPath"] = json!("/"));
+    let out = runtime_in_cgroup(&env, &cg, &["create", "--bundle", &bundle, &env.id]);
+    assert_error(&out, &["linux.cgroupsPath", "cgroupsPath"]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn cgroup_that_already_holds_processes_gets_a_warning() {
+    let Some(cg) = TestCgroup::new("pids", "busy") else {
+        return;
+    };
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    fs::write(cg.dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let mut env = TestEnv::new("cg_busy");
+    let path = cg.path();
+    env.bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    let out = env.try_create(&[]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("cgroup is not empty"),
+        "runc's warning about a non-empty cgroup: {}",
+        describe(&out)
+    );
+    env.rt.run_ok(&["delete", "--force", &env.id]);
+}
+
+#[test]
+fn kill_all_from_another_pid_namespace_never_signals_pid_zero() {
+    // Run from a pid namespace of its own (rrun inside kind or Docker),
+    // the runtime reads `0` in cgroup.procs for every process of the
+    // container. kill(0, SIGKILL) would kill its own process group: the
+    // runtime itself (here in a session of its own, so nothing else).
+    let mut env = TestEnv::new("kill_all_pidns");
+    env.bundle.set_args(&["sleep", "60"]);
+    env.create();
+    let init = env.rt.pid(&env.id);
+    let rt = env.rt.command(&["kill", "--all", &env.id, "KILL"]);
+    let out = Command::new("setsid")
+        .args(["--wait", "unshare", "--pid", "--fork", "--mount-proc", "--"])
+        .arg(rt.get_program())
+        .args(rt.get_args())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kill --all must not kill itself: {}",
+        describe(&out)
+    );
+    assert!(process_alive(init), "it could not see the container's init");
+    env.rt.run_ok(&["delete", "--force", &env.id]);
+    env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Item 4: a frozen cgroup
+// ---------------------------------------------------------------------------
+
+#[test]
+fn run_into_a_frozen_cgroup_is_refused_not_hung() {
+    let Some(cg) = TestCgroup::new("freezer", "frozen") else {
+        return;
+    };
+    cg.freeze(true);
+    let mut env = TestEnv::new("cg_frozen");
+    let path = format!("{}/c", cg.path());
+    env.bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    let started = Instant::now();
+    let out = env.run(&["-d"]);
+    assert_error(&out, &["frozen"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    cg.freeze(false);
+    assert!(cg.procs().is_empty(), "no process left in the cgroup");
+    env.assert_nothing_left();
+    assert!(
+        !cg.dir.join("c").exists(),
+        "the container's cgroup is removed"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: crash consistency
+// ---------------------------------------------------------------------------
+
+/// Kills `rrun create` after `delay`, then checks `delete --force` leaves
+/// nothing. Returns whether the create had finished by itself.
+fn kill_create_after(env: &TestEnv, id: &str, delay: Duration) -> bool {
+    let mut sp = env
+        .rt
+        .spawn(&["create", "--bundle", env.bundle.path_str(), id]);
+    std::thread::sleep(delay);
+    sp.signal(libc::SIGKILL);
+    let out = sp.wait_timeout(Duration::from_secs(10));
+    assert_force_delete_leaves_nothing(env, id);
+    out.status.success()
+}
+
+fn assert_force_delete_leaves_nothing(env: &TestEnv, id: &str) {
+    let out = env.rt.cmd(&["delete", "--force", id]);
+    assert!(
+        out.status.success(),
+        "delete --force {id}: {}",
+        describe(&out)
+    );
+    assert_nothing_left(&env.rt, id, &env.bundle);
+}
+
+#[test]
+fn create_killed_at_any_moment_leaves_nothing_after_delete_force() {
+    let mut env = TestEnv::new("crash_create");
+    env.bundle.set_args(&["sleep", "60"]);
+    // 30 moments spread over the first 35 ms (a create takes about 10-20).
+    let mut finished = 0;
+    for i in 0..30u64 {
+        let id = format!("{}-{i}", env.id);
+        if kill_create_after(&env, &id, Duration::from_micros(i * 1200)) {
+            finished += 1;
+        }
+    }
+    assert!(finished < 30, "every create finished before the kill");
+}
+
+#[test]
+fn create_killed_after_each_step_leaves_nothing_after_delete_force() {
+    // `--debug` logs each step of create; kill it as soon as one appears.
+    let mut env = TestEnv::new("crash_steps");
+    env.bundle.set_args(&["sleep", "60"]);
+    let log = env.dir.join("debug.log");
+    for (i, step) in [
+        "state recorded",
+        "cgroups created",
+        "resources applied",
+        "cloned",
+        "init ready",
+        "created",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("{}-{i}", env.id);
+        let _ = fs::remove_file(&log);
+        let mut sp = env.rt.spawn(&[
+            "--debug",
+            "--log",
+            log.to_str().unwrap(),
+            "create",
+            "--bundle",
+            env.bundle.path_str(),
+            &id,
+        ]);
+        let seen = wait_for(Duration::from_secs(10), || {
+            fs::read_to_string(&log).is_ok_and(|t| t.contains(&format!("create: {step}")))
+        });
+        sp.signal(libc::SIGKILL);
+        let _ = sp.wait_timeout(Duration::from_secs(10));
+        assert!(seen, "no debug line for step {step:?}");
+        assert_force_delete_leaves_nothing(&env, &id);
+    }
+}
+
+#[test]
+fn create_killed_while_a_hook_runs_leaves_nothing_after_delete_force() {
+    // A prestart hook holds create half-way: namespaces, mounts and the
+    // cgroup exist, the container's init waits before pivot_root.
+    let mut env = TestEnv::new("crash_hook");
+    let marker = env.dir.join("hook-ran");
+    env.bundle.edit(|c| {
+        c["process"]["args"] = json!(["sleep", "60"]);
+        c["hooks"] = json!({"prestart": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo $$ > {}; exec sleep 30", marker.display())]
+        }]});
+    });
+    let mut sp = env
+        .rt
+        .spawn(&["create", "--bundle", env.bundle.path_str(), &env.id]);
+    assert!(
+        wait_for(Duration::from_secs(10), || marker.exists()),
+        "the hook never ran"
+    );
+    assert_eq!(env.rt.status(&env.id), "creating");
+    sp.signal(libc::SIGKILL);
+    let _ = sp.wait_timeout(Duration::from_secs(10));
+    // The hook is not the container's but the caller's: the caller ends it.
+    if let Some(pid) = fs::read_to_string(&marker)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert_force_delete_leaves_nothing(&env, &env.id);
+}
+
+#[test]
+fn delete_killed_half_way_can_be_run_again() {
+    let mut env = TestEnv::new("crash_delete");
+    env.bundle.set_args(&["sleep", "60"]);
+    for i in 0..10u64 {
+        let id = format!("{}-{i}", env.id);
+        env.rt
+            .run_ok(&["create", "--bundle", env.bundle.path_str(), &id]);
+        let mut sp = env.rt.spawn(&["delete", "--force", &id]);
+        std::thread::sleep(Duration::from_micros(i * 500));
+        sp.signal(libc::SIGKILL);
+        let _ = sp.wait_timeout(Duration::from_secs(10));
+        assert_force_delete_leaves_nothing(&env, &id);
+    }
+}
