@@ -311,6 +311,24 @@ fn exec_env_adds_and_replaces_variables() {
 }
 
 #[test]
+fn exec_env_replaces_the_containers_variable_in_the_environ_itself() {
+    let mut env = TestEnv::new("exec_env_environ");
+    start_sleeper(&mut env);
+    // No shell in between (a shell would tidy duplicates): `env` prints
+    // the process's environ as the kernel gave it. With two TERM entries,
+    // getenv() would find the container's first.
+    let out = exec(&env, &["-e", "TERM=dumb"], &["env"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let so = stdout(&out);
+    let terms: Vec<&str> = so
+        .lines()
+        .filter(|l| l.starts_with("TERM="))
+        .map(|l| &l[5..])
+        .collect();
+    assert_eq!(terms, ["dumb"], "{}", describe(&out));
+}
+
+#[test]
 fn exec_cwd_sets_the_working_directory() {
     let mut env = TestEnv::new("exec_cwd");
     start_sleeper(&mut env);
