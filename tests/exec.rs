@@ -329,6 +329,33 @@ fn exec_env_replaces_the_containers_variable_in_the_environ_itself() {
 }
 
 #[test]
+fn exec_gets_the_containers_personality() {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 lacks linux.personality");
+        return;
+    }
+    let mut env = TestEnv::new("exec_personality");
+    env.bundle
+        .edit(|c| c["linux"]["personality"] = json!({"domain": "LINUX32"}));
+    start_sleeper(&mut env);
+    // With the container's process settings, and with a process.json (the
+    // personality is the container's, not the process's).
+    let pj = env.dir.join("process.json");
+    let p = json!({"args": ["uname", "-m"], "cwd": "/", "user": {"uid": 0, "gid": 0}});
+    fs::write(&pj, p.to_string()).unwrap();
+    let pj = pj.to_str().unwrap();
+    for (flags, command) in [(&[][..], &["uname", "-m"][..]), (&["-p", pj][..], &[][..])] {
+        let out = exec(&env, flags, command);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(
+            matches!(stdout(&out).trim(), "i686" | "i386" | "armv7l" | "armv8l"),
+            "an exec'd process must run with linux.personality LINUX32: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[test]
 fn exec_cwd_sets_the_working_directory() {
     let mut env = TestEnv::new("exec_cwd");
     start_sleeper(&mut env);

@@ -180,9 +180,11 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     }
     let mut spec = Spec::default();
     spec.set_process(Some(proc));
-    // The container's seccomp profile applies to exec'd processes too.
+    // The container's seccomp profile and personality apply to exec'd
+    // processes too.
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_seccomp(c.seccomp.clone());
+    linux.set_personality(c.personality.clone());
     linux.set_namespaces(None);
     spec.set_linux(Some(linux));
     let root: OwnedFd = std::fs::File::open(format!("/proc/{}/root", c.pid))
