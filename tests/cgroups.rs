@@ -44,6 +44,9 @@
 //!   (singular: `--cpu-shares` is rejected), `--cpu-quota`, `--cpu-period`,
 //!   `--cpuset-cpus`, `--cpuset-mems`, `--blkio-weight`; `-r FILE` / `-r -`
 //!   read LinuxResources JSON and ignore the other flags.
+//! - `exec --cgroup PATH` (runc 1.2, not in 1.1.5) puts the process in an
+//!   existing sub-cgroup of the container's in every hierarchy;
+//!   `--cgroup CONTROLLER:PATH` in that v1 controller's only; `..` is refused.
 
 mod common;
 
@@ -1590,4 +1593,111 @@ fn cpuset_with_a_nonexistent_cpu_fails_create_naming_cpuset() {
     let mut env = CgEnv::new("cg_bad_cpuset");
     env.set_resource("cpu", json!({ "cpus": "99" }));
     assert_create_fails(&env, &["cpuset", "cpuset.cpus", "cpus"]);
+}
+
+// ---------------------------------------------------------------------------
+// exec --cgroup (runc 1.2)
+// ---------------------------------------------------------------------------
+
+/// The cgroup paths of process `pid` as `(controllers, path)`, one per
+/// hierarchy.
+fn cgroup_paths_of(pid: &str) -> Vec<(String, String)> {
+    proc_cgroups(pid)
+        .into_iter()
+        .map(|(_, c, p)| (c, p))
+        .collect()
+}
+
+/// What `exec --cgroup ARG cat /proc/self/cgroup` printed, as
+/// `(controllers, path)` pairs; panics if it failed.
+fn exec_cgroups(env: &CgEnv, arg: &str) -> Vec<(String, String)> {
+    let out = env.rt.cmd(&[
+        "exec",
+        "--cgroup",
+        arg,
+        env.id(),
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(
+        out.status.success(),
+        "exec --cgroup {arg}: {}",
+        describe(&out)
+    );
+    stdout(&out)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            it.next()?;
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn exec_cgroup_runs_the_process_in_a_sub_cgroup_of_the_containers() {
+    if is_reference_runtime() {
+        return skip("runc 1.1.5 has no exec --cgroup (runc 1.2 does)");
+    }
+    let mut env = CgEnv::new("cg_exec_sub");
+    let pid = env.start_script(READY_SLEEP);
+    let own = cgroup_paths_of(&pid.to_string());
+    // The sub-cgroup must exist already: make it in every hierarchy. Its
+    // name contains the guard's, so the guard removes it if the test fails.
+    let sub = format!("{}-sub", env.cg_name());
+    for (c, p) in &own {
+        let d = dir_for_line(c, p).unwrap().join(&sub);
+        fs::create_dir(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        // A new v1 cpuset takes no process until it has cpus and mems.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(d.parent().unwrap().join(f)) {
+                fs::write(d.join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    // One path: every hierarchy; a leading "/" is the container's cgroup.
+    for arg in [sub.clone(), format!("/{sub}")] {
+        let got = exec_cgroups(&env, &arg);
+        let want: Vec<(String, String)> = own
+            .iter()
+            .map(|(c, p)| (c.clone(), format!("{p}/{sub}")))
+            .collect();
+        assert_eq!(got, want, "exec --cgroup {arg}");
+    }
+    assert_eq!(exec_cgroups(&env, "/"), own, "exec --cgroup /");
+    if !is_v2() {
+        // Per controller: only that hierarchy moves.
+        let got = exec_cgroups(&env, &format!("memory:{sub}"));
+        let want: Vec<(String, String)> = own
+            .iter()
+            .map(|(c, p)| {
+                if c.split(',').any(|x| x == "memory") {
+                    (c.clone(), format!("{p}/{sub}"))
+                } else {
+                    (c.clone(), p.clone())
+                }
+            })
+            .collect();
+        assert_eq!(got, want, "exec --cgroup memory:{sub}");
+    }
+    // Refused: escaping the container's cgroup, a sub-cgroup that does not
+    // exist, a controller the container has no cgroup of.
+    for (arg, nouns) in [
+        ("..", &["..", "cgroup"][..]),
+        (&format!("{sub}/../.."), &["..", "cgroup"][..]),
+        ("missing", &["missing", "cgroup"][..]),
+        (
+            "nosuchcontroller:x",
+            &["nosuchcontroller", "controller"][..],
+        ),
+    ] {
+        let out = env.rt.cmd(&["exec", "--cgroup", arg, env.id(), "true"]);
+        assert_error(&out, nouns);
+    }
+    for (c, p) in &own {
+        let d = dir_for_line(c, p).unwrap().join(&sub);
+        fs::remove_dir(&d).unwrap_or_else(|e| panic!("rmdir {}: {e}", d.display()));
+    }
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
 }

@@ -201,6 +201,10 @@ pub struct Exec {
     /// Allow exec in a paused container
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's:
+    /// PATH (every hierarchy) or CONTROLLER[,CONTROLLER..]:PATH (repeatable)
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// The command and its arguments (when --process is not given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
