@@ -1529,6 +1529,106 @@ fn update_resources_from_stdin() {
     env.assert_all_gone();
 }
 
+#[test]
+fn update_accepts_minus_one_for_unlimited() {
+    let mut env = CgEnv::new("cg_update_minus_one");
+    env.set_resource("cpu", json!({ "quota": 50000, "period": 100000 }));
+    env.set_resource("pids", json!({ "limit": 50 }));
+    let pid = env.start_script(READY_SLEEP);
+    env.rt.run_ok(&[
+        "update",
+        "--cpu-quota",
+        "-1",
+        "--pids-limit",
+        "-1",
+        "--memory",
+        "-1",
+        env.id(),
+    ]);
+    if is_v2() {
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.max"), "max 100000");
+    } else {
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_quota_us"), "-1");
+    }
+    assert_eq!(cgroup_file(pid, "pids", "pids.max"), "max");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+/// The host directory of the v1 cpu hierarchy's root.
+fn v1_cpu_mount() -> PathBuf {
+    cgroup_mounts()
+        .into_iter()
+        .find(|m| !m.v2 && m.opts.iter().any(|o| o == "cpu"))
+        .map(|m| m.point)
+        .expect("no v1 cpu hierarchy")
+}
+
+#[test]
+fn update_of_cpu_quota_and_period_works_under_a_parent_limit() {
+    if is_v2() {
+        return skip("v1 only: cgroup v2's cpu.max takes quota and period in one write");
+    }
+    let mut env = CgEnv::new("cg_update_cpu_order");
+    // A pod-level limit of half a CPU on the parent, made before the
+    // container (the guard removes it: its name is the guard's).
+    let pod = v1_cpu_mount().join(env.cg_name());
+    fs::create_dir(&pod).unwrap();
+    fs::write(pod.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let path = format!("/{0}/{0}-ctr", env.cg_name());
+    env.bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    env.set_resource("cpu", json!({ "quota": 50000, "period": 100000 }));
+    let pid = env.start_script(READY_SLEEP);
+    // Each step keeps half a CPU, which the parent allows; but the old
+    // quota over the new period (first step), or the new quota over the old
+    // period (second), would be a whole CPU or more, which it does not.
+    for (quota, period) in [("25000", "50000"), ("100000", "200000")] {
+        env.rt.run_ok(&[
+            "update",
+            "--cpu-quota",
+            quota,
+            "--cpu-period",
+            period,
+            env.id(),
+        ]);
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_quota_us"), quota);
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_period_us"), period);
+    }
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    fs::remove_dir(&pod).unwrap_or_else(|e| panic!("rmdir {}: {e}", pod.display()));
+    if is_reference_runtime() {
+        // runc leaves the parent levels it made in the other hierarchies.
+        env.assert_nothing_left();
+    } else {
+        env.assert_all_gone();
+    }
+}
+
+#[test]
+fn ps_of_a_stopped_container_lists_nothing() {
+    let mut env = CgEnv::new("cg_ps_stopped");
+    env.bundle.set_script("true");
+    env.create();
+    env.rt.start(env.id());
+    env.rt.wait_status(env.id(), "stopped", T);
+    let out = env.rt.run_ok(&["ps", env.id()]);
+    let table = stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1, "only the header: {table}");
+    assert!(lines[0].split_whitespace().any(|h| h == "PID"), "{table}");
+    let out = env.rt.run_ok(&["ps", "--format", "json", env.id()]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ps --format json is not JSON ({e}): {}", describe(&out)));
+    if is_reference_runtime() {
+        // runc 1.1.5 prints `null` (a nil Go slice).
+        assert!(v.is_null() || v == json!([]), "{v}");
+    } else {
+        assert_eq!(v, json!([]));
+    }
+    env.rt.run_ok(&["delete", env.id()]);
+    env.assert_all_gone();
+}
+
 // ---------------------------------------------------------------------------
 // kill --all
 // ---------------------------------------------------------------------------

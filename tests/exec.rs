@@ -498,6 +498,22 @@ fn exec_process_json_runs_that_process() {
     assert_eq!(field(&out, "args"), "zero,one", "{out}");
 }
 
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let mut env = TestEnv::new("exec_process_json_no_user");
+    // The container's own user must not leak into a process.json without one.
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    start_sleeper(&mut env);
+    let pj = env.dir.join("process.json");
+    let p = json!({"args": ["sh", "-c", "echo ids=$(id -u):$(id -g)"], "cwd": "/",
+                   "env": ["PATH=/bin"]});
+    fs::write(&pj, p.to_string()).unwrap();
+    let out = exec(&env, &["--process", pj.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(field(&stdout(&out), "ids"), "0:0", "{}", describe(&out));
+}
+
 // ---------------------------------------------------------------------------
 // Detached exec
 // ---------------------------------------------------------------------------

@@ -221,11 +221,13 @@ pub struct Update {
     pub blkio_weight: Option<u16>,
     #[arg(long)]
     pub cpu_period: Option<u64>,
-    #[arg(long)]
+    /// CPU quota in microseconds per period (-1 for none)
+    #[arg(long, allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long)]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long)]
+    /// Realtime runtime in microseconds per period (-1 for no limit)
+    #[arg(long, allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,

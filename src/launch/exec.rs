@@ -54,8 +54,13 @@ fn namespaces(pid: i32) -> Result<Vec<(&'static str, i32, OwnedFd)>> {
 fn process_value(e: &Exec, base: &Value) -> Result<Value> {
     if let Some(path) = &e.process {
         let text = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
-        return serde_json::from_slice(&text)
-            .with_context(|| format!("--process {}", path.display()));
+        let mut p: Value = serde_json::from_slice(&text)
+            .with_context(|| format!("--process {}", path.display()))?;
+        // Without `user` the process runs as root (uid 0, gid 0), as runc's.
+        if p.is_object() && p.get("user").is_none() {
+            p["user"] = json!({"uid": 0, "gid": 0});
+        }
+        return Ok(p);
     }
     if e.command.is_empty() {
         bail!("exec: no command given (use --process or give the command after the id)");
