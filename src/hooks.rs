@@ -106,10 +106,18 @@ pub fn run_all_with(
     Ok(())
 }
 
-/// Runs the hooks of a kind whose failures are only warnings.
+/// Runs the hooks of a kind whose failures are only warnings: each
+/// failure is logged and the next hook runs all the same.
 pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &[u8]) {
-    if let Err(e) = run_all(hooks, kind, state) {
-        crate::logging::warn(&format!("{e:#}"));
+    let Some(hooks) = hooks else { return };
+    for (i, h) in kind.of(hooks).iter().enumerate() {
+        if let Err(e) = run(h, state, Inherit::default()) {
+            crate::logging::warn(&format!(
+                "hooks.{}[{i}] {}: {e:#}",
+                kind.name(),
+                h.path().display()
+            ));
+        }
     }
 }
 

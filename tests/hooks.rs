@@ -50,7 +50,9 @@
 //! "created"), and fails `create` when one fails; it moved them to `start`
 //! only in 2026 (opencontainers/runc#5186). rrun runs them in `start`, after
 //! the process was started, and treats a failure as a warning (runtime-spec
-//! 1.2.0 "Lifecycle" step 9).
+//! 1.2.0 "Lifecycle" step 9). After a failing poststart or poststop hook the
+//! next hooks of its kind still run ("the remaining hooks and lifecycle
+//! continue as if the hook had succeeded"); runc 1.1.5 stops at the first.
 
 mod common;
 
@@ -726,6 +728,40 @@ fn failing_poststop_hook_is_only_a_warning() {
         !st.status.success(),
         "the container still exists: {}",
         describe(&st)
+    );
+    h.env.assert_nothing_left();
+}
+
+#[test]
+fn after_a_failing_poststart_or_poststop_hook_the_next_ones_still_run() {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 stops at the first failing hook of a kind");
+        return;
+    }
+    let mut h = HookEnv::new("hook_fail_next");
+    h.set_process_marker();
+    let l = h.logs.to_str().unwrap().to_string();
+    let mut hooks = serde_json::Map::new();
+    for kind in ["poststart", "poststop"] {
+        hooks.insert(
+            kind.to_string(),
+            json!([
+                sh_hook(&h.host_sh(), &format!("echo {kind}-1 >> {l}/order; exit 3")),
+                sh_hook(&h.host_sh(), &format!("echo {kind}-2 >> {l}/order")),
+            ]),
+        );
+    }
+    h.set_hooks(Value::Object(hooks));
+    h.create_ok();
+    // runtime-spec 1.2.0, Lifecycle 9 and 13: "the runtime MUST log a
+    // warning, but the remaining hooks and lifecycle continue as if the
+    // hook had succeeded".
+    h.start_ok();
+    wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
+    h.delete_ok(true);
+    assert_eq!(
+        h.log("order").unwrap_or_default(),
+        "poststart-1\npoststart-2\npoststop-1\npoststop-2\n"
     );
     h.env.assert_nothing_left();
 }
