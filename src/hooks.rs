@@ -245,6 +245,11 @@ fn cloexec_above_stderr(open: Option<&[i32]>) -> std::io::Result<()> {
     if r == 0 {
         return Ok(());
     }
+    cloexec_each(open)
+}
+
+/// [`cloexec_above_stderr`] without `close_range`: one `fcntl` per fd.
+fn cloexec_each(open: Option<&[i32]>) -> std::io::Result<()> {
     let mark = |fd: i32| -> std::io::Result<()> {
         // SAFETY: F_SETFD on an integer fd; EBADF (not open) is fine.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
@@ -304,6 +309,24 @@ mod tests {
         );
         let e = run(&h, b"{}", Inherit::default()).unwrap_err().to_string();
         assert!(e.contains("exit status 3") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn without_close_range_the_listed_fds_are_marked_one_by_one() {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup of an open fd; the copy (without FD_CLOEXEC) is
+        // closed below.
+        let fd = unsafe { libc::dup(f.as_raw_fd()) };
+        assert!(fd > 2);
+        // SAFETY: F_GETFD on the fd made above.
+        let flags = || unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags() & libc::FD_CLOEXEC, 0);
+        // A listed fd that is not open (EBADF) is fine.
+        cloexec_each(Some(&[fd, 1 << 20])).unwrap();
+        assert_ne!(flags() & libc::FD_CLOEXEC, 0);
+        // SAFETY: closing the copy made above.
+        unsafe { libc::close(fd) };
     }
 
     #[test]
