@@ -13,9 +13,25 @@
 //! - `poststop`: by `delete`, after the container's resources are gone.
 //!
 //! A failing hook of the first four kinds fails the operation; `poststart`
-//! and `poststop` failures are logged as warnings and the lifecycle goes on.
+//! and `poststop` failures are logged as warnings and the lifecycle goes on
+//! (runtime-spec 1.2.0, "Lifecycle" steps 9 and 13).
+//!
+//! Every hook starts with stdin, stdout and stderr only: whatever else the
+//! runtime, its caller or the container's init has open is closed at the
+//! hook's `execve` (the CVE-2024-21626 class; runc 1.1.5 still hands
+//! createContainer hooks its init pipe and exec fifo).
+//!
+//! What a hook gets when its own fields say nothing ([`Inherit`]), as runc
+//! does it: hooks in the runtime's namespaces run in the bundle directory
+//! with an empty environment; createContainer and startContainer, which run
+//! in the container's namespaces, get the container process's environment
+//! (`process.env`, with `HOME`) and the init's working directory at that
+//! moment: the rootfs directory (before `pivot_root`) for createContainer,
+//! `process.cwd` for startContainer.
 
+use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,42 +75,95 @@ impl Kind {
     }
 }
 
-/// Runs every hook of `kind` in order; the first failure stops them.
+/// What a hook inherits where its own fields say nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inherit<'a> {
+    /// The environment of a hook without `env` (`KEY=VALUE` entries); none
+    /// when `None`.
+    pub env: Option<&'a [CString]>,
+    /// Run in the caller's working directory, not the bundle directory.
+    pub cwd: bool,
+}
+
+/// Runs every hook of `kind` in order, in the runtime's namespaces; the
+/// first failure stops them.
 pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &[u8]) -> Result<()> {
+    run_all_with(hooks, kind, state, Inherit::default())
+}
+
+/// [`run_all`] with what the hooks inherit.
+pub fn run_all_with(
+    hooks: Option<&Hooks>,
+    kind: Kind,
+    state: &[u8],
+    inherit: Inherit<'_>,
+) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     for (i, h) in kind.of(hooks).iter().enumerate() {
-        run(h, state)
+        run(h, state, inherit)
             .with_context(|| format!("hooks.{}[{i}] {}", kind.name(), h.path().display()))?;
     }
     Ok(())
 }
 
-/// Runs the hooks of a kind whose failures are only warnings.
+/// Runs the hooks of a kind whose failures are only warnings: each
+/// failure is logged and the next hook runs all the same.
 pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &[u8]) {
-    if let Err(e) = run_all(hooks, kind, state) {
-        crate::logging::warn(&format!("{e:#}"));
+    let Some(hooks) = hooks else { return };
+    for (i, h) in kind.of(hooks).iter().enumerate() {
+        if let Err(e) = run(h, state, Inherit::default()) {
+            crate::logging::warn(&format!(
+                "hooks.{}[{i}] {}: {e:#}",
+                kind.name(),
+                h.path().display()
+            ));
+        }
     }
 }
 
 /// Runs one hook and waits for it (killing it at its timeout).
-pub fn run(h: &Hook, state: &[u8]) -> Result<()> {
+pub fn run(h: &Hook, state: &[u8], inherit: Inherit<'_>) -> Result<()> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
     cmd.env_clear();
     // Like runc, hooks run in the bundle directory when it is reachable.
-    if let Some(b) = serde_json::from_slice::<serde_json::Value>(state)
-        .ok()
-        .and_then(|v| v["bundle"].as_str().map(std::path::PathBuf::from))
-        .filter(|b| b.is_dir())
-    {
-        cmd.current_dir(b);
-    }
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    if !inherit.cwd {
+        if let Some(b) = serde_json::from_slice::<serde_json::Value>(state)
+            .ok()
+            .and_then(|v| v["bundle"].as_str().map(std::path::PathBuf::from))
+            .filter(|b| b.is_dir())
+        {
+            cmd.current_dir(b);
         }
+    }
+    match h.env() {
+        Some(env) => {
+            for kv in env {
+                if let Some((k, v)) = kv.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
+        }
+        None => {
+            for kv in inherit.env.unwrap_or_default() {
+                let kv = kv.as_bytes();
+                if let Some(eq) = kv.iter().position(|&b| b == b'=') {
+                    cmd.env(
+                        OsStr::from_bytes(&kv[..eq]),
+                        OsStr::from_bytes(&kv[eq + 1..]),
+                    );
+                }
+            }
+        }
+    }
+    let open = open_fds();
+    // SAFETY: the closure runs in the forked child before execve and makes
+    // only fcntl/close_range/getrlimit system calls on integers; it
+    // allocates nothing (`open` was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || cloexec_above_stderr(open.as_deref()));
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -151,6 +220,63 @@ pub fn run(h: &Hook, state: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The fds above stderr open now, from `/proc/self/fd` (`None` when it
+/// cannot be read: a container's `/proc` may be masked or missing).
+fn open_fds() -> Option<Vec<i32>> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|&fd| fd > 2)
+            .collect(),
+    )
+}
+
+/// In the forked hook, before its `execve`: marks every fd above stderr
+/// close-on-exec, so the hook starts with fds 0-2 only. The fds Rust's
+/// `Command` uses to report a failed exec are close-on-exec already, so
+/// marking (not closing) keeps that report working. Without `close_range`
+/// (kernels before 5.11, or refused by the container's seccomp profile in
+/// a startContainer hook) each fd is marked with `fcntl`: those listed in
+/// `open`, else every number below the fd limit.
+fn cloexec_above_stderr(open: Option<&[i32]>) -> std::io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let r = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if r == 0 {
+        return Ok(());
+    }
+    cloexec_each(open)
+}
+
+/// [`cloexec_above_stderr`] without `close_range`: one `fcntl` per fd.
+fn cloexec_each(open: Option<&[i32]>) -> std::io::Result<()> {
+    let mark = |fd: i32| -> std::io::Result<()> {
+        // SAFETY: F_SETFD on an integer fd; EBADF (not open) is fine.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBADF) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    match open {
+        Some(fds) => fds.iter().try_for_each(|&fd| mark(fd)),
+        None => {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes into a valid rlimit.
+            if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let max = lim.rlim_cur.min(1 << 20) as i32;
+            (3..max).try_for_each(mark)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +295,7 @@ mod tests {
             "args": ["sh", "-c", format!("cat > {}; echo \"$0 $1 $FOO\" >> {}", out.display(), out.display()), "argzero", "one"],
             "env": ["FOO=bar"]
         }));
-        run(&h, br#"{"id":"x"}"#).unwrap();
+        run(&h, br#"{"id":"x"}"#, Inherit::default()).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(text.starts_with(r#"{"id":"x"}"#), "{text}");
@@ -181,8 +307,26 @@ mod tests {
         let h = hook(
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}),
         );
-        let e = run(&h, b"{}").unwrap_err().to_string();
+        let e = run(&h, b"{}", Inherit::default()).unwrap_err().to_string();
         assert!(e.contains("exit status 3") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn without_close_range_the_listed_fds_are_marked_one_by_one() {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup of an open fd; the copy (without FD_CLOEXEC) is
+        // closed below.
+        let fd = unsafe { libc::dup(f.as_raw_fd()) };
+        assert!(fd > 2);
+        // SAFETY: F_GETFD on the fd made above.
+        let flags = || unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags() & libc::FD_CLOEXEC, 0);
+        // A listed fd that is not open (EBADF) is fine.
+        cloexec_each(Some(&[fd, 1 << 20])).unwrap();
+        assert_ne!(flags() & libc::FD_CLOEXEC, 0);
+        // SAFETY: closing the copy made above.
+        unsafe { libc::close(fd) };
     }
 
     #[test]
@@ -191,7 +335,7 @@ mod tests {
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 10"], "timeout": 1}),
         );
         let t = Instant::now();
-        let e = run(&h, b"{}").unwrap_err().to_string();
+        let e = run(&h, b"{}", Inherit::default()).unwrap_err().to_string();
         assert!(e.contains("timed out"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }

@@ -44,6 +44,9 @@
 //!   (singular: `--cpu-shares` is rejected), `--cpu-quota`, `--cpu-period`,
 //!   `--cpuset-cpus`, `--cpuset-mems`, `--blkio-weight`; `-r FILE` / `-r -`
 //!   read LinuxResources JSON and ignore the other flags.
+//! - `exec --cgroup PATH` (runc 1.2, not in 1.1.5) puts the process in an
+//!   existing sub-cgroup of the container's in every hierarchy;
+//!   `--cgroup CONTROLLER:PATH` in that v1 controller's only; `..` is refused.
 
 mod common;
 
@@ -1526,6 +1529,106 @@ fn update_resources_from_stdin() {
     env.assert_all_gone();
 }
 
+#[test]
+fn update_accepts_minus_one_for_unlimited() {
+    let mut env = CgEnv::new("cg_update_minus_one");
+    env.set_resource("cpu", json!({ "quota": 50000, "period": 100000 }));
+    env.set_resource("pids", json!({ "limit": 50 }));
+    let pid = env.start_script(READY_SLEEP);
+    env.rt.run_ok(&[
+        "update",
+        "--cpu-quota",
+        "-1",
+        "--pids-limit",
+        "-1",
+        "--memory",
+        "-1",
+        env.id(),
+    ]);
+    if is_v2() {
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.max"), "max 100000");
+    } else {
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_quota_us"), "-1");
+    }
+    assert_eq!(cgroup_file(pid, "pids", "pids.max"), "max");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+/// The host directory of the v1 cpu hierarchy's root.
+fn v1_cpu_mount() -> PathBuf {
+    cgroup_mounts()
+        .into_iter()
+        .find(|m| !m.v2 && m.opts.iter().any(|o| o == "cpu"))
+        .map(|m| m.point)
+        .expect("no v1 cpu hierarchy")
+}
+
+#[test]
+fn update_of_cpu_quota_and_period_works_under_a_parent_limit() {
+    if is_v2() {
+        return skip("v1 only: cgroup v2's cpu.max takes quota and period in one write");
+    }
+    let mut env = CgEnv::new("cg_update_cpu_order");
+    // A pod-level limit of half a CPU on the parent, made before the
+    // container (the guard removes it: its name is the guard's).
+    let pod = v1_cpu_mount().join(env.cg_name());
+    fs::create_dir(&pod).unwrap();
+    fs::write(pod.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let path = format!("/{0}/{0}-ctr", env.cg_name());
+    env.bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    env.set_resource("cpu", json!({ "quota": 50000, "period": 100000 }));
+    let pid = env.start_script(READY_SLEEP);
+    // Each step keeps half a CPU, which the parent allows; but the old
+    // quota over the new period (first step), or the new quota over the old
+    // period (second), would be a whole CPU or more, which it does not.
+    for (quota, period) in [("25000", "50000"), ("100000", "200000")] {
+        env.rt.run_ok(&[
+            "update",
+            "--cpu-quota",
+            quota,
+            "--cpu-period",
+            period,
+            env.id(),
+        ]);
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_quota_us"), quota);
+        assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_period_us"), period);
+    }
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    fs::remove_dir(&pod).unwrap_or_else(|e| panic!("rmdir {}: {e}", pod.display()));
+    if is_reference_runtime() {
+        // runc leaves the parent levels it made in the other hierarchies.
+        env.assert_nothing_left();
+    } else {
+        env.assert_all_gone();
+    }
+}
+
+#[test]
+fn ps_of_a_stopped_container_lists_nothing() {
+    let mut env = CgEnv::new("cg_ps_stopped");
+    env.bundle.set_script("true");
+    env.create();
+    env.rt.start(env.id());
+    env.rt.wait_status(env.id(), "stopped", T);
+    let out = env.rt.run_ok(&["ps", env.id()]);
+    let table = stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1, "only the header: {table}");
+    assert!(lines[0].split_whitespace().any(|h| h == "PID"), "{table}");
+    let out = env.rt.run_ok(&["ps", "--format", "json", env.id()]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ps --format json is not JSON ({e}): {}", describe(&out)));
+    if is_reference_runtime() {
+        // runc 1.1.5 prints `null` (a nil Go slice).
+        assert!(v.is_null() || v == json!([]), "{v}");
+    } else {
+        assert_eq!(v, json!([]));
+    }
+    env.rt.run_ok(&["delete", env.id()]);
+    env.assert_all_gone();
+}
+
 // ---------------------------------------------------------------------------
 // kill --all
 // ---------------------------------------------------------------------------
@@ -1590,4 +1693,111 @@ fn cpuset_with_a_nonexistent_cpu_fails_create_naming_cpuset() {
     let mut env = CgEnv::new("cg_bad_cpuset");
     env.set_resource("cpu", json!({ "cpus": "99" }));
     assert_create_fails(&env, &["cpuset", "cpuset.cpus", "cpus"]);
+}
+
+// ---------------------------------------------------------------------------
+// exec --cgroup (runc 1.2)
+// ---------------------------------------------------------------------------
+
+/// The cgroup paths of process `pid` as `(controllers, path)`, one per
+/// hierarchy.
+fn cgroup_paths_of(pid: &str) -> Vec<(String, String)> {
+    proc_cgroups(pid)
+        .into_iter()
+        .map(|(_, c, p)| (c, p))
+        .collect()
+}
+
+/// What `exec --cgroup ARG cat /proc/self/cgroup` printed, as
+/// `(controllers, path)` pairs; panics if it failed.
+fn exec_cgroups(env: &CgEnv, arg: &str) -> Vec<(String, String)> {
+    let out = env.rt.cmd(&[
+        "exec",
+        "--cgroup",
+        arg,
+        env.id(),
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(
+        out.status.success(),
+        "exec --cgroup {arg}: {}",
+        describe(&out)
+    );
+    stdout(&out)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            it.next()?;
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn exec_cgroup_runs_the_process_in_a_sub_cgroup_of_the_containers() {
+    if is_reference_runtime() {
+        return skip("runc 1.1.5 has no exec --cgroup (runc 1.2 does)");
+    }
+    let mut env = CgEnv::new("cg_exec_sub");
+    let pid = env.start_script(READY_SLEEP);
+    let own = cgroup_paths_of(&pid.to_string());
+    // The sub-cgroup must exist already: make it in every hierarchy. Its
+    // name contains the guard's, so the guard removes it if the test fails.
+    let sub = format!("{}-sub", env.cg_name());
+    for (c, p) in &own {
+        let d = dir_for_line(c, p).unwrap().join(&sub);
+        fs::create_dir(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        // A new v1 cpuset takes no process until it has cpus and mems.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(d.parent().unwrap().join(f)) {
+                fs::write(d.join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    // One path: every hierarchy; a leading "/" is the container's cgroup.
+    for arg in [sub.clone(), format!("/{sub}")] {
+        let got = exec_cgroups(&env, &arg);
+        let want: Vec<(String, String)> = own
+            .iter()
+            .map(|(c, p)| (c.clone(), format!("{p}/{sub}")))
+            .collect();
+        assert_eq!(got, want, "exec --cgroup {arg}");
+    }
+    assert_eq!(exec_cgroups(&env, "/"), own, "exec --cgroup /");
+    if !is_v2() {
+        // Per controller: only that hierarchy moves.
+        let got = exec_cgroups(&env, &format!("memory:{sub}"));
+        let want: Vec<(String, String)> = own
+            .iter()
+            .map(|(c, p)| {
+                if c.split(',').any(|x| x == "memory") {
+                    (c.clone(), format!("{p}/{sub}"))
+                } else {
+                    (c.clone(), p.clone())
+                }
+            })
+            .collect();
+        assert_eq!(got, want, "exec --cgroup memory:{sub}");
+    }
+    // Refused: escaping the container's cgroup, a sub-cgroup that does not
+    // exist, a controller the container has no cgroup of.
+    for (arg, nouns) in [
+        ("..", &["..", "cgroup"][..]),
+        (&format!("{sub}/../.."), &["..", "cgroup"][..]),
+        ("missing", &["missing", "cgroup"][..]),
+        (
+            "nosuchcontroller:x",
+            &["nosuchcontroller", "controller"][..],
+        ),
+    ] {
+        let out = env.rt.cmd(&["exec", "--cgroup", arg, env.id(), "true"]);
+        assert_error(&out, nouns);
+    }
+    for (c, p) in &own {
+        let d = dir_for_line(c, p).unwrap().join(&sub);
+        fs::remove_dir(&d).unwrap_or_else(|e| panic!("rmdir {}: {e}", d.display()));
+    }
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
 }

@@ -311,6 +311,51 @@ fn exec_env_adds_and_replaces_variables() {
 }
 
 #[test]
+fn exec_env_replaces_the_containers_variable_in_the_environ_itself() {
+    let mut env = TestEnv::new("exec_env_environ");
+    start_sleeper(&mut env);
+    // No shell in between (a shell would tidy duplicates): `env` prints
+    // the process's environ as the kernel gave it. With two TERM entries,
+    // getenv() would find the container's first.
+    let out = exec(&env, &["-e", "TERM=dumb"], &["env"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let so = stdout(&out);
+    let terms: Vec<&str> = so
+        .lines()
+        .filter(|l| l.starts_with("TERM="))
+        .map(|l| &l[5..])
+        .collect();
+    assert_eq!(terms, ["dumb"], "{}", describe(&out));
+}
+
+#[test]
+fn exec_gets_the_containers_personality() {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 lacks linux.personality");
+        return;
+    }
+    let mut env = TestEnv::new("exec_personality");
+    env.bundle
+        .edit(|c| c["linux"]["personality"] = json!({"domain": "LINUX32"}));
+    start_sleeper(&mut env);
+    // With the container's process settings, and with a process.json (the
+    // personality is the container's, not the process's).
+    let pj = env.dir.join("process.json");
+    let p = json!({"args": ["uname", "-m"], "cwd": "/", "user": {"uid": 0, "gid": 0}});
+    fs::write(&pj, p.to_string()).unwrap();
+    let pj = pj.to_str().unwrap();
+    for (flags, command) in [(&[][..], &["uname", "-m"][..]), (&["-p", pj][..], &[][..])] {
+        let out = exec(&env, flags, command);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(
+            matches!(stdout(&out).trim(), "i686" | "i386" | "armv7l" | "armv8l"),
+            "an exec'd process must run with linux.personality LINUX32: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[test]
 fn exec_cwd_sets_the_working_directory() {
     let mut env = TestEnv::new("exec_cwd");
     start_sleeper(&mut env);
@@ -451,6 +496,22 @@ fn exec_process_json_runs_that_process() {
     groups.sort();
     assert_eq!(groups, ["1000", "30"], "{out}");
     assert_eq!(field(&out, "args"), "zero,one", "{out}");
+}
+
+#[test]
+fn exec_process_json_without_user_runs_as_root() {
+    let mut env = TestEnv::new("exec_process_json_no_user");
+    // The container's own user must not leak into a process.json without one.
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    start_sleeper(&mut env);
+    let pj = env.dir.join("process.json");
+    let p = json!({"args": ["sh", "-c", "echo ids=$(id -u):$(id -g)"], "cwd": "/",
+                   "env": ["PATH=/bin"]});
+    fs::write(&pj, p.to_string()).unwrap();
+    let out = exec(&env, &["--process", pj.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(field(&stdout(&out), "ids"), "0:0", "{}", describe(&out));
 }
 
 // ---------------------------------------------------------------------------

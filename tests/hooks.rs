@@ -11,7 +11,11 @@
 //!   `pid`, `bundle`), its own `args` (args[0] is argv[0]) and exactly its
 //!   own `env`: nothing of the runtime's environment. The hooks `create`
 //!   runs on the host (prestart, createRuntime) run in the bundle directory
-//!   (runc's `create` works in the bundle directory).
+//!   (runc's `create` works in the bundle directory). createContainer and
+//!   startContainer hooks, which run in the container's namespaces, get the
+//!   container process's environment when they give no `env`, and run in
+//!   init's working directory of the moment: the rootfs directory (before
+//!   pivot_root) for createContainer, `process.cwd` for startContainer.
 //! - prestart and createRuntime run on the host during `create` with status
 //!   "creating" and the host pid of the container's init, whose namespaces
 //!   already exist; createContainer runs in the container's namespaces
@@ -36,12 +40,19 @@
 //!   into the container, whose process sees `LISTEN_FDS=N` and
 //!   `LISTEN_PID=1`.
 //!
+//! Where runc 1.1.5 leaks fds into hooks (its init pipe and exec fifo into
+//! createContainer, the container's fds into startContainer, `delete`'s
+//! caller's into poststop), rrun gives every hook stdin, stdout and stderr
+//! only, and the test says so.
+//!
 //! Where runc 1.1.5 departs from the runtime-spec, the tests follow the spec
 //! and say so: runc 1.1.5 runs poststart hooks during `create` (status
 //! "created"), and fails `create` when one fails; it moved them to `start`
 //! only in 2026 (opencontainers/runc#5186). rrun runs them in `start`, after
 //! the process was started, and treats a failure as a warning (runtime-spec
-//! 1.2.0 "Lifecycle" step 9).
+//! 1.2.0 "Lifecycle" step 9). After a failing poststart or poststop hook the
+//! next hooks of its kind still run ("the remaining hooks and lifecycle
+//! continue as if the hook had succeeded"); runc 1.1.5 stops at the first.
 
 mod common;
 
@@ -718,6 +729,174 @@ fn failing_poststop_hook_is_only_a_warning() {
         "the container still exists: {}",
         describe(&st)
     );
+    h.env.assert_nothing_left();
+}
+
+#[test]
+fn after_a_failing_poststart_or_poststop_hook_the_next_ones_still_run() {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 stops at the first failing hook of a kind");
+        return;
+    }
+    let mut h = HookEnv::new("hook_fail_next");
+    h.set_process_marker();
+    let l = h.logs.to_str().unwrap().to_string();
+    let mut hooks = serde_json::Map::new();
+    for kind in ["poststart", "poststop"] {
+        hooks.insert(
+            kind.to_string(),
+            json!([
+                sh_hook(&h.host_sh(), &format!("echo {kind}-1 >> {l}/order; exit 3")),
+                sh_hook(&h.host_sh(), &format!("echo {kind}-2 >> {l}/order")),
+            ]),
+        );
+    }
+    h.set_hooks(Value::Object(hooks));
+    h.create_ok();
+    // runtime-spec 1.2.0, Lifecycle 9 and 13: "the runtime MUST log a
+    // warning, but the remaining hooks and lifecycle continue as if the
+    // hook had succeeded".
+    h.start_ok();
+    wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
+    h.delete_ok(true);
+    assert_eq!(
+        h.log("order").unwrap_or_default(),
+        "poststart-1\npoststart-2\npoststop-1\npoststop-2\n"
+    );
+    h.env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// What hooks start with: fds, environment, working directory
+// ---------------------------------------------------------------------------
+
+/// The numbers in an `ls /proc/self/fd` listing, sorted.
+fn fd_numbers(listing: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = listing
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_hook_starts_with_only_stdin_stdout_stderr() {
+    let mut h = HookEnv::new("hook_fds");
+    h.set_process_marker();
+    // The runtime's caller hands it fd 3, which it passes on to the container
+    // (LISTEN_FDS): still no hook may get it, nor any fd of the runtime's
+    // own (state dir, exec fifo, sync socket: CVE-2024-21626).
+    let payload = h.env.dir.join("payload");
+    fs::write(&payload, "secret\n").unwrap();
+    let mut hooks = serde_json::Map::new();
+    for kind in KINDS {
+        let l = h.logs_for(kind);
+        // `exec >FILE` replaces the shell's stdout without keeping a copy;
+        // then `ls` replaces the shell and lists what it got, plus the
+        // directory it reads, which is therefore fd 3.
+        let script = format!("exec > {l}/{kind}.fds; exec ls /proc/self/fd");
+        hooks.insert(kind.to_string(), json!([sh_hook(&h.sh_for(kind), &script)]));
+    }
+    h.set_hooks(Value::Object(hooks));
+    let fd3 = [("LISTEN_FDS", "1"), ("LISTEN_PID", "$$")];
+    let e = &h.env;
+    let with_fd3 = |args: &[&str]| {
+        let out = e.rt.spawn_with_fd3(args, &payload, &fd3).wait_timeout(T);
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+    };
+    with_fd3(&["create", "--bundle", e.bundle.path_str(), e.id()]);
+    with_fd3(&["start", e.id()]);
+    wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
+    with_fd3(&["delete", "--force", e.id()]);
+    let mut leaks = Vec::new();
+    for kind in KINDS {
+        let listing = h.log(&format!("{kind}.fds")).unwrap_or_else(|| {
+            panic!("the {kind} hook never ran");
+        });
+        if fd_numbers(&listing) != [0, 1, 2, 3] {
+            leaks.push(format!("{kind}:\n{listing}"));
+        }
+    }
+    if is_reference_runtime() {
+        // runc 1.1.5 hands createContainer hooks its init pipe and exec
+        // fifo, startContainer hooks the fds meant for the container, and
+        // poststop hooks whatever `delete`'s caller had open.
+        eprintln!(
+            "not checked for a reference runtime; it leaks:\n{}",
+            leaks.join("\n")
+        );
+    } else {
+        assert!(
+            leaks.is_empty(),
+            "hooks got fds other than stdin, stdout and stderr:\n{}",
+            leaks.join("\n")
+        );
+    }
+    h.env.assert_nothing_left();
+}
+
+#[test]
+fn hooks_in_the_container_without_env_get_the_process_env_and_its_working_directory() {
+    let mut h = HookEnv::new("hook_inherit");
+    h.set_process_marker();
+    fs::create_dir_all(h.env.bundle.rootfs().join("work")).unwrap();
+    h.env.bundle.edit(|c| {
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("FROM_PROCESS=yes"));
+        c["process"]["cwd"] = json!("/work");
+    });
+    let mut hooks = serde_json::Map::new();
+    for kind in ["createContainer", "startContainer", "createRuntime"] {
+        let mut hook = h.recording_hook(kind);
+        hook.as_object_mut().unwrap().remove("env");
+        hooks.insert(kind.to_string(), json!([hook]));
+    }
+    h.set_hooks(Value::Object(hooks));
+    h.create_ok();
+    h.start_ok();
+    wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
+    for kind in ["createContainer", "startContainer"] {
+        let env_text = h.log(&format!("{kind}.env")).unwrap();
+        let vars: Vec<(&str, &str)> = env_text.lines().filter_map(|l| l.split_once('=')).collect();
+        for want in [
+            ("FROM_PROCESS", "yes"),
+            ("TERM", "xterm"),
+            (
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ),
+        ] {
+            assert!(
+                vars.contains(&want),
+                "{kind} hook without env lacks the process's {}={}:\n{env_text}",
+                want.0,
+                want.1
+            );
+        }
+        assert!(
+            vars.iter().all(|(k, _)| *k != LEAK.0),
+            "{kind} hook got the runtime's environment:\n{env_text}"
+        );
+    }
+    // createContainer runs before pivot_root, in the rootfs directory;
+    // startContainer in the process's cwd, where init is then (as runc).
+    assert_eq!(
+        h.log_trim("createContainer.cwd"),
+        h.env.bundle.rootfs().to_str().unwrap()
+    );
+    assert_eq!(h.log_trim("startContainer.cwd"), "/work");
+    // A hook in the runtime's namespaces gets nothing of the container's
+    // environment, and runs in the bundle.
+    let env_text = h.log("createRuntime.env").unwrap();
+    assert!(
+        !env_text.contains("FROM_PROCESS"),
+        "createRuntime hook without env got the container's:\n{env_text}"
+    );
+    assert_eq!(h.log_trim("createRuntime.cwd"), h.env.bundle.path_str());
+    h.delete_ok(true);
     h.env.assert_nothing_left();
 }
 

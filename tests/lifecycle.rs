@@ -609,6 +609,29 @@ fn kill_stopped_container_fails() {
 }
 
 #[test]
+fn kill_signal_0_checks_that_the_container_runs() {
+    let mut env = TestEnv::new("kill_zero");
+    env.bundle.set_script("sleep 30");
+    start_running(&env, env.id());
+    // Signal 0 only checks: success, and the container goes on.
+    env.rt.run_ok(&["kill", env.id(), "0"]);
+    env.rt.run_ok(&["kill", "--all", env.id(), "0"]);
+    assert_eq!(env.rt.status(env.id()), "running");
+    env.rt.run_ok(&["kill", env.id(), "KILL"]);
+    env.rt.wait_status(env.id(), "stopped", T);
+    let out = env.rt.cmd(&["kill", env.id(), "0"]);
+    assert_error_ref(&out, &[env.id(), "running", "stopped"], &["running"]);
+    if is_reference_runtime() {
+        eprintln!("runc 1.1.5 exits 0 for kill --all ID 0 of a stopped container");
+    } else {
+        let out = env.rt.cmd(&["kill", "--all", env.id(), "0"]);
+        assert_error(&out, &[env.id(), "running", "stopped"]);
+    }
+    env.rt.run_ok(&["delete", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
 fn kill_all_signals_every_process() {
     let mut env = TestEnv::new("kill_all");
     // As pid 1 of its namespace, the shell ignores an untrapped TERM; its

@@ -710,6 +710,23 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
                 continue;
             }
         }
+        // The kernel checks quota/period against the parent's limit at each
+        // write, with the other value as it is then: shrinking the period
+        // under the old quota, or raising the quota over the old period, can
+        // exceed it where the pair does not. Period first (what raising
+        // needs); if that is refused, the quota, then the period again.
+        if wr.file == "cpu.cfs_period_us" {
+            if let Some(quota) = writes.get(i + 1).filter(|n| n.file == "cpu.cfs_quota_us") {
+                if write_file(dir, wr).is_err() {
+                    write_file(dir, quota)?;
+                    write_file(dir, wr)?;
+                } else {
+                    write_file(dir, quota)?;
+                }
+                i += 2;
+                continue;
+            }
+        }
         if wr.file.starts_with("memory.kmem") && !dir.join(&wr.file).exists() {
             crate::logging::warn(&format!(
                 "{}: not supported by this kernel; ignored",

@@ -201,6 +201,10 @@ pub struct Exec {
     /// Allow exec in a paused container
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's:
+    /// PATH (every hierarchy) or CONTROLLER[,CONTROLLER..]:PATH (repeatable)
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// The command and its arguments (when --process is not given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -217,11 +221,13 @@ pub struct Update {
     pub blkio_weight: Option<u16>,
     #[arg(long)]
     pub cpu_period: Option<u64>,
-    #[arg(long)]
+    /// CPU quota in microseconds per period (-1 for none)
+    #[arg(long, allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long)]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long)]
+    /// Realtime runtime in microseconds per period (-1 for no limit)
+    #[arg(long, allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,

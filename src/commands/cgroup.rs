@@ -40,10 +40,12 @@ pub fn resume(global: &Global, id: &str) -> Result<()> {
 
 pub fn ps(global: &Global, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
     let (_l, c, status) = load(global, id)?;
-    if status == Status::Stopped {
-        bail!("container not running");
-    }
-    let pids = cgroups::pids(&c.cgroups)?;
+    // A stopped container has no processes: an empty list, as runc prints.
+    let pids = if status == Status::Stopped {
+        Vec::new()
+    } else {
+        cgroups::pids(&c.cgroups)?
+    };
     if format == ListFormat::Json {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(());

@@ -29,10 +29,11 @@ pub fn state(global: &Global, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses a signal the way runc does: `KILL`, `SIGKILL`, `kill` or `9`.
+/// Parses a signal the way runc does: `KILL`, `SIGKILL`, `kill` or `9`;
+/// `0` checks that the process exists without signalling it.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         bail!("invalid signal {s:?}");
@@ -73,6 +74,13 @@ pub fn kill(global: &Global, id: &str, signal: Option<&str>, all: bool) -> Resul
     let store = Store::new(&global.root);
     let locked = store.open(id)?;
     let c = locked.load()?;
+    if sig == 0 {
+        // Only a check that the container runs, with or without --all.
+        if c.status(&locked.dir) == Status::Stopped {
+            bail!("container not running");
+        }
+        return signal_init(&c, 0);
+    }
     if all {
         // Also after init exited: what is left in its cgroup (processes of a
         // container sharing another's pid namespace) still gets the signal,
@@ -302,7 +310,8 @@ mod tests {
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert_eq!(parse_signal("TERM").unwrap(), 15);
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("65").is_err());
     }
 
     #[test]

@@ -159,10 +159,14 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             Some(Msg::State(s)) => hook_state = s,
             _ => unsafe { libc::_exit(1) },
         }
-        hooks::run_all(
+        // As with runc, createContainer hooks run in the rootfs directory
+        // (as seen before pivot_root) with the container process's env.
+        nix::unistd::fchdir(&root).context("cannot enter rootfs")?;
+        hooks::run_all_with(
             plan.hooks.as_ref(),
             hooks::Kind::CreateContainer,
             &container_state(&hook_state, "creating"),
+            in_container(plan),
         )?;
     }
     rootfs::enter(&plan.rootfs, root)?;
@@ -200,7 +204,14 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         .is_some_and(|h| !hooks::Kind::StartContainer.of(h).is_empty())
     {
         let state = container_state(&hook_state, "created");
-        if let Err(e) = hooks::run_all(plan.hooks.as_ref(), hooks::Kind::StartContainer, &state) {
+        // In process.cwd, where `prepare` left us (as runc).
+        let run = hooks::run_all_with(
+            plan.hooks.as_ref(),
+            hooks::Kind::StartContainer,
+            &state,
+            in_container(plan),
+        );
+        if let Err(e) = run {
             eprintln!("rrun: {e:#}");
             unsafe { libc::_exit(1) };
         }
@@ -209,9 +220,15 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     process::exec(&plan.process, &exe)
 }
 
-/// Writes sysctls through a procfs instance of our own, never attached
-/// anywhere the container could reach (CVE-2025-52881), after checking
-/// that it really is procfs.
+/// What hooks run in the container's namespaces inherit: the container
+/// process's environment and init's working directory.
+fn in_container(plan: &Plan) -> hooks::Inherit<'_> {
+    hooks::Inherit {
+        env: Some(&plan.process.env),
+        cwd: true,
+    }
+}
+
 /// The state JSON as hooks that run inside the container see it: the pid
 /// in the container's own pid namespace, as runc reports it.
 fn container_state(host_state: &str, status: &str) -> Vec<u8> {
@@ -221,6 +238,9 @@ fn container_state(host_state: &str, status: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// Writes sysctls through a procfs instance of our own, never attached
+/// anywhere the container could reach (CVE-2025-52881), after checking
+/// that it really is procfs.
 fn write_sysctls(sysctls: &[(CString, String)]) -> Result<()> {
     let proc = sys::private_procfs().context("sysctl: cannot open a private procfs")?;
     for (path, value) in sysctls {

@@ -54,8 +54,13 @@ fn namespaces(pid: i32) -> Result<Vec<(&'static str, i32, OwnedFd)>> {
 fn process_value(e: &Exec, base: &Value) -> Result<Value> {
     if let Some(path) = &e.process {
         let text = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
-        return serde_json::from_slice(&text)
-            .with_context(|| format!("--process {}", path.display()));
+        let mut p: Value = serde_json::from_slice(&text)
+            .with_context(|| format!("--process {}", path.display()))?;
+        // Without `user` the process runs as root (uid 0, gid 0), as runc's.
+        if p.is_object() && p.get("user").is_none() {
+            p["user"] = json!({"uid": 0, "gid": 0});
+        }
+        return Ok(p);
     }
     if e.command.is_empty() {
         bail!("exec: no command given (use --process or give the command after the id)");
@@ -125,6 +130,74 @@ fn process_value(e: &Exec, base: &Value) -> Result<Value> {
     Ok(p)
 }
 
+/// The cgroups an exec'd process enters: the container's, or with
+/// `--cgroup` existing sub-cgroups of them (runc 1.2's flag): `PATH` for
+/// every hierarchy, or `CONTROLLER[,CONTROLLER..]:PATH` for the v1
+/// hierarchies of those controllers. A path is relative to the container's
+/// cgroup (a leading `/` too) and may not contain `..`.
+fn sub_cgroups(paths: &cgroups::CgroupPaths, args: &[String]) -> Result<cgroups::CgroupPaths> {
+    let mut out = paths.clone();
+    // For each hierarchy (index into `dirs`): the sub-path and its flag.
+    let mut chosen: Vec<Option<(std::path::PathBuf, &str)>> = vec![None; paths.dirs.len()];
+    for arg in args {
+        let (ctrls, path) = match arg.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None if args.len() == 1 => (None, arg.as_str()),
+            None => bail!("--cgroup {arg}: give CONTROLLER:PATH when there are several --cgroup"),
+        };
+        let mut sub = std::path::PathBuf::new();
+        for c in std::path::Path::new(path).components() {
+            match c {
+                std::path::Component::Normal(n) => sub.push(n),
+                std::path::Component::RootDir | std::path::Component::CurDir => {}
+                _ => bail!("--cgroup {arg}: '..' would leave the container's cgroup"),
+            }
+        }
+        let hierarchies: Vec<usize> = match ctrls {
+            None => (0..paths.dirs.len()).collect(),
+            Some(list) => {
+                let mut v = Vec::new();
+                for ctrl in list.split(',') {
+                    if ctrl.is_empty() {
+                        bail!("--cgroup {arg}: empty controller name");
+                    }
+                    let i = paths
+                        .controllers
+                        .iter()
+                        .position(|cs| cs.iter().any(|c| c == ctrl))
+                        .with_context(|| {
+                            format!("--cgroup {arg}: unknown controller {ctrl} (not a v1 hierarchy of this container)")
+                        })?;
+                    v.push(i);
+                }
+                v
+            }
+        };
+        for i in hierarchies {
+            match &chosen[i] {
+                Some((other, flag)) if *other != sub => bail!(
+                    "--cgroup {arg}: {} already gets {} from --cgroup {flag}",
+                    paths.dirs[i].display(),
+                    other.display()
+                ),
+                _ => chosen[i] = Some((sub.clone(), arg.as_str())),
+            }
+        }
+    }
+    for (i, c) in chosen.into_iter().enumerate() {
+        let Some((sub, arg)) = c else { continue };
+        let dir = paths.dirs[i].join(&sub);
+        if !dir.is_dir() {
+            bail!(
+                "--cgroup {arg}: cgroup {} does not exist (create it first)",
+                dir.display()
+            );
+        }
+        out.dirs[i] = dir;
+    }
+    Ok(out)
+}
+
 struct ExecPlan {
     /// State JSON (for a seccomp notify listener).
     state: String,
@@ -181,9 +254,11 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     }
     let mut spec = Spec::default();
     spec.set_process(Some(proc));
-    // The container's seccomp profile applies to exec'd processes too.
+    // The container's seccomp profile and personality apply to exec'd
+    // processes too.
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_seccomp(c.seccomp.clone());
+    linux.set_personality(c.personality.clone());
     linux.set_namespaces(None);
     spec.set_linux(Some(linux));
     let root: OwnedFd = std::fs::File::open(format!("/proc/{}/root", c.pid))
@@ -213,7 +288,8 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     } else {
         Some(super::block_signals()?)
     };
-    let entry = cgroups::prepare_entry(&c.cgroups)?;
+    let cgroup_paths = sub_cgroups(&c.cgroups, &e.cgroup)?;
+    let entry = cgroups::prepare_entry(&cgroup_paths)?;
     plan.cgroup_tasks = entry.tasks;
     let mut args = CloneArgs {
         exit_signal: libc::SIGCHLD as u64,
@@ -236,7 +312,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
     };
     if entry.clone_into.is_some() && !into_cgroup {
-        if let Err(err) = cgroups::add_pid_v2(&c.cgroups, first) {
+        if let Err(err) = cgroups::add_pid_v2(&cgroup_paths, first) {
             kill_first();
             return Err(err);
         }

@@ -196,6 +196,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         notify_socket,
         state_dir: locked.dir.clone(),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
         creating: true,
         ..Default::default()
     };

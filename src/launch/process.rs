@@ -127,6 +127,26 @@ fn home_for(root: BorrowedFd<'_>, uid: u32) -> String {
     "/".into()
 }
 
+/// One entry per variable name: a later entry replaces an earlier one in
+/// its place, as runc sets them one by one (so `exec --env K=V` replaces
+/// the container's `K`). With two entries of a name in its environ, a
+/// program's getenv() would find the first.
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut at = std::collections::HashMap::new();
+    for e in env {
+        match at.get(&name(e)) {
+            Some(&i) => out[i] = e.clone(),
+            None => {
+                at.insert(name(e), out.len());
+                out.push(e.clone());
+            }
+        }
+    }
+    out
+}
+
 pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
     let p: &Process = spec.process().as_ref().context("process: missing")?;
     let args_s = p.args().clone().unwrap_or_default();
@@ -134,7 +154,7 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
         .iter()
         .map(|a| cstr(a, "process.args"))
         .collect::<Result<Vec<_>>>()?;
-    let mut env_s = p.env().clone().unwrap_or_default();
+    let mut env_s = dedup_env(p.env().as_deref().unwrap_or_default());
     let user = p.user();
     if !env_s.iter().any(|e| e.starts_with("HOME=")) {
         env_s.push(format!("HOME={}", home_for(root, user.uid())));
@@ -394,5 +414,13 @@ mod tests {
     fn rlimit_names_map_to_kernel_resources() {
         assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE));
         assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
+    }
+
+    #[test]
+    fn later_env_entries_replace_earlier_ones_in_place() {
+        let env: Vec<String> = ["A=1", "TERM=xterm", "B=2", "TERM=dumb", "A=3"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(dedup_env(&env), ["A=3", "TERM=dumb", "B=2"]);
     }
 }

@@ -61,6 +61,9 @@ pub struct Container {
     /// config.json's `linux.seccomp`, applied to `exec` too.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// config.json's `linux.personality`, applied to `exec` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
     /// config.json's `process`, the defaults of `exec`.
     #[serde(default)]
     pub process: serde_json::Value,
