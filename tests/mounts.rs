@@ -424,6 +424,112 @@ fn nosuid_nodev_noexec_are_visible_and_enforced() {
 }
 
 #[test]
+fn file_system_options_on_a_bind_mount_are_ignored_as_runc_does() {
+    // runc hands a bind's data options to mount(2), which drops them; configs
+    // written for runc carry them (`mode=755` on a bind), so they must run.
+    let mut env = TestEnv::new("mnt_bind_data_opts");
+    let src = make_src(&env, "src");
+    fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    push_mount(
+        &mut env,
+        bind(
+            &src,
+            "/data",
+            &["bind", "ro", "mode=755", "size=1m", "gid=5"],
+        ),
+    );
+    env.bundle.set_script(
+        "echo content=$(cat /data/file); echo mode=$(stat -c %a /data); \
+         if touch /data/new 2>/dev/null; then echo wrote=yes; else echo wrote=no; fi",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(
+        field(&out, "mode"),
+        "700",
+        "the bind's mode= reached the source"
+    );
+    assert_eq!(field(&out, "wrote"), "no", "ro was not applied");
+    env.assert_nothing_left();
+}
+
+/// A host tmpfs mounted `noatime`, detached on drop.
+fn noatime_host_tmpfs(target: &Path) -> HostMount {
+    sys_mount("rrun-test", target, "tmpfs", libc::MS_NOATIME, "size=1m");
+    HostMount(target.to_path_buf())
+}
+
+/// The atime mode mountinfo shows for a mount.
+fn atime_mode(m: &MountInfo) -> &'static str {
+    if m.has_opt("noatime") {
+        "noatime"
+    } else if m.has_opt("relatime") {
+        "relatime"
+    } else {
+        "strictatime"
+    }
+}
+
+#[test]
+fn atime_and_norelatime_clear_only_their_own_flag() {
+    let mut env = TestEnv::new("mnt_atime_clear");
+    let src = env.dir.join("noatime-src");
+    fs::create_dir(&src).unwrap();
+    let _host = noatime_host_tmpfs(&src);
+    let tmpfs = |dest: &str, options: &[&str]| json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options});
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("/a", &["noatime", "atime"], "relatime"),
+        ("/b", &["norelatime"], "relatime"),
+        ("/c", &["atime"], "relatime"),
+        ("/d", &["strictatime", "norelatime"], "strictatime"),
+        ("/e", &["noatime", "norelatime"], "noatime"),
+    ];
+    for (dest, options, _) in &cases {
+        push_mount(&mut env, tmpfs(dest, options));
+    }
+    // A bind keeps its source's mode unless an option sets one: `atime`
+    // clears a `noatime` the options did not set, so the source's stays.
+    push_mount(&mut env, bind(&src, "/bound", &["bind", "nodev", "atime"]));
+    env.bundle.set_script(DUMP_MOUNTINFO);
+    let out = run_ok(&env);
+    let info = mountinfo_of(&out);
+    for (dest, options, want) in &cases {
+        let m = must_mount_at(&info, dest);
+        assert_eq!(atime_mode(&m), *want, "{dest} {options:?}: {m:?}");
+    }
+    let bound = must_mount_at(&info, "/bound");
+    assert_eq!(atime_mode(&bound), "noatime", "{bound:?}");
+    assert!(bound.has_opt("nodev"), "{bound:?}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn recursive_atime_clearing_options_leave_submounts_their_own_mode() {
+    if skip_on_reference("working recursive atime options") {
+        return;
+    }
+    let mut env = TestEnv::new("mnt_ratime_clear");
+    let src = make_src(&env, "src");
+    let _sub = noatime_host_tmpfs(&src.join("sub"));
+    push_mount(
+        &mut env,
+        bind(&src, "/r", &["rbind", "rnoatime", "ratime", "rnorelatime"]),
+    );
+    push_mount(
+        &mut env,
+        bind(&src, "/s", &["rbind", "rstrictatime", "rnorelatime"]),
+    );
+    env.bundle.set_script(DUMP_MOUNTINFO);
+    let out = run_ok(&env);
+    let info = mountinfo_of(&out);
+    let r = must_mount_at(&info, "/r/sub");
+    assert_eq!(atime_mode(&r), "noatime", "{r:?}");
+    let s = must_mount_at(&info, "/s/sub");
+    assert_eq!(atime_mode(&s), "strictatime", "{s:?}");
+    env.assert_nothing_left();
+}
+
+#[test]
 fn proc_sysfs_devpts_and_mqueue_are_mounted_as_configured() {
     let mut env = TestEnv::new("mnt_pseudo");
     env.bundle.set_script(&format!(
