@@ -538,3 +538,22 @@ fn foreground_run_passes_window_size_changes() {
     assert_eq!(code, 0, "{out}");
     env.assert_nothing_left();
 }
+
+// ---------------------------------------------------------------------------
+// Errors on a terminal
+// ---------------------------------------------------------------------------
+
+#[test]
+fn errors_on_a_terminal_are_logrus_coloured_lines() {
+    // logrus (runc) prints its text form coloured when stderr is a terminal.
+    let env = TestEnv::new("tty_error_colour");
+    let cmd = runtime_cmdline(&env.rt, &["state", "no-such-container"]);
+    let (code, out) = under_script(&env, &format!("exec {cmd}"));
+    assert_eq!(code, 1, "{out:?}");
+    assert!(
+        out.starts_with("\x1b[31mERRO\x1b[0m[0000] ") && out.ends_with(" \n"),
+        "not logrus' coloured error line: {out:?}"
+    );
+    assert!(mentions(&out, "not exist"), "{out:?}");
+    assert_eq!(out.lines().count(), 1, "{out:?}");
+}
