@@ -446,11 +446,17 @@ fn runtime_cmdline(rt: &Runtime, args: &[&str]) -> String {
 /// Runs `shell_cmd` under `script`, which gives it a pty of its own as
 /// controlling terminal and stdio; returns (exit code, output).
 fn under_script(env: &TestEnv, shell_cmd: &str) -> (i32, String) {
+    under_script_with_input(env, shell_cmd, Stdio::null())
+}
+
+/// The same with `input` as script's stdin: script types it into the pty,
+/// then the EOF character when it ends.
+fn under_script_with_input(env: &TestEnv, shell_cmd: &str, input: Stdio) -> (i32, String) {
     let out_path = env.dir.join("script.out");
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", shell_cmd, "/dev/null"])
         .env("SHELL", "/bin/sh")
-        .stdin(Stdio::null())
+        .stdin(input)
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
@@ -501,6 +507,56 @@ fn foreground_run_proxies_the_terminal() {
         "the pty must get the caller's terminal size:\n{out}"
     );
     assert_eq!(code, 3, "run must exit with the container's code:\n{out}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn foreground_run_writes_nothing_to_the_terminal_before_the_containers_output() {
+    let mut env = TestEnv::new("tty_no_nul");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script("echo FIRST; echo DONE");
+    let run = runtime_cmdline(
+        &env.rt,
+        &["run", "--bundle", env.bundle.path_str(), env.id()],
+    );
+    let (code, out) = under_script(&env, &format!("exec {run}"));
+    assert_eq!(code, 0, "{out:?}");
+    assert!(
+        !out.contains('\0'),
+        "a NUL byte reached the terminal: {out:?}"
+    );
+    assert!(
+        out.starts_with("FIRST\n"),
+        "something came before the container's output: {out:?}"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn foreground_run_passes_on_lines_typed_before_it_started() {
+    // script types "hello\n" and then, its input ended, the EOF character,
+    // both before the runtime puts the terminal in raw mode: the line must
+    // reach the container, the EOF must not turn into a NUL byte.
+    let mut env = TestEnv::new("tty_typeahead");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script("read x; echo got=$x; echo DONE");
+    let input = env.dir.join("input");
+    fs::write(&input, "hello\n").unwrap();
+    let run = runtime_cmdline(
+        &env.rt,
+        &["run", "--bundle", env.bundle.path_str(), env.id()],
+    );
+    let (code, out) = under_script_with_input(
+        &env,
+        &format!("exec {run}"),
+        Stdio::from(fs::File::open(&input).unwrap()),
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(field(&out, "got"), "hello", "{out:?}");
+    assert!(
+        !out.contains('\0') && !out.contains("^@"),
+        "a NUL byte reached the container: {out:?}"
+    );
     env.assert_nothing_left();
 }
 
