@@ -66,10 +66,15 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
     bail!("the console message carried no fd")
 }
 
-/// Child side, inside the container's root: makes a pty, binds
-/// `/dev/console` to it (for init), sends the master over `sock`, and makes
-/// the peer the controlling terminal and stdio.
-pub fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>, bind_console: bool) -> Result<()> {
+/// Child side, inside the container's root: makes a pty owned by `uid`
+/// (`process.user.uid`), binds `/dev/console` to it (for init), sends the
+/// master over `sock`, and makes the peer the controlling terminal and stdio.
+pub fn setup_pty(
+    sock: BorrowedFd<'_>,
+    size: Option<(u16, u16)>,
+    bind_console: bool,
+    uid: u32,
+) -> Result<()> {
     let root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -108,6 +113,7 @@ pub fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>, bind_console: b
     if let Some((rows, cols)) = size {
         set_winsize(master.as_fd(), rows, cols);
     }
+    give_to_user(peer.as_fd(), uid)?;
     if bind_console {
         let dev = resolve::open_in_root_nofollow(
             root.as_fd(),
@@ -138,6 +144,31 @@ pub fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>, bind_console: b
         // SAFETY: replacing our stdio with the pty peer; fds 0-2 are ours.
         if unsafe { libc::dup2(peer.as_raw_fd(), target) } < 0 {
             return Err(std::io::Error::last_os_error()).context("terminal: dup2 failed");
+        }
+    }
+    Ok(())
+}
+
+/// Makes the process's user the owner of its terminal, as runc does: the
+/// uid only; the group stays the one devpts gives (`gid=5`, the tty group,
+/// so `write` and `mesg` work as on any system). As with runc, a pty the
+/// kernel will not hand over (the uid is not mapped, a read-only devpts) is
+/// left as it is.
+fn give_to_user(peer: BorrowedFd<'_>, uid: u32) -> Result<()> {
+    let st = resolve::fstat(peer)?;
+    if st.st_uid == uid {
+        return Ok(());
+    }
+    // SAFETY: fchown on the pty peer fd we own; gid -1 leaves the group.
+    if unsafe { libc::fchown(peer.as_raw_fd(), uid, u32::MAX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::EPERM | libc::EROFS)
+        ) {
+            return Err(e).with_context(|| {
+                format!("terminal: cannot give the pty to process.user.uid {uid}")
+            });
         }
     }
     Ok(())

@@ -317,6 +317,37 @@ fn container_devpts_holds_only_its_own_pty() {
     );
 }
 
+/// `uid:gid` of the container's pty as the script reports it.
+const PTY_OWNER: &str = "echo owner=$(stat -c %u:%g $(tty)); echo DONE; exec sleep 1000";
+
+#[test]
+fn the_pty_belongs_to_the_process_user() {
+    let mut env = TestEnv::new("tty_owner");
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001}));
+    let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    // runc gives the pty the uid and leaves the group devpts chose (gid=5).
+    assert_eq!(field(&out, "owner"), "1000:5", "{out}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn the_pty_belongs_to_the_process_user_in_a_user_namespace() {
+    let mut env = TestEnv::new("tty_owner_userns");
+    env.bundle.add_user_namespace();
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001}));
+    let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&out, "owner"), "1000:5", "{out}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
 #[test]
 fn terminal_without_console_socket_fails_create() {
     let mut env = TestEnv::new("tty_no_socket");
@@ -387,6 +418,30 @@ fn exec_tty_with_console_socket_sends_a_master() {
     assert!(text.contains("DONE"), "{text:?}");
     assert_eq!(field(&text, "tty"), format!("/dev/pts/{n}"), "{text}");
     assert_eq!(field(&text, "pts"), format!("{n} ptmx"), "{text}");
+}
+
+#[test]
+fn exec_tty_pty_belongs_to_the_exec_user() {
+    let mut env = TestEnv::new("tty_exec_owner");
+    start_sleeper(&mut env);
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let out = env.rt.cmd(&[
+        "exec",
+        "-t",
+        "--console-socket",
+        sock.path_str(),
+        "-d",
+        "-u",
+        "1000:1001",
+        env.id(),
+        "sh",
+        "-c",
+        PTY_OWNER,
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let master = sock.receive_master();
+    let text = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&text, "owner"), "1000:5", "{text}");
 }
 
 #[test]

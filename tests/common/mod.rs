@@ -310,6 +310,21 @@ impl Bundle {
         self.set_args(&["sh", "-c", script])
     }
 
+    /// Give the container a user namespace mapping its ids 0-65535 to host
+    /// ids 100000-165535, and write the config.
+    pub fn add_user_namespace(&mut self) -> &mut Self {
+        self.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        })
+    }
+
     /// Add a bind mount of a host path into the container and write config.
     pub fn add_bind_mount(&mut self, host: &Path, dest: &str) -> &mut Self {
         let m = json!({
