@@ -402,47 +402,6 @@ fn log_file_gets_the_same_error_message() {
     assert_clean(&env, env.id());
 }
 
-/// The `key=value` pairs of a logrus text line; values bare or quoted as
-/// Go's `%q` quotes them (`time="…" level=error msg="…"`).
-fn logrus_fields(line: &str) -> Vec<(String, String)> {
-    let mut fields = Vec::new();
-    let mut rest = line.trim_end_matches('\n');
-    while !rest.is_empty() {
-        let (key, after) = rest
-            .split_once('=')
-            .unwrap_or_else(|| panic!("not a logrus line: {line:?}"));
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = if after.starts_with('"') {
-            chars.next();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '"' => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    '\\' => match chars.next().map(|(_, c)| c) {
-                        Some('n') => value.push('\n'),
-                        Some('t') => value.push('\t'),
-                        Some(c) => value.push(c),
-                        None => {}
-                    },
-                    c => value.push(c),
-                }
-            }
-            end.unwrap_or_else(|| panic!("unterminated value in {line:?}"))
-        } else {
-            let end = after.find(' ').unwrap_or(after.len());
-            value.push_str(&after[..end]);
-            end
-        };
-        fields.push((key.to_string(), value));
-        rest = after[end..].trim_start_matches(' ');
-    }
-    fields
-}
-
 /// The one line of `out`'s stderr, checked to be logrus' text form with a
 /// current time and level `error`; returns its message.
 fn logrus_error_msg(out: &Output) -> String {

@@ -562,6 +562,61 @@ fn proc_sysfs_devpts_and_mqueue_are_mounted_as_configured() {
 }
 
 #[test]
+fn read_only_dev_still_gets_its_mount_targets_and_devices() {
+    // runc mounts /dev read-write and makes it read-only last.
+    let mut env = TestEnv::new("mnt_ro_dev");
+    env.bundle.add_mount_option("/dev", "ro");
+    env.bundle.set_script(&format!(
+        "echo null=$(stat -c %t:%T /dev/null); echo x > /dev/null && echo null_write=ok; \
+         echo ptmx=$(readlink /dev/ptmx); echo stdout=$(readlink /dev/stdout); \
+         if touch /dev/new 2>/dev/null; then echo dev_write=ok; else echo dev_write=refused; fi; \
+         echo y > /dev/shm/y && echo shm_write=ok; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "null"), "1:3", "{out}");
+    assert_eq!(field(&out, "null_write"), "ok", "{out}");
+    assert_eq!(field(&out, "ptmx"), "pts/ptmx", "{out}");
+    assert_eq!(field(&out, "stdout"), "/proc/self/fd/1", "{out}");
+    assert_eq!(field(&out, "dev_write"), "refused", "{out}");
+    assert_eq!(field(&out, "shm_write"), "ok", "{out}");
+    let info = mountinfo_of(&out);
+    let dev = must_mount_at(&info, "/dev");
+    assert!(dev.has_opt("ro"), "/dev is not read-only: {dev:?}");
+    assert_eq!(must_mount_at(&info, "/dev/pts").fstype, "devpts");
+    assert_eq!(must_mount_at(&info, "/dev/mqueue").fstype, "mqueue");
+    assert!(!must_mount_at(&info, "/dev/shm").has_opt("ro"));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn read_only_tmpfs_still_gets_the_targets_of_later_mounts() {
+    let mut env = TestEnv::new("mnt_ro_tmpfs_sub");
+    let src = make_src(&env, "src");
+    push_mount(
+        &mut env,
+        json!({"destination": "/outer", "type": "tmpfs", "source": "tmpfs",
+               "options": ["ro", "mode=755"]}),
+    );
+    push_mount(
+        &mut env,
+        json!({"destination": "/outer/inner/tmp", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    push_mount(&mut env, bind(&src, "/outer/data", &["bind", "ro"]));
+    env.bundle.set_script(&format!(
+        "echo content=$(cat /outer/data/file); echo mode=$(stat -c %a /outer); \
+         if touch /outer/x 2>/dev/null; then echo outer_write=ok; else echo outer_write=refused; fi; \
+         touch /outer/inner/tmp/y && echo inner_write=ok; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello", "{out}");
+    assert_eq!(field(&out, "mode"), "755", "{out}");
+    assert_eq!(field(&out, "outer_write"), "refused", "{out}");
+    assert_eq!(field(&out, "inner_write"), "ok", "{out}");
+    assert!(must_mount_at(&mountinfo_of(&out), "/outer").has_opt("ro"));
+    env.assert_nothing_left();
+}
+
+#[test]
 fn read_only_cgroup_mount_refuses_writes() {
     // On a pure cgroup v2 host the view is one directory: the container's
     // own cgroup; on v1/hybrid it has one directory per hierarchy.

@@ -271,6 +271,25 @@ fn console_socket_receives_the_pty_master_of_the_container() {
 }
 
 #[test]
+fn read_only_dev_still_gets_dev_console() {
+    let mut env = TestEnv::new("tty_ro_dev");
+    env.bundle.add_mount_option("/dev", "ro");
+    let (_sock, master) = create_with_console(
+        &mut env,
+        "echo console=$(stat -c '%t %T' /dev/console); \
+         if touch /dev/new 2>/dev/null; then echo dev_write=ok; else echo dev_write=refused; fi; \
+         echo DONE; exec sleep 1000",
+    );
+    let n = pty_number(master.as_fd());
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&out, "console"), format!("88 {n:x}"), "{out}");
+    assert_eq!(field(&out, "dev_write"), "refused", "{out}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
 fn console_size_sets_the_pty_size() {
     let mut env = TestEnv::new("tty_console_size");
     env.bundle
