@@ -972,6 +972,102 @@ fn no_pivot_runs_with_the_rootfs_as_root() {
     env.assert_nothing_left();
 }
 
+/// A container script that mounts a fresh procfs from a user namespace of
+/// its own, as any unprivileged process may try: `fresh_proc=mounted` when
+/// the kernel allows it, which it does only while a procfs with nothing
+/// masked is in the mount namespace (mount_too_revealing), otherwise
+/// `fresh_proc=refused (why)`. The container runs as uid 1000: mapping uid 0
+/// into a new user namespace would need CAP_SETFCAP.
+const FRESH_PROC: &str = "why=$(unshare -mrpf sh -c 'mount -t proc none /proc && echo MOUNTED' 2>&1); \
+     case $why in *MOUNTED*) echo fresh_proc=mounted;; *) echo \"fresh_proc=refused ($why)\";; esac";
+
+/// Runs the container as uid:gid 1000:1000 with the `FRESH_PROC` script.
+fn try_a_fresh_proc(env: &mut TestEnv, extra_script: &str) {
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    env.bundle
+        .set_script(&format!("{FRESH_PROC}; {extra_script}"));
+}
+
+/// Asserts the kernel refused the mount itself (not unshare or anything
+/// else before it).
+fn assert_fresh_proc_refused(out: &str, what: &str) {
+    let v = field(out, "fresh_proc");
+    assert!(
+        v.starts_with("refused")
+            && v.contains("mount")
+            && (v.contains("not permitted") || v.contains("permission denied")),
+        "{what}: {v}\n{out}"
+    );
+}
+
+/// Whether this kernel lets an unprivileged process make a user namespace.
+fn user_namespaces_allowed() -> bool {
+    fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|v| v.trim().parse::<u64>().unwrap_or(0) > 0)
+}
+
+#[test]
+fn no_pivot_leaves_no_host_procfs_to_mount_a_fresh_one_from() {
+    if !user_namespaces_allowed() {
+        eprintln!("skipped: user namespaces are disabled (max_user_namespaces is 0)");
+        return;
+    }
+    let mut env = TestEnv::new("mnt_no_pivot_proc");
+    try_a_fresh_proc(&mut env, DUMP_MOUNTINFO);
+    // With pivot_root the kernel refuses (the container's /proc has masked
+    // paths): what --no-pivot must match.
+    let out = run_ok(&env);
+    assert_fresh_proc_refused(&out, "with pivot_root");
+    let out = env.run(&["--no-pivot"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = stdout(&out);
+    assert_fresh_proc_refused(
+        &out,
+        "a host procfs is still in the --no-pivot container's mount namespace",
+    );
+    // Only the container's own mounts are listed.
+    let info = mountinfo_of(&out);
+    let config = env.bundle.config().clone();
+    let ours: Vec<&str> = config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    for m in parse_mountinfo(&info) {
+        let mp = m.mount_point.as_str();
+        assert!(
+            mp == "/"
+                || ours
+                    .iter()
+                    .any(|d| mp == *d || mp.starts_with(&format!("{d}/"))),
+            "a mount that is not the container's: {m:?}\n{info}"
+        );
+    }
+    env.assert_nothing_left();
+}
+
+#[test]
+fn no_pivot_in_a_user_namespace_leaves_no_host_procfs_to_mount_a_fresh_one_from() {
+    if !user_namespaces_allowed() {
+        eprintln!("skipped: user namespaces are disabled (max_user_namespaces is 0)");
+        return;
+    }
+    // The host's mounts are locked in a user namespace's mount namespace
+    // and cannot be detached; they must be covered instead.
+    let mut env = TestEnv::new("mnt_no_pivot_proc_userns");
+    env.bundle.add_user_namespace();
+    try_a_fresh_proc(&mut env, "");
+    let out = run_ok(&env);
+    assert_fresh_proc_refused(&out, "with pivot_root");
+    let out = env.run(&["--no-pivot"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = stdout(&out);
+    assert_fresh_proc_refused(&out, "--no-pivot");
+    env.assert_nothing_left();
+}
+
 // ---------------------------------------------------------------------------
 // Symlinked mount destinations must stay inside the rootfs
 // ---------------------------------------------------------------------------

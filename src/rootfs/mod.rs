@@ -8,6 +8,7 @@
 //! resolves targets inside the root by fd and attaches what was prepared.
 
 mod devices;
+mod nopivot;
 mod options;
 pub mod overlay;
 pub mod resolve;
@@ -77,6 +78,8 @@ pub struct RootfsPlan {
     /// Propagation requested for the container's `/`.
     pub propagation: (u64, bool),
     pub no_pivot: bool,
+    /// `--no-pivot`: the host's mounts, to detach in the child.
+    pub host_mounts: nopivot::HostMounts,
     /// An overlay of image layers to mount as the root, if any.
     pub layers: Option<overlay::Layers>,
     /// `linux.mountLabel` on a host with SELinux: the `context=` of the
@@ -269,6 +272,11 @@ pub fn prepare(
             .unwrap_or(false),
         propagation,
         no_pivot,
+        host_mounts: if no_pivot {
+            nopivot::HostMounts::read()?
+        } else {
+            nopivot::HostMounts::default()
+        },
         layers: None,
         mount_label,
     })
@@ -755,6 +763,14 @@ pub fn enter(plan: &RootfsPlan, root: Root) -> Result<()> {
     } = root;
     nix::unistd::fchdir(&root).context("cannot enter rootfs")?;
     if plan.no_pivot {
+        let old_root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("cannot open the old root")?;
         nix::mount::mount(
             Some("."),
             "/",
@@ -763,6 +779,15 @@ pub fn enter(plan: &RootfsPlan, root: Root) -> Result<()> {
             None::<&str>,
         )
         .context("--no-pivot: cannot move rootfs to /")?;
+        // What pivot_root's detach of the old root does: nothing of the
+        // host stays in the namespace (see nopivot.rs).
+        nopivot::detach(
+            old_root.as_fd(),
+            &plan.host_mounts,
+            plan.mount_label.as_deref(),
+        )?;
+        drop(old_root);
+        nix::unistd::fchdir(&root).context("cannot enter rootfs")?;
         nix::unistd::chroot(".").context("--no-pivot: chroot failed")?;
     } else {
         // pivot_root(".", ".") stacks the old root on top of the new one;
