@@ -66,10 +66,15 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
     bail!("the console message carried no fd")
 }
 
-/// Child side, inside the container's root: makes a pty, binds
-/// `/dev/console` to it (for init), sends the master over `sock`, and makes
-/// the peer the controlling terminal and stdio.
-pub fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>, bind_console: bool) -> Result<()> {
+/// Child side, inside the container's root: makes a pty owned by `uid`
+/// (`process.user.uid`), binds `/dev/console` to it (for init), sends the
+/// master over `sock`, and makes the peer the controlling terminal and stdio.
+pub fn setup_pty(
+    sock: BorrowedFd<'_>,
+    size: Option<(u16, u16)>,
+    bind_console: bool,
+    uid: u32,
+) -> Result<()> {
     let root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -108,6 +113,7 @@ pub fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>, bind_console: b
     if let Some((rows, cols)) = size {
         set_winsize(master.as_fd(), rows, cols);
     }
+    give_to_user(peer.as_fd(), uid)?;
     if bind_console {
         let dev = resolve::open_in_root_nofollow(
             root.as_fd(),
@@ -143,6 +149,31 @@ pub fn setup_pty(sock: BorrowedFd<'_>, size: Option<(u16, u16)>, bind_console: b
     Ok(())
 }
 
+/// Makes the process's user the owner of its terminal, as runc does: the
+/// uid only; the group stays the one devpts gives (`gid=5`, the tty group,
+/// so `write` and `mesg` work as on any system). As with runc, a pty the
+/// kernel will not hand over (the uid is not mapped, a read-only devpts) is
+/// left as it is.
+fn give_to_user(peer: BorrowedFd<'_>, uid: u32) -> Result<()> {
+    let st = resolve::fstat(peer)?;
+    if st.st_uid == uid {
+        return Ok(());
+    }
+    // SAFETY: fchown on the pty peer fd we own; gid -1 leaves the group.
+    if unsafe { libc::fchown(peer.as_raw_fd(), uid, u32::MAX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::EPERM | libc::EROFS)
+        ) {
+            return Err(e).with_context(|| {
+                format!("terminal: cannot give the pty to process.user.uid {uid}")
+            });
+        }
+    }
+    Ok(())
+}
+
 pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
     let ws = libc::winsize {
         ws_row: rows,
@@ -166,30 +197,93 @@ pub fn own_winsize() -> Option<(u16, u16)> {
 }
 
 /// Puts rrun's own stdin in raw mode while alive; restores it on drop.
-pub struct RawMode(Option<nix::sys::termios::Termios>);
+pub struct RawMode {
+    orig: Option<nix::sys::termios::Termios>,
+    /// The caller's terminal had already signalled end of file.
+    stdin_ended: bool,
+}
 
 impl RawMode {
-    pub fn enter() -> RawMode {
+    /// Enters raw mode for proxying to the pty `master`. What the caller's
+    /// terminal completed in canonical mode before this (whole lines, or an
+    /// end of file: `script` and other programs write the EOF character when
+    /// their own input ends) is read first, still canonically: the lines go
+    /// to `master`, and an end of file ends stdin. Read after the switch, a
+    /// pending EOF would come out as a NUL byte and reach the container (and
+    /// its echo, `^@`, the terminal) before anything else.
+    pub fn enter(master: BorrowedFd<'_>) -> RawMode {
         let stdin = std::io::stdin();
-        match nix::sys::termios::tcgetattr(stdin.as_fd()) {
-            Ok(orig) => {
-                let mut raw = orig.clone();
-                nix::sys::termios::cfmakeraw(&mut raw);
-                let _ = nix::sys::termios::tcsetattr(
-                    stdin.as_fd(),
-                    nix::sys::termios::SetArg::TCSANOW,
-                    &raw,
-                );
-                RawMode(Some(orig))
+        let Ok(orig) = nix::sys::termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode {
+                orig: None,
+                stdin_ended: false,
+            };
+        };
+        let mut stdin_ended = false;
+        if orig
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON)
+        {
+            stdin_ended = !forward_completed_input(stdin.as_fd(), master);
+        }
+        let mut raw = orig.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        let _ =
+            nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
+        RawMode {
+            orig: Some(orig),
+            stdin_ended,
+        }
+    }
+
+    /// Whether the caller's input had ended before raw mode began.
+    pub fn stdin_ended(&self) -> bool {
+        self.stdin_ended
+    }
+}
+
+/// Reads what a canonical-mode terminal has ready without waiting (whole
+/// lines) and writes it to `to`; false when it reports end of file.
+fn forward_completed_input(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(from, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => {}
+            _ => return true,
+        }
+        if fds[0]
+            .revents()
+            .is_none_or(|r| !r.contains(PollFlags::POLLIN))
+        {
+            return true;
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(from, &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                let _ = write_all(to, &buf[..n]);
             }
-            Err(_) => RawMode(None),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return true,
         }
     }
 }
 
+fn write_all(to: BorrowedFd<'_>, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        match nix::unistd::write(to, data) {
+            Ok(w) => data = &data[w..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 impl Drop for RawMode {
     fn drop(&mut self) {
-        if let Some(orig) = &self.0 {
+        if let Some(orig) = &self.orig {
             let _ = nix::sys::termios::tcsetattr(
                 std::io::stdin().as_fd(),
                 nix::sys::termios::SetArg::TCSANOW,
@@ -204,17 +298,7 @@ pub fn pump(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 8192];
     match nix::unistd::read(from, &mut buf) {
         Ok(0) => false,
-        Ok(n) => {
-            let mut off = 0;
-            while off < n {
-                match nix::unistd::write(to, &buf[off..n]) {
-                    Ok(w) => off += w,
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(_) => return false,
-                }
-            }
-            true
-        }
+        Ok(n) => write_all(to, &buf[..n]),
         Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => true,
         Err(_) => false,
     }

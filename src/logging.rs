@@ -1,13 +1,18 @@
-//! Logging the way runc does it, so engines can read it: errors go to stderr
-//! as one line, and every message also goes to `--log FILE` as logrus-style
-//! text (`time="..." level=error msg="..."`) or JSON lines
-//! (`{"level":"error","msg":"...","time":"..."}`), which containerd parses.
+//! Logging the way runc does it (logrus), so engines and the tools that read
+//! a runtime's stderr understand it. Every message goes to one place: the
+//! `--log FILE` if given, otherwise stderr. On stderr a line looks exactly
+//! like runc's: `time="2026-01-02T03:04:05Z" level=error msg="..."` (logrus'
+//! text format; on a terminal its coloured `ERRO[0000] ...` form), or
+//! `{"level":"error","msg":"...","time":"..."}` with `--log-format json`.
+//! In the file, lines carry nanosecond times (containerd parses the JSON
+//! ones). A fatal error logged to a file is also printed bare on stderr
+//! ([`error`]), as runc does.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::LogFormat;
 
@@ -15,6 +20,10 @@ struct Logger {
     file: Option<Mutex<File>>,
     format: LogFormat,
     debug: bool,
+    /// stderr is a terminal: logrus' coloured text form.
+    tty: bool,
+    /// When logging started (the `[0000]` seconds of the coloured form).
+    start: Instant,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
@@ -37,7 +46,7 @@ impl Level {
 }
 
 /// Sets up the log destination. A log file that cannot be opened is reported
-/// on stderr once and otherwise ignored, as runc does.
+/// on stderr once and otherwise ignored (messages then go to stderr).
 pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) {
     let file = path.and_then(
         |p| match OpenOptions::new().create(true).append(true).open(p) {
@@ -48,15 +57,19 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) {
             }
         },
     );
+    // SAFETY: isatty only inspects fd 2.
+    let tty = unsafe { libc::isatty(libc::STDERR_FILENO) } == 1;
     let _ = LOGGER.set(Logger {
         file,
         format,
         debug,
+        tty,
+        start: Instant::now(),
     });
 }
 
-/// Writes one message to the log file (if any). Errors are also printed on
-/// stderr by `main`, not here, so each error is printed once.
+/// Writes one message to the log: the `--log` file if there is one,
+/// otherwise stderr.
 pub fn log(level: Level, msg: &str) {
     let Some(logger) = LOGGER.get() else {
         return;
@@ -64,15 +77,31 @@ pub fn log(level: Level, msg: &str) {
     if level == Level::Debug && !logger.debug {
         return;
     }
-    if level == Level::Warn && logger.file.is_none() {
-        eprintln!("rrun: warning: {msg}");
-    }
     let Some(file) = &logger.file else {
+        let line = if logger.tty && logger.format == LogFormat::Text {
+            coloured_line(level, msg, logger.start.elapsed().as_secs())
+        } else {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            format_line(logger.format, level, msg, &rfc3339(now.as_secs() as i64, 0))
+        };
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         return;
     };
     let line = format_line(logger.format, level, msg, &rfc3339_now());
     if let Ok(mut f) = file.lock() {
         let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Reports an error that ends the command, as runc's `fatal` does: logged
+/// (on stderr, or in the `--log` file), and with a log file also printed
+/// bare on stderr, so the caller always sees it there.
+pub fn error(msg: &str) {
+    log(Level::Error, msg);
+    if LOGGER.get().is_some_and(|l| l.file.is_some()) {
+        eprintln!("{msg}");
     }
 }
 
@@ -84,6 +113,46 @@ pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
 
+/// logrus' text form on a terminal: `ERRO[0000] msg` with the level in
+/// colour and the message padded to 44 columns.
+fn coloured_line(level: Level, msg: &str, secs: u64) -> String {
+    let (colour, name) = match level {
+        Level::Debug => (37, "DEBU"),
+        Level::Warn => (33, "WARN"),
+        Level::Error => (31, "ERRO"),
+    };
+    format!("\x1b[{colour}m{name}\x1b[0m[{secs:04}] {msg:<44} \n")
+}
+
+/// A logrus text value: bare when it holds only `[A-Za-z0-9-._/@^+]`,
+/// otherwise quoted as Go's `%q` quotes it.
+fn text_value(v: &str) -> String {
+    let bare = |c: char| c.is_ascii_alphanumeric() || "-._/@^+".contains(c);
+    if !v.is_empty() && v.chars().all(bare) {
+        return v.to_string();
+    }
+    let mut q = String::with_capacity(v.len() + 2);
+    q.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\r' => q.push_str("\\r"),
+            '\t' => q.push_str("\\t"),
+            '\x07' => q.push_str("\\a"),
+            '\x08' => q.push_str("\\b"),
+            '\x0b' => q.push_str("\\v"),
+            '\x0c' => q.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '\x7f' => q.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => q.push_str(&format!("\\u{:04x}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
 fn format_line(format: LogFormat, level: Level, msg: &str, time: &str) -> String {
     match format {
         LogFormat::Json => {
@@ -91,9 +160,10 @@ fn format_line(format: LogFormat, level: Level, msg: &str, time: &str) -> String
             format!("{v}\n")
         }
         LogFormat::Text => format!(
-            "time=\"{time}\" level={} msg={}\n",
+            "time={} level={} msg={}\n",
+            text_value(time),
             level.name(),
-            serde_json::Value::String(msg.to_string())
+            text_value(msg)
         ),
     }
 }
@@ -162,7 +232,31 @@ mod tests {
 
     #[test]
     fn text_line_is_logrus_style() {
-        let line = format_line(LogFormat::Text, Level::Warn, "a b", "T");
-        assert_eq!(line, "time=\"T\" level=warning msg=\"a b\"\n");
+        let t = "2026-01-02T03:04:05Z";
+        let line = format_line(LogFormat::Text, Level::Warn, "a b", t);
+        assert_eq!(line, format!("time=\"{t}\" level=warning msg=\"a b\"\n"));
+        // Quoted only when needed, escaped as Go's %q does.
+        let line = format_line(LogFormat::Text, Level::Error, "boom", t);
+        assert_eq!(line, format!("time=\"{t}\" level=error msg=boom\n"));
+        let line = format_line(LogFormat::Text, Level::Error, "a \"b\"\\\n\u{1}", t);
+        assert!(
+            line.ends_with(
+                r#"msg="a \"b\"\\\n\x01"
+"#
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn terminal_line_is_logrus_coloured_form() {
+        let line = coloured_line(Level::Error, "container does not exist", 0);
+        assert_eq!(
+            line,
+            format!(
+                "\x1b[31mERRO\x1b[0m[0000] {:<44} \n",
+                "container does not exist"
+            )
+        );
     }
 }

@@ -14,8 +14,7 @@ fn main() {
         Err(e) => {
             // One line: the chain of contexts joined, as runc prints errors.
             let msg = format!("{e:#}").replace('\n', " ");
-            logging::log(logging::Level::Error, &msg);
-            eprintln!("{msg}");
+            logging::error(&msg);
             // runc's exec exits 255 on its own errors (1..254 are the
             // process's); every other command exits 1.
             let code = if matches!(cli.command, Some(cli::Command::Exec(_))) {

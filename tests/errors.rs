@@ -9,9 +9,9 @@
 //! where rrun is meant to be more specific (see `assert_error_ref`):
 //! - truncated config.json: runc says only "unexpected EOF"; rrun must name
 //!   config.json.
-//! - runc prints `time=... level=error msg="..."` (one line) without `--log`,
-//!   and the bare message with `--log`; rrun must always print exactly one
-//!   line.
+//! - runc prints `time=... level=error msg="..."` (one line; the JSON line
+//!   with `--log-format json`) without `--log`, and the bare message with
+//!   `--log`; rrun does the same and must always print exactly one line.
 //!
 //! runc messages observed (for reference): "invalid container ID format",
 //! "container id cannot be empty", "container with given ID already exists",
@@ -400,6 +400,101 @@ fn log_file_gets_the_same_error_message() {
         "stderr {line:?} and log msg {msg:?} differ"
     );
     assert_clean(&env, env.id());
+}
+
+/// The one line of `out`'s stderr, checked to be logrus' text form with a
+/// current time and level `error`; returns its message.
+fn logrus_error_msg(out: &Output) -> String {
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {}", describe(out));
+    let fields = logrus_fields(lines[0]);
+    let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["time", "level", "msg"], "{}", describe(out));
+    let t = parse_rfc3339(&fields[0].1)
+        .unwrap_or_else(|| panic!("time is not RFC 3339: {}", describe(out)));
+    assert!(
+        (t - now_unix()).abs() < 60,
+        "time is not now: {}",
+        describe(out)
+    );
+    assert_eq!(fields[1].1, "error", "{}", describe(out));
+    assert!(
+        lines[0].starts_with("time=\"") && lines[0].contains(" level=error msg="),
+        "{}",
+        describe(out)
+    );
+    fields[2].1.clone()
+}
+
+#[test]
+fn errors_on_stderr_are_logrus_text_lines_like_runcs() {
+    let env = TestEnv::new("err_logrus_text");
+    let out = env.rt.cmd(&["state", "no-such-container"]);
+    assert!(!out.status.success());
+    let msg = logrus_error_msg(&out);
+    assert!(mentions(&msg, "not exist"), "{}", describe(&out));
+    // A failed create, and the same with the format named.
+    fs::remove_file(env.bundle.config_path()).unwrap();
+    let out = env.try_create(&[]);
+    assert!(
+        mentions(&logrus_error_msg(&out), "config.json"),
+        "{}",
+        describe(&out)
+    );
+    let mut c = env
+        .rt
+        .command(&["--log-format", "text", "state", "no-such-container"]);
+    let out = c.output().unwrap();
+    assert!(
+        mentions(&logrus_error_msg(&out), "not exist"),
+        "{}",
+        describe(&out)
+    );
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn json_log_format_without_a_log_file_prints_json_errors_on_stderr() {
+    let env = TestEnv::new("err_json_stderr");
+    let out = env
+        .rt
+        .command(&["--log-format", "json", "state", "no-such-container"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", describe(&out));
+    let v: Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", describe(&out)));
+    assert_eq!(v["level"], "error", "{}", describe(&out));
+    assert!(
+        mentions(v["msg"].as_str().unwrap_or(""), "not exist"),
+        "{v}"
+    );
+    let t = parse_rfc3339(v["time"].as_str().unwrap_or("")).expect("time");
+    assert!((t - now_unix()).abs() < 60, "{v}");
+}
+
+#[test]
+fn with_a_log_file_stderr_gets_the_bare_message_and_the_file_the_line() {
+    let env = TestEnv::new("err_log_file_text");
+    let log = env.dir.join("text.log");
+    let out = env
+        .rt
+        .command(&["--log", log.to_str().unwrap(), "state", "no-such-container"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .rfind(|l| l.contains("level=error"))
+        .unwrap_or_else(|| panic!("no error line in the log file: {text:?}"));
+    let fields = logrus_fields(line);
+    let msg = &fields.iter().find(|(k, _)| k == "msg").expect("msg").1;
+    assert_eq!(stderr(&out).trim_end(), msg.as_str(), "{}", describe(&out));
 }
 
 // ---------------------------------------------------------------------------

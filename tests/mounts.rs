@@ -424,6 +424,112 @@ fn nosuid_nodev_noexec_are_visible_and_enforced() {
 }
 
 #[test]
+fn file_system_options_on_a_bind_mount_are_ignored_as_runc_does() {
+    // runc hands a bind's data options to mount(2), which drops them; configs
+    // written for runc carry them (`mode=755` on a bind), so they must run.
+    let mut env = TestEnv::new("mnt_bind_data_opts");
+    let src = make_src(&env, "src");
+    fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    push_mount(
+        &mut env,
+        bind(
+            &src,
+            "/data",
+            &["bind", "ro", "mode=755", "size=1m", "gid=5"],
+        ),
+    );
+    env.bundle.set_script(
+        "echo content=$(cat /data/file); echo mode=$(stat -c %a /data); \
+         if touch /data/new 2>/dev/null; then echo wrote=yes; else echo wrote=no; fi",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(
+        field(&out, "mode"),
+        "700",
+        "the bind's mode= reached the source"
+    );
+    assert_eq!(field(&out, "wrote"), "no", "ro was not applied");
+    env.assert_nothing_left();
+}
+
+/// A host tmpfs mounted `noatime`, detached on drop.
+fn noatime_host_tmpfs(target: &Path) -> HostMount {
+    sys_mount("rrun-test", target, "tmpfs", libc::MS_NOATIME, "size=1m");
+    HostMount(target.to_path_buf())
+}
+
+/// The atime mode mountinfo shows for a mount.
+fn atime_mode(m: &MountInfo) -> &'static str {
+    if m.has_opt("noatime") {
+        "noatime"
+    } else if m.has_opt("relatime") {
+        "relatime"
+    } else {
+        "strictatime"
+    }
+}
+
+#[test]
+fn atime_and_norelatime_clear_only_their_own_flag() {
+    let mut env = TestEnv::new("mnt_atime_clear");
+    let src = env.dir.join("noatime-src");
+    fs::create_dir(&src).unwrap();
+    let _host = noatime_host_tmpfs(&src);
+    let tmpfs = |dest: &str, options: &[&str]| json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options});
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("/a", &["noatime", "atime"], "relatime"),
+        ("/b", &["norelatime"], "relatime"),
+        ("/c", &["atime"], "relatime"),
+        ("/d", &["strictatime", "norelatime"], "strictatime"),
+        ("/e", &["noatime", "norelatime"], "noatime"),
+    ];
+    for (dest, options, _) in &cases {
+        push_mount(&mut env, tmpfs(dest, options));
+    }
+    // A bind keeps its source's mode unless an option sets one: `atime`
+    // clears a `noatime` the options did not set, so the source's stays.
+    push_mount(&mut env, bind(&src, "/bound", &["bind", "nodev", "atime"]));
+    env.bundle.set_script(DUMP_MOUNTINFO);
+    let out = run_ok(&env);
+    let info = mountinfo_of(&out);
+    for (dest, options, want) in &cases {
+        let m = must_mount_at(&info, dest);
+        assert_eq!(atime_mode(&m), *want, "{dest} {options:?}: {m:?}");
+    }
+    let bound = must_mount_at(&info, "/bound");
+    assert_eq!(atime_mode(&bound), "noatime", "{bound:?}");
+    assert!(bound.has_opt("nodev"), "{bound:?}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn recursive_atime_clearing_options_leave_submounts_their_own_mode() {
+    if skip_on_reference("working recursive atime options") {
+        return;
+    }
+    let mut env = TestEnv::new("mnt_ratime_clear");
+    let src = make_src(&env, "src");
+    let _sub = noatime_host_tmpfs(&src.join("sub"));
+    push_mount(
+        &mut env,
+        bind(&src, "/r", &["rbind", "rnoatime", "ratime", "rnorelatime"]),
+    );
+    push_mount(
+        &mut env,
+        bind(&src, "/s", &["rbind", "rstrictatime", "rnorelatime"]),
+    );
+    env.bundle.set_script(DUMP_MOUNTINFO);
+    let out = run_ok(&env);
+    let info = mountinfo_of(&out);
+    let r = must_mount_at(&info, "/r/sub");
+    assert_eq!(atime_mode(&r), "noatime", "{r:?}");
+    let s = must_mount_at(&info, "/s/sub");
+    assert_eq!(atime_mode(&s), "strictatime", "{s:?}");
+    env.assert_nothing_left();
+}
+
+#[test]
 fn proc_sysfs_devpts_and_mqueue_are_mounted_as_configured() {
     let mut env = TestEnv::new("mnt_pseudo");
     env.bundle.set_script(&format!(
@@ -452,6 +558,61 @@ fn proc_sysfs_devpts_and_mqueue_are_mounted_as_configured() {
     let shm = must_mount_at(&info, "/dev/shm");
     assert_eq!(shm.fstype, "tmpfs");
     assert!(shm.has_opt("noexec") && shm.has_opt("nodev") && shm.has_opt("nosuid"));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn read_only_dev_still_gets_its_mount_targets_and_devices() {
+    // runc mounts /dev read-write and makes it read-only last.
+    let mut env = TestEnv::new("mnt_ro_dev");
+    env.bundle.add_mount_option("/dev", "ro");
+    env.bundle.set_script(&format!(
+        "echo null=$(stat -c %t:%T /dev/null); echo x > /dev/null && echo null_write=ok; \
+         echo ptmx=$(readlink /dev/ptmx); echo stdout=$(readlink /dev/stdout); \
+         if touch /dev/new 2>/dev/null; then echo dev_write=ok; else echo dev_write=refused; fi; \
+         echo y > /dev/shm/y && echo shm_write=ok; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "null"), "1:3", "{out}");
+    assert_eq!(field(&out, "null_write"), "ok", "{out}");
+    assert_eq!(field(&out, "ptmx"), "pts/ptmx", "{out}");
+    assert_eq!(field(&out, "stdout"), "/proc/self/fd/1", "{out}");
+    assert_eq!(field(&out, "dev_write"), "refused", "{out}");
+    assert_eq!(field(&out, "shm_write"), "ok", "{out}");
+    let info = mountinfo_of(&out);
+    let dev = must_mount_at(&info, "/dev");
+    assert!(dev.has_opt("ro"), "/dev is not read-only: {dev:?}");
+    assert_eq!(must_mount_at(&info, "/dev/pts").fstype, "devpts");
+    assert_eq!(must_mount_at(&info, "/dev/mqueue").fstype, "mqueue");
+    assert!(!must_mount_at(&info, "/dev/shm").has_opt("ro"));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn read_only_tmpfs_still_gets_the_targets_of_later_mounts() {
+    let mut env = TestEnv::new("mnt_ro_tmpfs_sub");
+    let src = make_src(&env, "src");
+    push_mount(
+        &mut env,
+        json!({"destination": "/outer", "type": "tmpfs", "source": "tmpfs",
+               "options": ["ro", "mode=755"]}),
+    );
+    push_mount(
+        &mut env,
+        json!({"destination": "/outer/inner/tmp", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    push_mount(&mut env, bind(&src, "/outer/data", &["bind", "ro"]));
+    env.bundle.set_script(&format!(
+        "echo content=$(cat /outer/data/file); echo mode=$(stat -c %a /outer); \
+         if touch /outer/x 2>/dev/null; then echo outer_write=ok; else echo outer_write=refused; fi; \
+         touch /outer/inner/tmp/y && echo inner_write=ok; {DUMP_MOUNTINFO}"
+    ));
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello", "{out}");
+    assert_eq!(field(&out, "mode"), "755", "{out}");
+    assert_eq!(field(&out, "outer_write"), "refused", "{out}");
+    assert_eq!(field(&out, "inner_write"), "ok", "{out}");
+    assert!(must_mount_at(&mountinfo_of(&out), "/outer").has_opt("ro"));
     env.assert_nothing_left();
 }
 
@@ -808,6 +969,102 @@ fn no_pivot_runs_with_the_rootfs_as_root() {
     assert_eq!(field(&out, "marker"), "in-rootfs");
     assert_eq!(field(&out, "host"), "hidden");
     assert_eq!(field(&out, "passwd"), "root:x:0:0:root:/root:/bin/sh");
+    env.assert_nothing_left();
+}
+
+/// A container script that mounts a fresh procfs from a user namespace of
+/// its own, as any unprivileged process may try: `fresh_proc=mounted` when
+/// the kernel allows it, which it does only while a procfs with nothing
+/// masked is in the mount namespace (mount_too_revealing), otherwise
+/// `fresh_proc=refused (why)`. The container runs as uid 1000: mapping uid 0
+/// into a new user namespace would need CAP_SETFCAP.
+const FRESH_PROC: &str = "why=$(unshare -mrpf sh -c 'mount -t proc none /proc && echo MOUNTED' 2>&1); \
+     case $why in *MOUNTED*) echo fresh_proc=mounted;; *) echo \"fresh_proc=refused ($why)\";; esac";
+
+/// Runs the container as uid:gid 1000:1000 with the `FRESH_PROC` script.
+fn try_a_fresh_proc(env: &mut TestEnv, extra_script: &str) {
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    env.bundle
+        .set_script(&format!("{FRESH_PROC}; {extra_script}"));
+}
+
+/// Asserts the kernel refused the mount itself (not unshare or anything
+/// else before it).
+fn assert_fresh_proc_refused(out: &str, what: &str) {
+    let v = field(out, "fresh_proc");
+    assert!(
+        v.starts_with("refused")
+            && v.contains("mount")
+            && (v.contains("not permitted") || v.contains("permission denied")),
+        "{what}: {v}\n{out}"
+    );
+}
+
+/// Whether this kernel lets an unprivileged process make a user namespace.
+fn user_namespaces_allowed() -> bool {
+    fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|v| v.trim().parse::<u64>().unwrap_or(0) > 0)
+}
+
+#[test]
+fn no_pivot_leaves_no_host_procfs_to_mount_a_fresh_one_from() {
+    if !user_namespaces_allowed() {
+        eprintln!("skipped: user namespaces are disabled (max_user_namespaces is 0)");
+        return;
+    }
+    let mut env = TestEnv::new("mnt_no_pivot_proc");
+    try_a_fresh_proc(&mut env, DUMP_MOUNTINFO);
+    // With pivot_root the kernel refuses (the container's /proc has masked
+    // paths): what --no-pivot must match.
+    let out = run_ok(&env);
+    assert_fresh_proc_refused(&out, "with pivot_root");
+    let out = env.run(&["--no-pivot"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = stdout(&out);
+    assert_fresh_proc_refused(
+        &out,
+        "a host procfs is still in the --no-pivot container's mount namespace",
+    );
+    // Only the container's own mounts are listed.
+    let info = mountinfo_of(&out);
+    let config = env.bundle.config().clone();
+    let ours: Vec<&str> = config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    for m in parse_mountinfo(&info) {
+        let mp = m.mount_point.as_str();
+        assert!(
+            mp == "/"
+                || ours
+                    .iter()
+                    .any(|d| mp == *d || mp.starts_with(&format!("{d}/"))),
+            "a mount that is not the container's: {m:?}\n{info}"
+        );
+    }
+    env.assert_nothing_left();
+}
+
+#[test]
+fn no_pivot_in_a_user_namespace_leaves_no_host_procfs_to_mount_a_fresh_one_from() {
+    if !user_namespaces_allowed() {
+        eprintln!("skipped: user namespaces are disabled (max_user_namespaces is 0)");
+        return;
+    }
+    // The host's mounts are locked in a user namespace's mount namespace
+    // and cannot be detached; they must be covered instead.
+    let mut env = TestEnv::new("mnt_no_pivot_proc_userns");
+    env.bundle.add_user_namespace();
+    try_a_fresh_proc(&mut env, "");
+    let out = run_ok(&env);
+    assert_fresh_proc_refused(&out, "with pivot_root");
+    let out = env.run(&["--no-pivot"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = stdout(&out);
+    assert_fresh_proc_refused(&out, "--no-pivot");
     env.assert_nothing_left();
 }
 

@@ -249,7 +249,7 @@ fn cve_2019_5736_nested_script_interpreters_cannot_reach_the_runtime_binary() {
         "create must fail: {}",
         describe(&out)
     );
-    let err = stderr(&out);
+    let err = error_message(&out);
     assert!(
         err.contains("\"/proc/self/exe\"") && err.contains("runtime's own binary"),
         "the error must name the interpreter: {err}"

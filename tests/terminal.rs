@@ -271,6 +271,25 @@ fn console_socket_receives_the_pty_master_of_the_container() {
 }
 
 #[test]
+fn read_only_dev_still_gets_dev_console() {
+    let mut env = TestEnv::new("tty_ro_dev");
+    env.bundle.add_mount_option("/dev", "ro");
+    let (_sock, master) = create_with_console(
+        &mut env,
+        "echo console=$(stat -c '%t %T' /dev/console); \
+         if touch /dev/new 2>/dev/null; then echo dev_write=ok; else echo dev_write=refused; fi; \
+         echo DONE; exec sleep 1000",
+    );
+    let n = pty_number(master.as_fd());
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&out, "console"), format!("88 {n:x}"), "{out}");
+    assert_eq!(field(&out, "dev_write"), "refused", "{out}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
 fn console_size_sets_the_pty_size() {
     let mut env = TestEnv::new("tty_console_size");
     env.bundle
@@ -315,6 +334,37 @@ fn container_devpts_holds_only_its_own_pty() {
         ours.st_dev,
         "the pty master comes from the host's devpts"
     );
+}
+
+/// `uid:gid` of the container's pty as the script reports it.
+const PTY_OWNER: &str = "echo owner=$(stat -c %u:%g $(tty)); echo DONE; exec sleep 1000";
+
+#[test]
+fn the_pty_belongs_to_the_process_user() {
+    let mut env = TestEnv::new("tty_owner");
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001}));
+    let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    // runc gives the pty the uid and leaves the group devpts chose (gid=5).
+    assert_eq!(field(&out, "owner"), "1000:5", "{out}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn the_pty_belongs_to_the_process_user_in_a_user_namespace() {
+    let mut env = TestEnv::new("tty_owner_userns");
+    env.bundle.add_user_namespace();
+    env.bundle
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001}));
+    let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&out, "owner"), "1000:5", "{out}");
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
 }
 
 #[test]
@@ -390,6 +440,30 @@ fn exec_tty_with_console_socket_sends_a_master() {
 }
 
 #[test]
+fn exec_tty_pty_belongs_to_the_exec_user() {
+    let mut env = TestEnv::new("tty_exec_owner");
+    start_sleeper(&mut env);
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let out = env.rt.cmd(&[
+        "exec",
+        "-t",
+        "--console-socket",
+        sock.path_str(),
+        "-d",
+        "-u",
+        "1000:1001",
+        env.id(),
+        "sh",
+        "-c",
+        PTY_OWNER,
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let master = sock.receive_master();
+    let text = read_until(master.as_fd(), "DONE", T);
+    assert_eq!(field(&text, "owner"), "1000:5", "{text}");
+}
+
+#[test]
 fn exec_tty_detached_without_console_socket_fails() {
     let mut env = TestEnv::new("tty_exec_no_socket");
     start_sleeper(&mut env);
@@ -446,11 +520,17 @@ fn runtime_cmdline(rt: &Runtime, args: &[&str]) -> String {
 /// Runs `shell_cmd` under `script`, which gives it a pty of its own as
 /// controlling terminal and stdio; returns (exit code, output).
 fn under_script(env: &TestEnv, shell_cmd: &str) -> (i32, String) {
+    under_script_with_input(env, shell_cmd, Stdio::null())
+}
+
+/// The same with `input` as script's stdin: script types it into the pty,
+/// then the EOF character when it ends.
+fn under_script_with_input(env: &TestEnv, shell_cmd: &str, input: Stdio) -> (i32, String) {
     let out_path = env.dir.join("script.out");
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", shell_cmd, "/dev/null"])
         .env("SHELL", "/bin/sh")
-        .stdin(Stdio::null())
+        .stdin(input)
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
@@ -505,6 +585,56 @@ fn foreground_run_proxies_the_terminal() {
 }
 
 #[test]
+fn foreground_run_writes_nothing_to_the_terminal_before_the_containers_output() {
+    let mut env = TestEnv::new("tty_no_nul");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script("echo FIRST; echo DONE");
+    let run = runtime_cmdline(
+        &env.rt,
+        &["run", "--bundle", env.bundle.path_str(), env.id()],
+    );
+    let (code, out) = under_script(&env, &format!("exec {run}"));
+    assert_eq!(code, 0, "{out:?}");
+    assert!(
+        !out.contains('\0'),
+        "a NUL byte reached the terminal: {out:?}"
+    );
+    assert!(
+        out.starts_with("FIRST\n"),
+        "something came before the container's output: {out:?}"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn foreground_run_passes_on_lines_typed_before_it_started() {
+    // script types "hello\n" and then, its input ended, the EOF character,
+    // both before the runtime puts the terminal in raw mode: the line must
+    // reach the container, the EOF must not turn into a NUL byte.
+    let mut env = TestEnv::new("tty_typeahead");
+    env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    env.bundle.set_script("read x; echo got=$x; echo DONE");
+    let input = env.dir.join("input");
+    fs::write(&input, "hello\n").unwrap();
+    let run = runtime_cmdline(
+        &env.rt,
+        &["run", "--bundle", env.bundle.path_str(), env.id()],
+    );
+    let (code, out) = under_script_with_input(
+        &env,
+        &format!("exec {run}"),
+        Stdio::from(fs::File::open(&input).unwrap()),
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(field(&out, "got"), "hello", "{out:?}");
+    assert!(
+        !out.contains('\0') && !out.contains("^@"),
+        "a NUL byte reached the container: {out:?}"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
 fn foreground_run_passes_window_size_changes() {
     let mut env = TestEnv::new("tty_winch");
     env.bundle.edit(|c| c["process"]["terminal"] = json!(true));
@@ -537,4 +667,23 @@ fn foreground_run_passes_window_size_changes() {
     );
     assert_eq!(code, 0, "{out}");
     env.assert_nothing_left();
+}
+
+// ---------------------------------------------------------------------------
+// Errors on a terminal
+// ---------------------------------------------------------------------------
+
+#[test]
+fn errors_on_a_terminal_are_logrus_coloured_lines() {
+    // logrus (runc) prints its text form coloured when stderr is a terminal.
+    let env = TestEnv::new("tty_error_colour");
+    let cmd = runtime_cmdline(&env.rt, &["state", "no-such-container"]);
+    let (code, out) = under_script(&env, &format!("exec {cmd}"));
+    assert_eq!(code, 1, "{out:?}");
+    assert!(
+        out.starts_with("\x1b[31mERRO\x1b[0m[0000] ") && out.ends_with(" \n"),
+        "not logrus' coloured error line: {out:?}"
+    );
+    assert!(mentions(&out, "not exist"), "{out:?}");
+    assert_eq!(out.lines().count(), 1, "{out:?}");
 }

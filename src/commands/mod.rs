@@ -133,8 +133,7 @@ pub fn delete(global: &Global, ids: &[String], force: bool) -> Result<()> {
     for id in ids {
         if let Err(e) = delete_one(&store, id, force) {
             if ids.len() > 1 {
-                crate::logging::log(crate::logging::Level::Error, &format!("{e:#}"));
-                eprintln!("{e:#}");
+                crate::logging::error(&format!("{e:#}"));
             }
             first_err.get_or_insert(e);
         }

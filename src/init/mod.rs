@@ -175,7 +175,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         write_sysctls(&plan.sysctls)?;
     }
     if let Some(console) = &plan.console {
-        crate::console::setup_pty(console.as_fd(), plan.console_size, true)?;
+        crate::console::setup_pty(console.as_fd(), plan.console_size, true, plan.process.uid)?;
     }
     // 8.–10.
     let exe = process::prepare(

@@ -790,10 +790,12 @@ pub(crate) fn foreground(
     master: Option<OwnedFd>,
 ) -> Result<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let _raw = master.as_ref().map(|_| crate::console::RawMode::enter());
+    let raw = master
+        .as_ref()
+        .map(|m| crate::console::RawMode::enter(m.as_fd()));
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let mut stdin_open = master.is_some();
+    let mut stdin_open = raw.as_ref().is_some_and(|r| !r.stdin_ended());
     let mut master_open = master.is_some();
     let mut exit = reap(pid);
     loop {

@@ -32,6 +32,9 @@ pub struct DeviceStep {
 
 pub struct DevicePlan {
     pub devices: Vec<DeviceStep>,
+    /// `process.terminal`: `/dev/console` is made with the devices, so the
+    /// pty can be bound there after a read-only `/dev` became read-only.
+    pub console: bool,
 }
 
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
@@ -98,7 +101,12 @@ pub fn prepare(spec: &Spec, userns: bool) -> Result<DevicePlan> {
             &field,
         )?);
     }
-    Ok(DevicePlan { devices })
+    let console = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    Ok(DevicePlan { devices, console })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -150,6 +158,12 @@ pub fn setup(root: BorrowedFd<'_>, plan: &DevicePlan) -> Result<()> {
     };
     for d in &plan.devices {
         create(root, dev.as_fd(), d).with_context(|| format!("device {}", d.path.display()))?;
+    }
+    if plan.console {
+        // The mount target only; the pty is bound onto it later (as in
+        // console::setup_pty, which finds it here).
+        resolve::ensure_in_root(dev.as_fd(), Path::new("console"), Kind::File)
+            .context("/dev/console: cannot create (process.terminal)")?;
     }
     for (name, target) in LINKS {
         let cname = CString::new(name).unwrap();

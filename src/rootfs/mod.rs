@@ -8,6 +8,7 @@
 //! resolves targets inside the root by fd and attaches what was prepared.
 
 mod devices;
+mod nopivot;
 mod options;
 pub mod overlay;
 pub mod resolve;
@@ -77,6 +78,8 @@ pub struct RootfsPlan {
     /// Propagation requested for the container's `/`.
     pub propagation: (u64, bool),
     pub no_pivot: bool,
+    /// `--no-pivot`: the host's mounts, to detach in the child.
+    pub host_mounts: nopivot::HostMounts,
     /// An overlay of image layers to mount as the root, if any.
     pub layers: Option<overlay::Layers>,
     /// `linux.mountLabel` on a host with SELinux: the `context=` of the
@@ -269,6 +272,11 @@ pub fn prepare(
             .unwrap_or(false),
         propagation,
         no_pivot,
+        host_mounts: if no_pivot {
+            nopivot::HostMounts::read()?
+        } else {
+            nopivot::HostMounts::default()
+        },
         layers: None,
         mount_label,
     })
@@ -385,14 +393,50 @@ fn combined_links(views: &[CgroupView]) -> Result<Vec<(CString, CString)>> {
     Ok(links)
 }
 
+/// The container's root as `setup` leaves it for `enter`: its fd, and the
+/// mounts whose `ro` waits until everything under them is made.
+pub struct Root {
+    fd: OwnedFd,
+    /// Read-only tmpfs mounts and a read-only `/dev`: made read-write so
+    /// the mount targets, device nodes and `/dev/console` below them can be
+    /// created, and read-only at the end of `enter`, as runc does.
+    readonly_later: Vec<ReadonlyLater>,
+}
+
+struct ReadonlyLater {
+    index: usize,
+    dest: PathBuf,
+    mount: OwnedFd,
+}
+
+impl AsFd for Root {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Whether a mount's `ro` waits for the end of the setup (runc: every
+/// tmpfs, and whatever is mounted at `/dev`).
+fn readonly_waits(step: &MountStep) -> bool {
+    use std::path::Component;
+    let is_dev = step
+        .dest
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .eq([Component::Normal("dev".as_ref())]);
+    let tmpfs = matches!(&step.source, Source::Fs { fstype, .. } if fstype.as_bytes() == b"tmpfs");
+    step.opts.attr.attr_set & mapi::MOUNT_ATTR_RDONLY != 0
+        && (tmpfs || (is_dev && matches!(step.source, Source::Fs { .. })))
+}
+
 fn io_ctx<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> anyhow::Error + 'a {
     let what = what.to_string();
     move |e| anyhow::anyhow!("{what} {}: {e}", path.display())
 }
 
 /// Child side, before pivot_root: builds the whole tree under the rootfs.
-/// Returns the fd of the new root.
-pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
+/// Returns the new root for `enter`.
+pub fn setup(plan: &RootfsPlan) -> Result<Root> {
     // 1. Nothing we mount may propagate back to the host.
     let (flag, _) = plan.propagation;
     let pre = if flag == libc::MS_SLAVE {
@@ -431,9 +475,18 @@ pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
     .context("rootfs: cannot open")?;
     // 3. The mounts of config.json, in order.
     let label = plan.mount_label.as_deref();
+    let mut readonly_later = Vec::new();
     for step in &plan.mounts {
-        mount_one(root.as_fd(), step, label)
+        let later = readonly_waits(step);
+        let mount = mount_one(root.as_fd(), step, label, later)
             .with_context(|| format!("mounts[{}] ({})", step.index, step.dest.display()))?;
+        if later {
+            readonly_later.push(ReadonlyLater {
+                index: step.index,
+                dest: step.dest.clone(),
+                mount,
+            });
+        }
     }
     // 4. Devices and the standard /dev links.
     devices::setup(root.as_fd(), &plan.devices)?;
@@ -446,7 +499,10 @@ pub fn setup(plan: &RootfsPlan) -> Result<OwnedFd> {
         make_readonly(root.as_fd(), path)
             .with_context(|| format!("linux.readonlyPaths {}", path.display()))?;
     }
-    Ok(root)
+    Ok(Root {
+        fd: root,
+        readonly_later,
+    })
 }
 
 /// The options of a tmpfs rrun makes itself, with `linux.mountLabel`.
@@ -500,7 +556,14 @@ fn label_root(mnt: BorrowedFd<'_>, label: &std::ffi::CStr) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(root: BorrowedFd<'_>, step: &MountStep, label: Option<&str>) -> Result<()> {
+/// Attaches one mount; returns its mount fd. With `rw_for_now`, a new file
+/// system is made without its `ro` (the caller applies it later).
+fn mount_one(
+    root: BorrowedFd<'_>,
+    step: &MountStep,
+    label: Option<&str>,
+    rw_for_now: bool,
+) -> Result<OwnedFd> {
     let kind = match &step.source {
         Source::Bind { is_dir: false, .. } => Kind::File,
         _ => Kind::Dir,
@@ -540,7 +603,13 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep, label: Option<&str>) -> Res
             source,
             root_label,
         } => {
-            let m = new_fs(fstype, source, &step.opts)?;
+            let m = if rw_for_now {
+                let mut opts = step.opts.clone();
+                opts.attr.attr_set &= !mapi::MOUNT_ATTR_RDONLY;
+                new_fs(fstype, source, &opts)?
+            } else {
+                new_fs(fstype, source, &step.opts)?
+            };
             if let Some(l) = root_label {
                 label_root(m.as_fd(), l)?;
             }
@@ -588,7 +657,7 @@ fn mount_one(root: BorrowedFd<'_>, step: &MountStep, label: Option<&str>) -> Res
         )
         .context("cannot set propagation")?;
     }
-    Ok(())
+    Ok(attached)
 }
 
 /// A new file system instance, configured and mounted detached.
@@ -684,10 +753,24 @@ fn make_readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Child side: makes `root` the process's `/` and detaches the host's tree.
-pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
+/// Child side: makes `root` the process's `/` and detaches the host's tree,
+/// then makes read-only what had to wait (`Root`) and, with
+/// `root.readonly`, `/` itself.
+pub fn enter(plan: &RootfsPlan, root: Root) -> Result<()> {
+    let Root {
+        fd: root,
+        readonly_later,
+    } = root;
     nix::unistd::fchdir(&root).context("cannot enter rootfs")?;
     if plan.no_pivot {
+        let old_root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("cannot open the old root")?;
         nix::mount::mount(
             Some("."),
             "/",
@@ -696,6 +779,15 @@ pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
             None::<&str>,
         )
         .context("--no-pivot: cannot move rootfs to /")?;
+        // What pivot_root's detach of the old root does: nothing of the
+        // host stays in the namespace (see nopivot.rs).
+        nopivot::detach(
+            old_root.as_fd(),
+            &plan.host_mounts,
+            plan.mount_label.as_deref(),
+        )?;
+        drop(old_root);
+        nix::unistd::fchdir(&root).context("cannot enter rootfs")?;
         nix::unistd::chroot(".").context("--no-pivot: chroot failed")?;
     } else {
         // pivot_root(".", ".") stacks the old root on top of the new one;
@@ -740,6 +832,23 @@ pub fn enter(plan: &RootfsPlan, root: OwnedFd) -> Result<()> {
             None::<&str>,
         )
         .context("linux.rootfsPropagation: cannot apply")?;
+    }
+    for m in readonly_later {
+        mapi::mount_setattr(
+            m.mount.as_fd(),
+            false,
+            &MountAttr {
+                attr_set: mapi::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            },
+        )
+        .with_context(|| {
+            format!(
+                "mounts[{}] ({}): cannot make read-only",
+                m.index,
+                m.dest.display()
+            )
+        })?;
     }
     if plan.readonly_root {
         let slash = nix::fcntl::open(

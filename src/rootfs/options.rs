@@ -53,13 +53,47 @@ fn clr(a: &mut MountAttr, flag: u64) {
     a.attr_set &= !flag;
 }
 
-fn atime(a: &mut MountAttr, mode: u64) {
-    a.attr_clr |= MOUNT_ATTR__ATIME;
-    a.attr_set = (a.attr_set & !MOUNT_ATTR__ATIME) | mode;
+/// The access-time options as the legacy mount flags they are for runc and
+/// mount(8): three independent flags, each set by its option and cleared by
+/// its `no`/`a` form (`atime` clears only `noatime`, `norelatime` only
+/// `relatime`, `nostrictatime` only `strictatime`). The mode they leave is
+/// decided as the kernel decides it for `mount(2)`: `strictatime` wins over
+/// `noatime`, which wins over `relatime`; none at all leaves the mount's
+/// mode alone (relatime for a new file system, the source's for a bind).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Atime {
+    noatime: bool,
+    relatime: bool,
+    strictatime: bool,
 }
 
-/// Applies one attribute option to `a`; false when `opt` is not one.
-fn apply_attr(a: &mut MountAttr, opt: &str) -> bool {
+impl Atime {
+    /// The `MOUNT_ATTR_*` access-time mode, if any option asked for one.
+    fn mode(self) -> Option<u64> {
+        if self.strictatime {
+            Some(MOUNT_ATTR_STRICTATIME)
+        } else if self.noatime {
+            Some(MOUNT_ATTR_NOATIME)
+        } else if self.relatime {
+            Some(MOUNT_ATTR_RELATIME)
+        } else {
+            None
+        }
+    }
+
+    /// Writes the mode into `a` (mount_setattr takes a mode only with the
+    /// whole `MOUNT_ATTR__ATIME` mask in `attr_clr`).
+    fn apply(self, a: &mut MountAttr) {
+        if let Some(mode) = self.mode() {
+            a.attr_clr |= MOUNT_ATTR__ATIME;
+            a.attr_set = (a.attr_set & !MOUNT_ATTR__ATIME) | mode;
+        }
+    }
+}
+
+/// Applies one attribute option to `a` (access-time options to `at`);
+/// false when `opt` is not one.
+fn apply_attr(a: &mut MountAttr, at: &mut Atime, opt: &str) -> bool {
     match opt {
         "ro" => set(a, MOUNT_ATTR_RDONLY),
         "rw" => clr(a, MOUNT_ATTR_RDONLY),
@@ -73,11 +107,12 @@ fn apply_attr(a: &mut MountAttr, opt: &str) -> bool {
         "symfollow" => clr(a, MOUNT_ATTR_NOSYMFOLLOW),
         "nodiratime" => set(a, MOUNT_ATTR_NODIRATIME),
         "diratime" => clr(a, MOUNT_ATTR_NODIRATIME),
-        "relatime" => atime(a, MOUNT_ATTR_RELATIME),
-        "norelatime" | "atime" => atime(a, MOUNT_ATTR_STRICTATIME),
-        "noatime" => atime(a, MOUNT_ATTR_NOATIME),
-        "strictatime" => atime(a, MOUNT_ATTR_STRICTATIME),
-        "nostrictatime" => atime(a, MOUNT_ATTR_RELATIME),
+        "noatime" => at.noatime = true,
+        "atime" => at.noatime = false,
+        "relatime" => at.relatime = true,
+        "norelatime" => at.relatime = false,
+        "strictatime" => at.strictatime = true,
+        "nostrictatime" => at.strictatime = false,
         _ => return false,
     }
     true
@@ -99,6 +134,7 @@ impl MountOptions {
     /// system parameters (for real file systems) or errors (for binds).
     pub fn parse(options: &[String], fstype: &str) -> Result<MountOptions> {
         let mut o = MountOptions::default();
+        let (mut at, mut rat) = (Atime::default(), Atime::default());
         let is_bind_type = fstype == "bind" || fstype == "none" || fstype.is_empty();
         for opt in options {
             let opt = opt.as_str();
@@ -111,8 +147,10 @@ impl MountOptions {
                 o.propagation = Some(p);
             } else if opt == "idmap" || opt == "ridmap" {
                 o.idmap = true;
-            } else if apply_attr(&mut o.attr, opt)
-                || (opt.len() > 1 && opt.starts_with('r') && apply_attr(&mut o.rattr, &opt[1..]))
+            } else if apply_attr(&mut o.attr, &mut at, opt)
+                || (opt.len() > 1
+                    && opt.starts_with('r')
+                    && apply_attr(&mut o.rattr, &mut rat, &opt[1..]))
             {
                 // A per-mount or recursive attribute: recorded by apply_attr.
             } else if matches!(opt, "sync" | "dirsync" | "mand" | "lazytime") {
@@ -148,16 +186,25 @@ impl MountOptions {
                 o.data.push((opt.to_string(), None));
             }
         }
+        at.apply(&mut o.attr);
+        rat.apply(&mut o.rattr);
         if fstype == "bind" {
             o.bind = true;
         }
         if o.bind || is_bind_type {
-            // A bind mount has no file system parameters: refuse what the
-            // kernel would silently drop, so typos are noticed.
-            if let Some((k, _)) = o.data.iter().find(|(k, _)| !k.starts_with("x-")) {
-                bail!("mount option {k:?}: unknown option for a bind mount");
+            // A bind mount has no file system of its own to take parameters
+            // (`mode=755`, `size=`...): the kernel drops them from a bind
+            // mount(2), and runc passes them on to be dropped, so configs
+            // written for runc carry them. Ignore them too (logged at debug;
+            // `x-` options are mount(8)'s own and never reach the kernel).
+            for (k, v) in o.data.drain(..) {
+                if !k.starts_with("x-") {
+                    o.ignored.push(match v {
+                        Some(v) => format!("{k}={v}"),
+                        None => k,
+                    });
+                }
             }
-            o.data.clear();
         }
         Ok(o)
     }
@@ -215,9 +262,76 @@ mod tests {
     }
 
     #[test]
-    fn unknown_option_on_bind_is_an_error() {
-        let e = MountOptions::parse(&["bind".into(), "bogus".into()], "none").unwrap_err();
-        assert!(e.to_string().contains("bogus"));
+    fn file_system_options_on_a_bind_are_ignored_as_runc_does() {
+        let o = opts(&["bind", "ro", "mode=755", "size=1m", "x-foo"], "bind");
+        assert!(o.bind);
+        assert!(o.data.is_empty());
+        assert_eq!(o.ignored, vec!["mode=755".to_string(), "size=1m".into()]);
+        assert_eq!(o.attr.attr_set, MOUNT_ATTR_RDONLY);
+        let o = opts(&["rbind", "gid=5", "newinstance"], "none");
+        assert!(o.data.is_empty() && o.recursive_bind);
+    }
+
+    fn atime_of(a: MountAttr) -> Option<u64> {
+        (a.attr_clr & MOUNT_ATTR__ATIME == MOUNT_ATTR__ATIME)
+            .then_some(a.attr_set & MOUNT_ATTR__ATIME)
+    }
+
+    #[test]
+    fn atime_and_norelatime_clear_only_their_own_flag() {
+        // Alone they ask for no mode at all (today's bug: strictatime).
+        for o in ["atime", "norelatime", "nostrictatime"] {
+            assert_eq!(atime_of(opts(&[o], "tmpfs").attr), None, "{o}");
+        }
+        assert_eq!(atime_of(opts(&["noatime", "atime"], "tmpfs").attr), None);
+        assert_eq!(
+            atime_of(opts(&["noatime", "norelatime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_NOATIME)
+        );
+        assert_eq!(
+            atime_of(opts(&["relatime", "atime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_RELATIME)
+        );
+        assert_eq!(
+            atime_of(opts(&["strictatime", "norelatime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_STRICTATIME)
+        );
+        assert_eq!(
+            atime_of(opts(&["strictatime", "nostrictatime", "noatime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_NOATIME)
+        );
+    }
+
+    #[test]
+    fn atime_modes_combine_as_the_kernel_combines_mount_flags() {
+        // mount(2): strictatime beats noatime, which beats relatime,
+        // whatever the order (runc passes the flags together).
+        assert_eq!(
+            atime_of(opts(&["strictatime", "noatime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_STRICTATIME)
+        );
+        assert_eq!(
+            atime_of(opts(&["relatime", "noatime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_NOATIME)
+        );
+        assert_eq!(
+            atime_of(opts(&["noatime", "relatime"], "tmpfs").attr),
+            Some(MOUNT_ATTR_NOATIME)
+        );
+    }
+
+    #[test]
+    fn recursive_atime_clearing_forms_clear_only_their_own_flag() {
+        for o in ["ratime", "rnorelatime", "rnostrictatime"] {
+            let p = opts(&["rbind", o], "bind");
+            assert_eq!(p.rattr, MountAttr::default(), "{o}");
+            assert_eq!(p.attr, MountAttr::default(), "{o}");
+        }
+        let p = opts(&["rbind", "rnoatime", "ratime"], "bind");
+        assert_eq!(atime_of(p.rattr), None);
+        let p = opts(&["rbind", "rstrictatime", "rnorelatime"], "bind");
+        assert_eq!(atime_of(p.rattr), Some(MOUNT_ATTR_STRICTATIME));
+        assert_eq!(atime_of(p.attr), None);
     }
 
     #[test]

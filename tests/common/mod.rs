@@ -310,6 +310,38 @@ impl Bundle {
         self.set_args(&["sh", "-c", script])
     }
 
+    /// Give the container a user namespace mapping its ids 0-65535 to host
+    /// ids 100000-165535, and write the config.
+    pub fn add_user_namespace(&mut self) -> &mut Self {
+        self.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        })
+    }
+
+    /// Append `option` to the options of the config's mount at `dest`, and
+    /// write the config.
+    pub fn add_mount_option(&mut self, dest: &str, option: &str) -> &mut Self {
+        self.edit(|c| {
+            let m = c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|m| m["destination"] == dest)
+                .unwrap_or_else(|| panic!("no mount at {dest}"));
+            if m["options"].is_null() {
+                m["options"] = json!([]);
+            }
+            m["options"].as_array_mut().unwrap().push(json!(option));
+        })
+    }
+
     /// Add a bind mount of a host path into the container and write config.
     pub fn add_bind_mount(&mut self, host: &Path, dest: &str) -> &mut Self {
         let m = json!({
@@ -955,6 +987,62 @@ pub fn assert_error_ref(out: &Output, nouns: &[&str], reference_nouns: &[&str]) 
         "error message should mention one of {accepted:?}: {}",
         describe(out)
     );
+}
+
+/// The `key=value` pairs of a logrus text line; values bare or quoted as
+/// Go's `%q` quotes them (`time="…" level=error msg="…"`).
+pub fn logrus_fields(line: &str) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    let mut rest = line.trim_end_matches('\n');
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not a logrus line: {line:?}"));
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = if after.starts_with('"') {
+            chars.next();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    '\\' => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some('t') => value.push('\t'),
+                        Some(c) => value.push(c),
+                        None => {}
+                    },
+                    c => value.push(c),
+                }
+            }
+            end.unwrap_or_else(|| panic!("unterminated value in {line:?}"))
+        } else {
+            let end = after.find(' ').unwrap_or(after.len());
+            value.push_str(&after[..end]);
+            end
+        };
+        fields.push((key.to_string(), value));
+        rest = after[end..].trim_start_matches(' ');
+    }
+    fields
+}
+
+/// The message of a failed command's error on stderr: the `msg` of its
+/// logrus line (`time="…" level=error msg="…"`, unquoted), or stderr as it
+/// is when it is not one (a bare message, as with `--log`).
+pub fn error_message(out: &Output) -> String {
+    let err = stderr(out);
+    let Some(line) = err.lines().rfind(|l| l.starts_with("time=")) else {
+        return err;
+    };
+    logrus_fields(line)
+        .into_iter()
+        .find(|(k, _)| k == "msg")
+        .map(|(_, v)| v)
+        .unwrap_or(err)
 }
 
 /// Parse an RFC 3339 timestamp (`2024-01-02T03:04:05.123456789Z` or with a
