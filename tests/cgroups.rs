@@ -737,8 +737,34 @@ fn pids_limit_sets_pids_max() {
     assert_eq!(cgroup_file(pid, "pids", "pids.max"), "42");
 }
 
+/// The weight file a new cgroup of this host's block I/O hierarchy gets
+/// (`blkio.weight` or `blkio.bfq.weight` on v1, `io.weight` or
+/// `io.bfq.weight` on v2), found with a probe cgroup the test makes and
+/// removes. None when the I/O scheduler supports no weight (mq-deadline
+/// and none have none), so a config asking for one is refused.
+fn block_io_weight_file() -> Option<&'static str> {
+    let mount = if is_v2() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/blkio")
+    };
+    let probe = mount.join(format!("rrun-test-probe-{}", std::process::id()));
+    fs::create_dir(&probe).ok()?;
+    let names: [&'static str; 2] = if is_v2() {
+        ["io.bfq.weight", "io.weight"]
+    } else {
+        ["blkio.bfq.weight", "blkio.weight"]
+    };
+    let found = names.into_iter().find(|n| probe.join(n).exists());
+    let _ = fs::remove_dir(&probe);
+    found
+}
+
 #[test]
 fn blkio_weight_is_set() {
+    let Some(file) = block_io_weight_file() else {
+        return skip("no block I/O weight file (the disks' I/O scheduler has no weights, e.g. mq-deadline)");
+    };
     let mut env = CgEnv::new("cg_blkio");
     env.set_resource("blockIO", json!({ "weight": 300 }));
     let out = env.try_create(&[]);
@@ -746,24 +772,26 @@ fn blkio_weight_is_set() {
     let pid = env.rt.pid(env.id());
     let controller = if is_v2() { "io" } else { "blkio" };
     let dir = cgroup_dir(pid, controller);
-    let (file, want) = if is_v2() {
-        if dir.join("io.bfq.weight").exists() {
-            ("io.bfq.weight", 300)
-        } else {
-            ("io.weight", blkio_to_io_weight(300))
-        }
-    } else if dir.join("blkio.bfq.weight").exists() {
-        ("blkio.bfq.weight", 300)
+    let want = if file == "io.weight" {
+        blkio_to_io_weight(300)
     } else {
-        ("blkio.weight", 300)
+        300
     };
-    let Ok(text) = fs::read_to_string(dir.join(file)) else {
-        return skip(&format!(
-            "neither {file} nor a bfq weight file in {}: no blkio weight support",
-            dir.display()
-        ));
-    };
+    let text = fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()));
     assert_eq!(weight_value(&text), want, "{file}: {text}");
+}
+
+#[test]
+fn blkio_weight_without_weight_support_is_refused_with_the_field() {
+    if block_io_weight_file().is_some() {
+        return skip("this host's I/O scheduler supports weights");
+    }
+    let mut env = CgEnv::new("cg_blkio_none");
+    env.set_resource("blockIO", json!({ "weight": 300 }));
+    let out = env.try_create(&[]);
+    assert_error(&out, &["blockIO", "weight", "blkio.weight", "io.weight"]);
+    env.assert_nothing_left();
 }
 
 /// /dev/kmsg is not in runc's always-allowed device set, so the config's

@@ -331,13 +331,19 @@ fn kill_all_from_another_pid_namespace_never_signals_pid_zero() {
     env.create();
     let init = env.rt.pid(&env.id);
     let rt = env.rt.command(&["kill", "--all", &env.id, "KILL"]);
-    let out = Command::new("setsid")
-        .args(["--wait", "unshare", "--pid", "--fork", "--mount-proc", "--"])
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
         .arg(rt.get_program())
         .args(rt.get_args())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(Stdio::null());
+    // SAFETY: setsid in the forked child before exec touches no memory.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "kill --all must not kill itself: {}",
@@ -408,11 +414,19 @@ fn assert_force_delete_leaves_nothing(env: &TestEnv, id: &str) {
 fn create_killed_at_any_moment_leaves_nothing_after_delete_force() {
     let mut env = TestEnv::new("crash_create");
     env.bundle.set_args(&["sleep", "60"]);
-    // 30 moments spread over the first 35 ms (a create takes about 10-20).
+    // How long one create takes here (10-20 ms on the development host,
+    // far more under emulation in the VM).
+    let id = format!("{}-timed", env.id);
+    let started = Instant::now();
+    env.rt
+        .run_ok(&["create", "--bundle", env.bundle.path_str(), &id]);
+    let took = started.elapsed();
+    assert_force_delete_leaves_nothing(&env, &id);
+    // 30 moments spread over 1.2 times that.
     let mut finished = 0;
-    for i in 0..30u64 {
+    for i in 0..30u32 {
         let id = format!("{}-{i}", env.id);
-        if kill_create_after(&env, &id, Duration::from_micros(i * 1200)) {
+        if kill_create_after(&env, &id, took * i / 25) {
             finished += 1;
         }
     }

@@ -11,8 +11,8 @@
 #     RRUN_VM_LSM=apparmor tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_LSM=selinux tests/vm/run.sh [TEST_FILTER...]
 #
-# With no filter the VM runs every test of the `lifecycle` and `cgroups`
-# binaries plus, from every other test binary (unit tests included), the
+# With no filter the VM runs every test of the `lifecycle`, `cgroups` and
+# `host_safety` binaries plus, from every other test binary (unit tests included), the
 # tests whose name contains "cgroup". In v1 mode the default is short: from
 # the `cgroups` binary only, the optional_controller_* tests (hugetlb, rdma,
 # net_cls, net_prio read back), the events tests (OOM through the v1
@@ -312,7 +312,7 @@ while read -r name exe; do
         args=$V1_FILTERS
     else
         case "$name" in
-        lifecycle | cgroups) args= ;;
+        lifecycle | cgroups | host_safety) args= ;;
         *) args=cgroup ;;
         esac
     fi
