@@ -66,14 +66,14 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
     bail!("the console message carried no fd")
 }
 
-/// Child side, inside the container's root: makes a pty owned by `uid`
-/// (`process.user.uid`), binds `/dev/console` to it (for init), sends the
+/// Child side, inside the container's root: makes a pty owned by `uid` and
+/// `gid` (`process.user`), binds `/dev/console` to it (for init), sends the
 /// master over `sock`, and makes the peer the controlling terminal and stdio.
 pub fn setup_pty(
     sock: BorrowedFd<'_>,
     size: Option<(u16, u16)>,
     bind_console: bool,
-    uid: u32,
+    (uid, gid): (u32, u32),
 ) -> Result<()> {
     let root = nix::fcntl::open(
         "/",
@@ -113,7 +113,7 @@ pub fn setup_pty(
     if let Some((rows, cols)) = size {
         set_winsize(master.as_fd(), rows, cols);
     }
-    give_to_user(peer.as_fd(), uid)?;
+    give_to_user(peer.as_fd(), uid, gid)?;
     if bind_console {
         let dev = resolve::open_in_root_nofollow(
             root.as_fd(),
@@ -149,25 +149,26 @@ pub fn setup_pty(
     Ok(())
 }
 
-/// Makes the process's user the owner of its terminal, as runc does: the
-/// uid only; the group stays the one devpts gives (`gid=5`, the tty group,
-/// so `write` and `mesg` work as on any system). As with runc, a pty the
-/// kernel will not hand over (the uid is not mapped, a read-only devpts) is
-/// left as it is.
-fn give_to_user(peer: BorrowedFd<'_>, uid: u32) -> Result<()> {
+/// Makes the process's user and group the owners of its terminal. (runc
+/// 1.1.5 changes the uid only and leaves devpts' `gid=5`; the process's own
+/// group is what issue 13 asks for, so a process that drops to its user can
+/// still `fchmod`/`fchown` within its group.) As with runc, a pty the
+/// kernel will not hand over (an id not mapped, a read-only devpts) is left
+/// as it is.
+fn give_to_user(peer: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
     let st = resolve::fstat(peer)?;
-    if st.st_uid == uid {
+    if (st.st_uid, st.st_gid) == (uid, gid) {
         return Ok(());
     }
-    // SAFETY: fchown on the pty peer fd we own; gid -1 leaves the group.
-    if unsafe { libc::fchown(peer.as_raw_fd(), uid, u32::MAX) } != 0 {
+    // SAFETY: fchown on the pty peer fd we own.
+    if unsafe { libc::fchown(peer.as_raw_fd(), uid, gid) } != 0 {
         let e = std::io::Error::last_os_error();
         if !matches!(
             e.raw_os_error(),
             Some(libc::EINVAL | libc::EPERM | libc::EROFS)
         ) {
             return Err(e).with_context(|| {
-                format!("terminal: cannot give the pty to process.user.uid {uid}")
+                format!("terminal: cannot give the pty to process.user {uid}:{gid}")
             });
         }
     }

@@ -347,8 +347,8 @@ fn the_pty_belongs_to_the_process_user() {
     let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
     env.rt.start(env.id());
     let out = read_until(master.as_fd(), "DONE", T);
-    // runc gives the pty the uid and leaves the group devpts chose (gid=5).
-    assert_eq!(field(&out, "owner"), "1000:5", "{out}");
+    // process.user's uid and gid (runc 1.1.5 leaves devpts' gid=5).
+    assert_eq!(field(&out, "owner"), "1000:1001", "{out}");
     env.rt.run_ok(&["delete", "--force", env.id()]);
     env.assert_nothing_left();
 }
@@ -362,7 +362,7 @@ fn the_pty_belongs_to_the_process_user_in_a_user_namespace() {
     let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
     env.rt.start(env.id());
     let out = read_until(master.as_fd(), "DONE", T);
-    assert_eq!(field(&out, "owner"), "1000:5", "{out}");
+    assert_eq!(field(&out, "owner"), "1000:1001", "{out}");
     env.rt.run_ok(&["delete", "--force", env.id()]);
     env.assert_nothing_left();
 }
@@ -460,7 +460,7 @@ fn exec_tty_pty_belongs_to_the_exec_user() {
     assert!(out.status.success(), "{}", describe(&out));
     let master = sock.receive_master();
     let text = read_until(master.as_fd(), "DONE", T);
-    assert_eq!(field(&text, "owner"), "1000:5", "{text}");
+    assert_eq!(field(&text, "owner"), "1000:1001", "{text}");
 }
 
 #[test]

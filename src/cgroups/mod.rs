@@ -611,7 +611,7 @@ mod tests {
         for p in ["/outer/x", "/outer", "/"] {
             let e = l.container_dirs(Some(Path::new(p)), "c1").unwrap_err();
             let e = format!("{e:#}");
-            assert!(e.contains("rrun's own cgroup /outer/x"), "{p}: {e}");
+            assert!(e.contains("rrun's own cgroup"), "{p}: {e}");
         }
         // A sibling and a child are fine.
         l.container_dirs(Some(Path::new("/outer/y")), "c1").unwrap();

@@ -175,7 +175,12 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         write_sysctls(&plan.sysctls)?;
     }
     if let Some(console) = &plan.console {
-        crate::console::setup_pty(console.as_fd(), plan.console_size, true, plan.process.uid)?;
+        crate::console::setup_pty(
+            console.as_fd(),
+            plan.console_size,
+            true,
+            (plan.process.uid, plan.process.gid),
+        )?;
     }
     // 8.–10.
     let exe = process::prepare(

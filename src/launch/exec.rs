@@ -412,7 +412,12 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
     // the shim's), whose job-control and group signals are not its own.
     nix::unistd::setsid().context("setsid failed")?;
     if let Some(console) = &plan.console {
-        crate::console::setup_pty(console.as_fd(), plan.console_size, false, plan.process.uid)?;
+        crate::console::setup_pty(
+            console.as_fd(),
+            plan.console_size,
+            false,
+            (plan.process.uid, plan.process.gid),
+        )?;
     }
     let exe = crate::init::process::prepare(
         &plan.process,
