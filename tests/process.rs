@@ -764,8 +764,15 @@ fn ip(args: &[&str]) -> std::process::Output {
         .expect("run ip")
 }
 
+/// Whether the interface exists in the test's network namespace (from
+/// `/proc/self/net/dev`, which follows the reader's namespace; `/sys`
+/// shows the namespace that mounted it).
 fn link_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
+    fs::read_to_string("/proc/self/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .any(|l| l.split(':').next().map(str::trim) == Some(name))
 }
 
 impl Veth {
