@@ -1778,10 +1778,13 @@ fn exec_cgroup_runs_the_process_in_a_sub_cgroup_of_the_containers() {
     for (c, p) in &own {
         let d = dir_for_line(c, p).unwrap().join(&sub);
         fs::create_dir(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
-        // A new v1 cpuset takes no process until it has cpus and mems.
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(v) = fs::read_to_string(d.parent().unwrap().join(f)) {
-                fs::write(d.join(f), v.trim()).unwrap();
+        // A new v1 cpuset takes no process until it has cpus and mems
+        // (a v2 one inherits its parent's; its files refuse an empty value).
+        if !is_v2() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(d.parent().unwrap().join(f)) {
+                    fs::write(d.join(f), v.trim()).unwrap();
+                }
             }
         }
     }
