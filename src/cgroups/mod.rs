@@ -9,6 +9,7 @@ pub mod devices_bpf;
 pub mod notify;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 
 use std::fs;
 use std::io::ErrorKind;
