@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod console;
+pub mod dbus;
 pub mod hooks;
 pub mod image;
 pub mod init;
