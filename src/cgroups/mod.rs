@@ -10,6 +10,7 @@ pub mod notify;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
+pub mod systemd_bus;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -45,6 +46,9 @@ pub struct CgroupPaths {
     /// True on a pure cgroup v2 host.
     #[serde(default)]
     pub unified: bool,
+    /// With `--systemd-cgroup`: the systemd unit the cgroup belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd_bus::Unit>,
 }
 
 /// The cgroup layout of this host.
@@ -253,6 +257,7 @@ pub fn plan(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
             .collect(),
         created: Vec::new(),
         unified: layout.is_unified(),
+        systemd: None,
     };
     for (dir, h) in dirs.iter().zip(&layout.hierarchies) {
         for level in levels(dir, h)? {
@@ -262,6 +267,61 @@ pub fn plan(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
         }
     }
     Ok(paths)
+}
+
+/// The container's cgroup under `--systemd-cgroup`: the unit a
+/// `slice:prefix:name` cgroupsPath names, and its directory, which systemd
+/// makes (and removes) itself. Pure cgroup v2 hosts only.
+pub fn plan_systemd(
+    layout: &Layout,
+    cgroups_path: Option<&Path>,
+    id: &str,
+) -> Result<(CgroupPaths, systemd::UnitPath)> {
+    if !layout.is_unified() {
+        bail!("--systemd-cgroup: this host has cgroup v1 hierarchies; rrun's systemd driver needs a pure cgroup v2 host (run without --systemd-cgroup)");
+    }
+    let text = match cgroups_path {
+        Some(p) => Some(
+            p.to_str()
+                .context("linux.cgroupsPath: not valid UTF-8")?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let user = nix::unistd::geteuid().as_raw() != 0;
+    let unit = systemd::parse(text.as_deref(), id, user)?;
+    let (h, own) = (&layout.hierarchies[0], &layout.own[0]);
+    let cg = Path::new(&unit.cgroup);
+    if own.starts_with(cg) {
+        bail!(
+            "linux.cgroupsPath {}: {} is rrun's own cgroup {} (or one above it); the container's limits would apply to rrun and its caller: refusing",
+            text.as_deref().unwrap_or_default(),
+            unit.unit,
+            own.display()
+        );
+    }
+    let below = cg.strip_prefix(&h.mount_root).unwrap_or(cg);
+    let below = below.strip_prefix("/").unwrap_or(below);
+    let paths = CgroupPaths {
+        dirs: vec![h.mount.join(below)],
+        controllers: vec![Vec::new()],
+        created: Vec::new(),
+        unified: true,
+        systemd: Some(systemd_bus::Unit {
+            name: unit.unit.clone(),
+            user,
+        }),
+    };
+    Ok((paths, unit))
+}
+
+/// Refuses a cgroup that is frozen: the container's process could never
+/// run (runc refuses it too).
+pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
+    if is_frozen(paths) {
+        bail!("container's cgroup unexpectedly frozen: thaw it (or its parent) first");
+    }
+    Ok(())
 }
 
 /// Creates the container's cgroup directories planned by [`plan`]. On
@@ -287,9 +347,9 @@ pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
             "container's cgroup is not empty: {n} process(es) found"
         ));
     }
-    if is_frozen(paths) {
+    if let Err(e) = refuse_frozen(paths) {
         let _ = remove(paths);
-        bail!("container's cgroup unexpectedly frozen: thaw it (or its parent) first");
+        return Err(e);
     }
     Ok(())
 }
@@ -556,6 +616,15 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
                     });
                     break;
                 }
+            }
+        }
+    }
+    // systemd removes a unit's cgroup when the unit stops: a cgroup still
+    // there means the unit is too (or is going), so stop it.
+    if let Some(unit) = &paths.systemd {
+        if paths.dirs.iter().any(|d| d.exists()) {
+            if let Err(e) = systemd_bus::stop(unit) {
+                first_err.get_or_insert(e);
             }
         }
     }

@@ -38,7 +38,7 @@ pub struct Global {
     /// Log debug messages
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported yet)
+    /// Use systemd to manage cgroups: a transient unit per container
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; ignored

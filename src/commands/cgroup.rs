@@ -315,7 +315,13 @@ pub fn update(global: &Global, u: &Update) -> Result<()> {
     if res.devices().is_some() {
         bail!("update: device rules cannot be changed on a running container");
     }
-    cgroups::resources::apply(&c.cgroups, &res)
+    cgroups::resources::apply(&c.cgroups, &res)?;
+    // The unit's properties too, or a `systemctl daemon-reload` would put
+    // the old values back.
+    if let Some(unit) = &c.cgroups.systemd {
+        cgroups::systemd_bus::set(unit, &cgroups::systemd::resource_properties(&res))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ pub fn features() -> Result<()> {
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             // What src/security/seccomp.rs compiles (x86_64 with its i386
             // and x32 compat paths).
             "seccomp": {

@@ -133,12 +133,9 @@ pub(crate) fn clone_entering(
 
 fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<Created> {
     state::validate_id(&opts.id)?;
-    if global.systemd_cgroup {
-        // sd_booted()'s test: systemd creates this directory when it is pid 1.
-        if !Path::new("/run/systemd/system").is_dir() {
-            bail!("--systemd-cgroup: systemd is not running on this host, and rrun manages cgroupfs directly: run without --systemd-cgroup (containerd: SystemdCgroup = false)");
-        }
-        bail!("--systemd-cgroup is not supported: rrun manages cgroupfs directly: run without it (containerd: SystemdCgroup = false)");
+    // sd_booted()'s test: systemd creates this directory when it is pid 1.
+    if global.systemd_cgroup && !Path::new("/run/systemd/system").is_dir() {
+        bail!("--systemd-cgroup: systemd is not running on this host: run without --systemd-cgroup, so rrun manages cgroupfs itself (containerd: SystemdCgroup = false)");
     }
     let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut bundle = crate::spec::load_bundle(&bundle_dir)?;
@@ -179,7 +176,14 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
 
     let layout = Layout::detect()?;
     let linux = spec.linux().as_ref();
-    let dirs = layout.container_dirs(linux.and_then(|l| l.cgroups_path().as_deref()), &opts.id)?;
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    let (cgroup_plan, unit) = if global.systemd_cgroup {
+        let (p, u) = cgroups::plan_systemd(&layout, cgroups_path, &opts.id)?;
+        (p, Some(u))
+    } else {
+        let dirs = layout.container_dirs(cgroups_path, &opts.id)?;
+        (cgroups::plan(&layout, dirs)?, None)
+    };
     // Record before acting: the state file names everything create is about
     // to make, and is rewritten as each thing is made, so `delete --force`
     // finds and removes all of it if this process is killed at any moment.
@@ -190,7 +194,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         created: crate::logging::rfc3339_now(),
         oci_version: spec.version().clone(),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: cgroups::plan(&layout, dirs)?,
+        cgroups: cgroup_plan,
         process: serde_json::to_value(spec.process())?,
         hooks: spec.hooks().clone(),
         notify_socket,
@@ -203,12 +207,39 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     locked.save(&record)?;
     step("state recorded");
     cleanup.cgroups = Some(record.cgroups.clone());
-    cgroups::create(&layout, &mut record.cgroups)?;
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    // With systemd, the scope's first process is a holder until init is
+    // in; a pids limit is applied once the holder is gone (a limit of 1
+    // would refuse the clone while both are there).
+    let mut holder = None;
+    let mut deferred_pids = None;
+    let resources_now = match (&unit, resources) {
+        (Some(_), Some(r)) if r.pids().is_some() => {
+            let mut pids_only = oci_spec::runtime::LinuxResources::default();
+            pids_only.set_pids(*r.pids());
+            deferred_pids = Some(pids_only);
+            let mut r = r.clone();
+            r.set_pids(None);
+            Some(r)
+        }
+        (_, r) => r.cloned(),
+    };
+    match &unit {
+        Some(u) => {
+            let h = cgroups::systemd_bus::Holder::spawn()?;
+            let props =
+                cgroups::systemd::unit_properties(u, &opts.id, h.pid(), resources_now.as_ref());
+            holder = Some(h);
+            cgroups::systemd_bus::start(u, false, &props)?;
+            cgroups::refuse_frozen(&record.cgroups)?;
+        }
+        None => cgroups::create(&layout, &mut record.cgroups)?,
+    }
     cleanup.cgroups = Some(record.cgroups.clone());
     locked.save(&record)?;
     step("cgroups created");
     let cg = record.cgroups.clone();
-    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+    if let Some(res) = &resources_now {
         cgroups::resources::apply(&cg, res)?;
     }
     step("resources applied");
@@ -273,6 +304,13 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     cleanup.pids.push(first);
     record_pid(&locked, &mut record, first)?;
     step("cloned");
+    if let Some(h) = holder.take() {
+        drop(h); // init holds the unit now
+        if let (Some(r), Some(u)) = (&deferred_pids, &record.cgroups.systemd) {
+            cgroups::resources::apply(&cg, r)?;
+            cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r))?;
+        }
+    }
     if entry.clone_into.is_some() && !into_cgroup {
         cgroups::add_pid_v2(&cg, first)?;
     }

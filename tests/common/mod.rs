@@ -527,7 +527,9 @@ impl Runtime {
     /// path outside the root (`delete --force ..` against a runtime that does
     /// not validate ids would remove the root's parent).
     fn maybe_track(&self, args: &[&str]) {
-        if matches!(args.first(), Some(&"create") | Some(&"run")) {
+        // Global flags (`--systemd-cgroup`, `--debug`) may come first.
+        let command = args.iter().find(|a| !a.starts_with('-'));
+        if matches!(command, Some(&"create") | Some(&"run")) {
             if let Some(id) = args.last() {
                 if !id.is_empty() && !id.contains('/') && *id != "." && *id != ".." {
                     self.track(id);
