@@ -307,7 +307,13 @@ impl CgEnv {
             name: format!("rrun-test-{}", unique_id(name)),
         };
         let mut env = TestEnv::new(name);
-        let path = format!("/{}", guard.name);
+        // With the systemd driver: the scope `rrun-test-<id>.scope`, whose
+        // directory name contains the guard's.
+        let path = if systemd_driver() {
+            format!("system.slice:rrun-test:{}", unique_id(name))
+        } else {
+            format!("/{}", guard.name)
+        };
         env.bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
         CgEnv { env, guard }
     }

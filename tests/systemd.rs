@@ -53,6 +53,17 @@ fn unit_listed(unit: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(unit)
 }
 
+/// `args` with `--systemd-cgroup` first, unless the harness adds it to every
+/// command already (`RRUN_TEST_CGROUP_DRIVER=systemd`).
+fn with_flag<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut a = Vec::new();
+    if !systemd_driver() {
+        a.push("--systemd-cgroup");
+    }
+    a.extend_from_slice(args);
+    a
+}
+
 /// A test env whose runtime runs with `--systemd-cgroup` and whose
 /// container is `system.slice:rrun-test:<id>`, i.e. the unit
 /// `rrun-test-<id>.scope`.
@@ -76,9 +87,7 @@ impl SdEnv {
     }
 
     fn rrun(&self, args: &[&str]) -> std::process::Output {
-        let mut a = vec!["--systemd-cgroup"];
-        a.extend_from_slice(args);
-        self.env.rt.cmd(&a)
+        self.env.rt.cmd(&with_flag(args))
     }
 
     fn rrun_ok(&self, args: &[&str]) -> std::process::Output {
@@ -286,13 +295,12 @@ fn systemd_cgroup_create_killed_at_any_moment_leaves_no_unit_after_delete_force(
         sd.env.bundle.edit(|c| {
             c["linux"]["cgroupsPath"] = json!(format!("system.slice:rrun-test:{id}"));
         });
-        let mut sp = sd.env.rt.spawn(&[
-            "--systemd-cgroup",
+        let mut sp = sd.env.rt.spawn(&with_flag(&[
             "create",
             "--bundle",
             sd.env.bundle.path_str(),
             &id,
-        ]);
+        ]));
         std::thread::sleep(Duration::from_millis(u64::from(i) * 15));
         sp.signal(libc::SIGKILL);
         let _ = sp.wait_timeout(Duration::from_secs(30));

@@ -44,6 +44,13 @@ pub fn runtime_bin() -> PathBuf {
     }
 }
 
+/// True when the suite runs with the systemd cgroup driver
+/// (`RRUN_TEST_CGROUP_DRIVER=systemd`, as the systemd VM pass sets it):
+/// every runtime command gets `--systemd-cgroup`.
+pub fn systemd_driver() -> bool {
+    std::env::var("RRUN_TEST_CGROUP_DRIVER").is_ok_and(|d| d == "systemd")
+}
+
 /// True when the suite runs against a reference runtime (runc, crun, ...)
 /// rather than rrun itself. Only used to relax assertions about things rrun
 /// deliberately does differently (e.g. rrun prints exactly one error line).
@@ -514,6 +521,9 @@ impl Runtime {
 
     fn global_args(&self) -> Vec<String> {
         let mut v = vec!["--root".to_string(), self.root_str().to_string()];
+        if systemd_driver() {
+            v.push("--systemd-cgroup".into());
+        }
         if let Some(l) = &self.log {
             v.push("--log".into());
             v.push(l.to_str().unwrap().into());
