@@ -763,7 +763,9 @@ fn block_io_weight_file() -> Option<&'static str> {
 #[test]
 fn blkio_weight_is_set() {
     let Some(file) = block_io_weight_file() else {
-        return skip("no block I/O weight file (the disks' I/O scheduler has no weights, e.g. mq-deadline)");
+        return skip(
+            "no block I/O weight file (the disks' I/O scheduler has no weights, e.g. mq-deadline)",
+        );
     };
     let mut env = CgEnv::new("cg_blkio");
     env.set_resource("blockIO", json!({ "weight": 300 }));

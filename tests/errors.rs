@@ -536,3 +536,167 @@ fn commands_on_deleted_container_fail() {
     }
     assert_clean(&env, &id);
 }
+
+// ---------------------------------------------------------------------------
+// values the runtime-spec forbids ("Valid values": the runtime MUST
+// generate an error); each is refused at create, naming the field
+// ---------------------------------------------------------------------------
+
+#[test]
+fn relative_hook_path_is_refused_at_create() {
+    // config.md "POSIX-platform Hooks": path MUST be absolute.
+    create_fails_with(
+        "hook_relative_path",
+        |c| c["hooks"] = json!({"prestart": [{"path": "bin/true"}]}),
+        &["hooks.prestart[0].path"],
+    );
+}
+
+#[test]
+fn hook_timeout_of_zero_or_less_is_refused_at_create() {
+    // config.md: timeout, if set, MUST be greater than zero.
+    for (name, t) in [("hook_timeout_zero", 0), ("hook_timeout_negative", -1)] {
+        create_fails_with(
+            name,
+            |c| {
+                c["hooks"] = json!({
+                    "createRuntime": [{"path": "/bin/true"}],
+                    "poststop": [{"path": "/bin/true"}, {"path": "/bin/true", "timeout": t}]
+                })
+            },
+            &["hooks.poststop[1].timeout"],
+        );
+    }
+}
+
+#[test]
+fn empty_annotation_key_is_refused_at_create() {
+    // config.md "Annotations": keys MUST NOT be an empty string.
+    create_fails_with(
+        "annotation_empty_key",
+        |c| c["annotations"] = json!({"org.example.ok": "1", "": "x"}),
+        &["annotations"],
+    );
+}
+
+#[test]
+fn mount_uid_mappings_without_gid_mappings_are_refused_at_create() {
+    // config.md "POSIX-platform Mounts": uidMappings MUST be specified
+    // along with gidMappings, and the reverse. The container has a user
+    // namespace, whose mappings must not stand in for the missing one.
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    for (name, given, missing) in [
+        ("mount_uidmap_only", "uidMappings", "gidMappings"),
+        ("mount_gidmap_only", "gidMappings", "uidMappings"),
+    ] {
+        let map = map.clone();
+        create_fails_with(
+            name,
+            |c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                c["linux"]["uidMappings"] = map.clone();
+                c["linux"]["gidMappings"] = map.clone();
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/root",
+                    "type": "bind",
+                    "source": "/tmp",
+                    "options": ["rbind", "idmap"],
+                    given: map
+                }))
+            },
+            &[&format!("mounts[7].{missing}")],
+        );
+    }
+}
+
+/// `create_fails_with` for a config whose `linux.seccomp` is `profile`.
+fn seccomp_fails_with(name: &str, profile: Value, nouns: &[&str]) {
+    create_fails_with(name, |c| c["linux"]["seccomp"] = profile, nouns);
+}
+
+#[test]
+fn seccomp_errno_ret_on_an_action_without_errno_is_refused_at_create() {
+    // config-linux.md "Seccomp": errnoRet / defaultErrnoRet with an action
+    // that does not take an errno: "the runtime MUST print an error and
+    // fail". crun refuses it too; runc 1.1.5 ignores the value.
+    seccomp_fails_with(
+        "seccomp_errno_ret_allow",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}
+            ]
+        }),
+        &["linux.seccomp.syscalls[1].errnoRet"],
+    );
+    seccomp_fails_with(
+        "seccomp_default_errno_ret_allow",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}),
+        &["linux.seccomp.defaultErrnoRet"],
+    );
+}
+
+#[test]
+fn seccomp_rule_with_no_names_is_refused_at_create() {
+    // config-linux.md: names MUST contain at least one entry.
+    seccomp_fails_with(
+        "seccomp_empty_names",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]
+        }),
+        &["linux.seccomp.syscalls[0].names"],
+    );
+}
+
+#[test]
+fn seccomp_listener_metadata_without_listener_path_is_refused_at_create() {
+    // config-linux.md: listenerMetadata MUST NOT be set if listenerPath is
+    // not set.
+    seccomp_fails_with(
+        "seccomp_metadata_no_path",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}),
+        &["linux.seccomp.listenerMetadata"],
+    );
+}
+
+#[test]
+fn block_io_weight_device_without_weights_is_refused_at_create() {
+    // config-linux.md "Block IO": weightDevice entries MUST set at least
+    // one of weight and leafWeight.
+    create_fails_with(
+        "blkio_weight_device_empty",
+        |c| {
+            c["linux"]["resources"]["blockIO"] = json!({"weightDevice": [{"major": 8, "minor": 0}]})
+        },
+        &["linux.resources.blockIO.weightDevice[0]"],
+    );
+}
+
+#[test]
+fn rdma_entry_without_limits_is_refused_at_create() {
+    // config-linux.md "RDMA": at least one of hcaHandles and hcaObjects
+    // MUST be set.
+    create_fails_with(
+        "rdma_empty",
+        |c| c["linux"]["resources"]["rdma"] = json!({"mlx5_1": {}}),
+        &["linux.resources.rdma.mlx5_1"],
+    );
+}
+
+#[test]
+fn intel_rdt_is_refused_at_create() {
+    // rrun has no resctrl support; config-linux.md "IntelRdt" asks for the
+    // container to be placed in a resctrl group, and ignoring it would
+    // leave the container unconfined (runtime.md "create": every property
+    // MUST be applied or create MUST fail).
+    create_fails_with(
+        "intel_rdt",
+        |c| c["linux"]["intelRdt"] = json!({"closID": "guaranteed_group"}),
+        &["linux.intelRdt"],
+    );
+}
