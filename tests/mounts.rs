@@ -526,6 +526,32 @@ fn iversion_and_noiversion_are_accepted_on_any_mount() {
     env.assert_nothing_left();
 }
 
+#[test]
+fn relative_mount_destination_is_taken_from_the_root() {
+    // config.md (1.2.0), Linux: a relative destination MUST be interpreted
+    // as relative to "/" (deprecated, kept for old tools and configs).
+    let mut env = TestEnv::new("mnt_relative_dest");
+    let src = make_src(&env, "src");
+    push_mount(&mut env, bind(&src, "data/in", &["rbind", "ro"]));
+    push_mount(
+        &mut env,
+        json!({"destination": "scratch", "type": "tmpfs", "source": "tmpfs",
+               "options": ["size=1m"]}),
+    );
+    // The process's cwd is elsewhere: relative to "/", not to the cwd.
+    env.bundle.edit(|c| c["process"]["cwd"] = json!("/tmp"));
+    env.bundle.set_script(
+        "echo content=$(cat /data/in/file); \
+         echo kb=$(df -k /scratch | tail -n 1 | awk '{print $2}'); \
+         if [ -e /tmp/data ]; then echo under_cwd=yes; else echo under_cwd=no; fi",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(field(&out, "kb"), "1024");
+    assert_eq!(field(&out, "under_cwd"), "no");
+    env.assert_nothing_left();
+}
+
 /// A host tmpfs mounted `noatime`, detached on drop.
 fn noatime_host_tmpfs(target: &Path) -> HostMount {
     sys_mount("rrun-test", target, "tmpfs", libc::MS_NOATIME, "size=1m");
