@@ -29,7 +29,8 @@
 //!   gone, with status "stopped".
 //! - A failing (or timed-out) prestart, createRuntime or createContainer hook
 //!   fails `create` with an error that carries the hook's stderr, and leaves
-//!   nothing behind; a failing startContainer hook stops the container
+//!   nothing behind; the poststop hooks run once the container is destroyed
+//!   (status "stopped"); a failing startContainer hook stops the container
 //!   before its process runs (runc 1.1.5's `start` then exits 0; rrun's
 //!   fails with the hook's error and runs no poststart hook, as the spec's
 //!   Lifecycle 7 says); a failing poststop hook is only reported: `delete`
@@ -626,6 +627,38 @@ fn failing_create_runtime_hook_fails_create() {
 #[test]
 fn failing_create_container_hook_fails_create() {
     check_failing_create_hook("createContainer");
+}
+
+#[test]
+fn failed_create_runs_the_poststop_hooks() {
+    // runtime-spec Lifecycle 3-5: a failing prestart, createRuntime or
+    // createContainer hook sends the lifecycle to step 12 (destroy), and
+    // step 13 runs the poststop hooks. runc 1.1.5's destroy runs them too.
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let mut h = HookEnv::new(&format!("hook_fail_poststop_{kind}"));
+        h.set_process_marker();
+        let failing = sh_hook(&h.sh_for(kind), "echo hook-says-no >&2; exit 3");
+        let poststop = h.recording_hook("poststop");
+        h.set_hooks(json!({ kind: [failing], "poststop": [poststop] }));
+        let out = h.create();
+        assert_error_ref(&out, &[kind], &["hook"]);
+        assert_eq!(
+            h.log("poststop.done").as_deref(),
+            Some("done\n"),
+            "{kind}: no poststop hook ran after the failed create: {}",
+            describe(&out)
+        );
+        let st = h.state("poststop");
+        assert_eq!(st["status"], "stopped", "{kind}: {st}");
+        assert_eq!(st["id"], json!(h.env.id()), "{kind}: {st}");
+        assert_eq!(
+            h.log_trim("poststop.state-dir"),
+            "no",
+            "{kind}: poststop ran before the container was destroyed"
+        );
+        assert!(h.log("process").is_none(), "the container process ran");
+        h.env.assert_nothing_left();
+    }
 }
 
 #[test]

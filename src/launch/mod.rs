@@ -70,6 +70,10 @@ struct Cleanup<'a> {
     store_dir: Option<&'a Locked>,
     cgroups: Option<CgroupPaths>,
     pids: Vec<i32>,
+    /// The poststop hooks and their state (`stopped`): a failed create ends
+    /// at lifecycle steps 12 and 13, as `delete` does (runtime-spec
+    /// Lifecycle 3-5; runc's destroy runs them too).
+    poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -88,6 +92,9 @@ impl Drop for Cleanup<'_> {
         }
         if let Some(dir) = self.store_dir {
             let _ = std::fs::remove_dir_all(&dir.dir);
+        }
+        if let Some((h, state)) = &self.poststop {
+            hooks::run_all_warn(Some(h), hooks::Kind::Poststop, state);
         }
     }
 }
@@ -173,6 +180,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         store_dir: Some(&locked),
         cgroups: None,
         pids: Vec::new(),
+        poststop: None,
     };
     let notify_socket = notify::prepare(&mut bundle.spec, &locked.dir)?;
     let spec = &bundle.spec;
@@ -200,6 +208,10 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         creating: true,
         ..Default::default()
     };
+    cleanup.poststop = record
+        .hooks
+        .clone()
+        .map(|h| (h, record.hook_state(Status::Stopped)));
     locked.save(&record)?;
     step("state recorded");
     cleanup.cgroups = Some(record.cgroups.clone());
@@ -376,6 +388,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     cleanup.store_dir = None;
     cleanup.cgroups = None;
     cleanup.pids.clear();
+    cleanup.poststop = None;
     drop(cleanup);
     Ok(Created {
         locked,
