@@ -700,3 +700,170 @@ fn intel_rdt_is_refused_at_create() {
         &["linux.intelRdt"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// required fields and values the runtime-spec says must error (rules rrun
+// already kept; pinned here so SPEC.md can name a test)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn commands_without_an_id_fail() {
+    // runtime.md "Operations": state, start, kill and delete MUST generate
+    // an error when the ID is not provided.
+    let env = TestEnv::new("no_id");
+    for cmd in ["state", "start", "kill", "delete"] {
+        let out = env.rt.cmd(&[cmd]);
+        assert!(!out.status.success(), "{cmd}: {}", describe(&out));
+        assert!(
+            ["id", "ids", "container-id"]
+                .iter()
+                .any(|w| mentions(&stderr(&out), w)),
+            "{cmd}: the error should say the id is missing: {}",
+            describe(&out)
+        );
+    }
+    assert_clean(&env, env.id());
+}
+
+#[test]
+fn missing_root_or_root_path_fails() {
+    // config.md: root is REQUIRED on Linux, and root.path is REQUIRED.
+    create_fails_with(
+        "missing_root",
+        |c| {
+            c.as_object_mut().unwrap().remove("root");
+        },
+        &["root"],
+    );
+    create_fails_with(
+        "missing_root_path",
+        |c| c["root"] = json!({"readonly": false}),
+        &["root", "path"],
+    );
+}
+
+#[test]
+fn mount_without_destination_fails() {
+    // config.md: mounts[].destination is REQUIRED.
+    create_fails_with(
+        "mount_no_destination",
+        |c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "tmpfs", "source": "tmpfs"}))
+        },
+        &["mounts[7]", "destination"],
+    );
+}
+
+#[test]
+fn rlimit_without_type_unknown_or_twice_fails() {
+    // config.md: rlimits[].type is REQUIRED; a type with no kernel
+    // interface and a type listed twice MUST generate an error.
+    for (name, rlimits, nouns) in [
+        (
+            "rlimit_no_type",
+            json!([{"soft": 1, "hard": 1}]),
+            &["process.rlimits[0]", "type"][..],
+        ),
+        (
+            "rlimit_unknown",
+            json!([{"type": "RLIMIT_NOSUCH", "soft": 1, "hard": 1}]),
+            &["RLIMIT_NOSUCH"][..],
+        ),
+        (
+            "rlimit_twice",
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1},
+                   {"type": "RLIMIT_NOFILE", "soft": 2, "hard": 2}]),
+            &["process.rlimits[1]"][..],
+        ),
+    ] {
+        create_fails_with(name, |c| c["process"]["rlimits"] = rlimits, nouns);
+    }
+}
+
+#[test]
+fn relative_paths_in_linux_fields_fail() {
+    // config-linux.md: namespaces[].path, devices[].path, maskedPaths and
+    // readonlyPaths MUST be absolute.
+    create_fails_with(
+        "ns_relative_path",
+        |c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "proc/1/ns/net"}),
+        &["linux.namespaces[1].path"],
+    );
+    create_fails_with(
+        "device_relative_path",
+        |c| {
+            c["linux"]["devices"] =
+                json!([{"type": "c", "path": "dev/null2", "major": 1, "minor": 3}])
+        },
+        &["linux.devices[0].path"],
+    );
+    for field in ["maskedPaths", "readonlyPaths"] {
+        create_fails_with(
+            &format!("relative_{field}"),
+            |c| c["linux"][field] = json!(["proc/kcore"]),
+            &[&format!("linux.{field}")],
+        );
+    }
+}
+
+#[test]
+fn duplicate_namespace_type_fails() {
+    // config-linux.md: a namespace type listed twice MUST generate an error.
+    create_fails_with(
+        "ns_twice",
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "pid"}))
+        },
+        &["linux.namespaces[5]"],
+    );
+}
+
+#[test]
+fn config_without_a_mount_namespace_is_refused() {
+    // config-linux.md: an unlisted type is shared with the runtime. Without
+    // a mount namespace the container would pivot_root the caller's own
+    // mount namespace: rrun refuses (host safety; runc shares it).
+    create_fails_with(
+        "no_mount_ns",
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "mount")
+        },
+        &["linux.namespaces", "mount namespace"],
+    );
+}
+
+#[test]
+fn annotation_value_that_is_not_a_string_fails() {
+    // config.md: annotation keys and values MUST be strings.
+    create_fails_with(
+        "annotation_number",
+        |c| c["annotations"] = json!({"org.example.n": 5}),
+        &["annotations.org.example.n", "annotations"],
+    );
+}
+
+#[test]
+fn unknown_properties_and_a_console_size_without_terminal_are_no_error() {
+    // config.md: unknown properties (and unknown annotations) MUST be
+    // ignored; consoleSize MUST be ignored unless terminal is true.
+    let mut env = TestEnv::new("unknown_props");
+    env.bundle.edit(|c| {
+        c["someFutureField"] = json!({"x": 1});
+        c["process"]["someFutureField"] = json!(true);
+        c["linux"]["someFutureField"] = json!([1, 2]);
+        c["annotations"] = json!({"org.example.unknown": "kept"});
+        c["process"]["consoleSize"] = json!({"height": 0, "width": 0});
+    });
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_clean(&env, env.id());
+}

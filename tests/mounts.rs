@@ -453,6 +453,39 @@ fn file_system_options_on_a_bind_mount_are_ignored_as_runc_does() {
     env.assert_nothing_left();
 }
 
+#[test]
+fn mounts_are_made_in_the_listed_order() {
+    // config.md: the runtime MUST mount entries in the listed order. Two
+    // mounts on one destination: the later one is on top; a mount inside
+    // a tmpfs listed after it is inside that tmpfs.
+    let mut env = TestEnv::new("mnt_order");
+    let src = make_src(&env, "src");
+    for size in ["1m", "2m"] {
+        push_mount(
+            &mut env,
+            json!({"destination": "/stack", "type": "tmpfs", "source": "tmpfs",
+                   "options": [format!("size={size}")]}),
+        );
+    }
+    push_mount(
+        &mut env,
+        json!({"destination": "/outer", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    push_mount(&mut env, bind(&src, "/outer/in", &["bind", "ro"]));
+    env.bundle.set_script(
+        "echo kb=$(df -k /stack | tail -n 1 | awk '{print $2}'); \
+         echo content=$(cat /outer/in/file)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(
+        field(&out, "kb"),
+        "2048",
+        "the first /stack mount is on top"
+    );
+    assert_eq!(field(&out, "content"), "hello");
+    env.assert_nothing_left();
+}
+
 /// Options mount(8) keeps to itself (fstab and systemd's): none of them
 /// reaches the kernel there.
 const MOUNT8_ONLY: [&str; 12] = [
