@@ -867,3 +867,21 @@ fn unknown_properties_and_a_console_size_without_terminal_are_no_error() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_clean(&env, env.id());
 }
+
+#[test]
+fn idmap_without_any_mappings_is_refused_at_create() {
+    // config.md "idmap": no uidMappings/gidMappings on the mount and no
+    // user namespace for the container: an error MUST be returned.
+    create_fails_with(
+        "idmap_no_mappings",
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt",
+                "type": "bind",
+                "source": "/tmp",
+                "options": ["rbind", "idmap"]
+            }))
+        },
+        &["mounts[7]"],
+    );
+}
