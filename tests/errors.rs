@@ -6,7 +6,10 @@
 //! `RRUN_TEST_RUNTIME=/usr/bin/runc cargo test --test errors -- --test-threads=2`
 //!
 //! Against runc 1.1.5 every test here passes; runc's wording is accepted
-//! where rrun is meant to be more specific (see `assert_error_ref`):
+//! where rrun is meant to be more specific (see `assert_error_ref`), and the
+//! tests of spec rules runc 1.1.5 does not keep (a hook timeout of 0, an
+//! empty annotation key, errnoRet on SCMP_ACT_ALLOW...) skip against it
+//! (`reference_accepts`):
 //! - truncated config.json: runc says only "unexpected EOF"; rrun must name
 //!   config.json.
 //! - runc prints `time=... level=error msg="..."` (one line; the JSON line
@@ -62,11 +65,32 @@ fn create_as(env: &TestEnv, id: &str) -> Output {
 /// Write a config with `f` applied, create, expect failure naming one of
 /// `nouns`, and check nothing is left.
 fn create_fails_with(name: &str, f: impl FnOnce(&mut Value), nouns: &[&str]) {
+    create_fails_with_ref(name, f, nouns, &[]);
+}
+
+/// [`create_fails_with`], accepting `reference_nouns` from a reference
+/// runtime (see `assert_error_ref`).
+fn create_fails_with_ref(
+    name: &str,
+    f: impl FnOnce(&mut Value),
+    nouns: &[&str],
+    reference_nouns: &[&str],
+) {
     let mut env = TestEnv::new(name);
     env.bundle.edit(f);
     let out = env.try_create(&[]);
-    assert_error(&out, nouns);
+    assert_error_ref(&out, nouns, reference_nouns);
     assert_clean(&env, env.id());
+}
+
+/// For a rule runc 1.1.5 does not keep: true, saying so, when the suite
+/// runs against a reference runtime.
+fn reference_accepts(what: &str) -> bool {
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 accepts {what}");
+        return true;
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------
@@ -545,16 +569,21 @@ fn commands_on_deleted_container_fail() {
 #[test]
 fn relative_hook_path_is_refused_at_create() {
     // config.md "POSIX-platform Hooks": path MUST be absolute.
-    create_fails_with(
+    // runc 1.1.5 only fails to run it.
+    create_fails_with_ref(
         "hook_relative_path",
         |c| c["hooks"] = json!({"prestart": [{"path": "bin/true"}]}),
         &["hooks.prestart[0].path"],
+        &["hook"],
     );
 }
 
 #[test]
 fn hook_timeout_of_zero_or_less_is_refused_at_create() {
     // config.md: timeout, if set, MUST be greater than zero.
+    if reference_accepts("a hook timeout <= 0") {
+        return;
+    }
     for (name, t) in [("hook_timeout_zero", 0), ("hook_timeout_negative", -1)] {
         create_fails_with(
             name,
@@ -572,6 +601,9 @@ fn hook_timeout_of_zero_or_less_is_refused_at_create() {
 #[test]
 fn empty_annotation_key_is_refused_at_create() {
     // config.md "Annotations": keys MUST NOT be an empty string.
+    if reference_accepts("an empty annotation key") {
+        return;
+    }
     create_fails_with(
         "annotation_empty_key",
         |c| c["annotations"] = json!({"org.example.ok": "1", "": "x"}),
@@ -584,6 +616,9 @@ fn mount_uid_mappings_without_gid_mappings_are_refused_at_create() {
     // config.md "POSIX-platform Mounts": uidMappings MUST be specified
     // along with gidMappings, and the reverse. The container has a user
     // namespace, whose mappings must not stand in for the missing one.
+    if reference_accepts("mount uidMappings (it has no idmapped mounts)") {
+        return;
+    }
     let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     for (name, given, missing) in [
         ("mount_uidmap_only", "uidMappings", "gidMappings"),
@@ -622,6 +657,9 @@ fn seccomp_errno_ret_on_an_action_without_errno_is_refused_at_create() {
     // config-linux.md "Seccomp": errnoRet / defaultErrnoRet with an action
     // that does not take an errno: "the runtime MUST print an error and
     // fail". crun refuses it too; runc 1.1.5 ignores the value.
+    if reference_accepts("errnoRet on an action that takes none (and ignores it)") {
+        return;
+    }
     seccomp_fails_with(
         "seccomp_errno_ret_allow",
         json!({
@@ -643,6 +681,9 @@ fn seccomp_errno_ret_on_an_action_without_errno_is_refused_at_create() {
 #[test]
 fn seccomp_rule_with_no_names_is_refused_at_create() {
     // config-linux.md: names MUST contain at least one entry.
+    if reference_accepts("a rule with no names") {
+        return;
+    }
     seccomp_fails_with(
         "seccomp_empty_names",
         json!({
@@ -657,6 +698,9 @@ fn seccomp_rule_with_no_names_is_refused_at_create() {
 fn seccomp_listener_metadata_without_listener_path_is_refused_at_create() {
     // config-linux.md: listenerMetadata MUST NOT be set if listenerPath is
     // not set.
+    if reference_accepts("listenerMetadata without listenerPath") {
+        return;
+    }
     seccomp_fails_with(
         "seccomp_metadata_no_path",
         json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}),
@@ -668,6 +712,9 @@ fn seccomp_listener_metadata_without_listener_path_is_refused_at_create() {
 fn block_io_weight_device_without_weights_is_refused_at_create() {
     // config-linux.md "Block IO": weightDevice entries MUST set at least
     // one of weight and leafWeight.
+    if reference_accepts("a weightDevice entry without weights") {
+        return;
+    }
     create_fails_with(
         "blkio_weight_device_empty",
         |c| {
@@ -681,10 +728,12 @@ fn block_io_weight_device_without_weights_is_refused_at_create() {
 fn rdma_entry_without_limits_is_refused_at_create() {
     // config-linux.md "RDMA": at least one of hcaHandles and hcaObjects
     // MUST be set.
-    create_fails_with(
+    // runc 1.1.5 writes the bare name and fails on the kernel's answer.
+    create_fails_with_ref(
         "rdma_empty",
         |c| c["linux"]["resources"]["rdma"] = json!({"mlx5_1": {}}),
         &["linux.resources.rdma.mlx5_1"],
+        &["rdma"],
     );
 }
 
@@ -694,6 +743,9 @@ fn intel_rdt_is_refused_at_create() {
     // container to be placed in a resctrl group, and ignoring it would
     // leave the container unconfined (runtime.md "create": every property
     // MUST be applied or create MUST fail).
+    if reference_accepts("intelRdt (it implements it)") {
+        return;
+    }
     create_fails_with(
         "intel_rdt",
         |c| c["linux"]["intelRdt"] = json!({"closID": "guaranteed_group"}),
@@ -717,7 +769,8 @@ fn commands_without_an_id_fail() {
         assert!(
             ["id", "ids", "container-id"]
                 .iter()
-                .any(|w| mentions(&stderr(&out), w)),
+                .any(|w| mentions(&stderr(&out), w))
+                || (is_reference_runtime() && mentions(&stderr(&out), "argument")),
             "{cmd}: the error should say the id is missing: {}",
             describe(&out)
         );
@@ -779,7 +832,12 @@ fn rlimit_without_type_unknown_or_twice_fails() {
             &["process.rlimits[1]"][..],
         ),
     ] {
-        create_fails_with(name, |c| c["process"]["rlimits"] = rlimits, nouns);
+        create_fails_with_ref(
+            name,
+            |c| c["process"]["rlimits"] = rlimits,
+            nouns,
+            &["rlimit"],
+        );
     }
 }
 
@@ -787,11 +845,15 @@ fn rlimit_without_type_unknown_or_twice_fails() {
 fn relative_paths_in_linux_fields_fail() {
     // config-linux.md: namespaces[].path, devices[].path, maskedPaths and
     // readonlyPaths MUST be absolute.
-    create_fails_with(
+    create_fails_with_ref(
         "ns_relative_path",
         |c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "proc/1/ns/net"}),
         &["linux.namespaces[1].path"],
+        &["namespace path"],
     );
+    if reference_accepts("relative devices[].path, maskedPaths and readonlyPaths") {
+        return;
+    }
     create_fails_with(
         "device_relative_path",
         |c| {
@@ -812,7 +874,7 @@ fn relative_paths_in_linux_fields_fail() {
 #[test]
 fn duplicate_namespace_type_fails() {
     // config-linux.md: a namespace type listed twice MUST generate an error.
-    create_fails_with(
+    create_fails_with_ref(
         "ns_twice",
         |c| {
             c["linux"]["namespaces"]
@@ -821,6 +883,7 @@ fn duplicate_namespace_type_fails() {
                 .push(json!({"type": "pid"}))
         },
         &["linux.namespaces[5]"],
+        &["duplicated ns"],
     );
 }
 
@@ -829,7 +892,7 @@ fn config_without_a_mount_namespace_is_refused() {
     // config-linux.md: an unlisted type is shared with the runtime. Without
     // a mount namespace the container would pivot_root the caller's own
     // mount namespace: rrun refuses (host safety; runc shares it).
-    create_fails_with(
+    create_fails_with_ref(
         "no_mount_ns",
         |c| {
             c["linux"]["namespaces"]
@@ -838,6 +901,7 @@ fn config_without_a_mount_namespace_is_refused() {
                 .retain(|n| n["type"] != "mount")
         },
         &["linux.namespaces", "mount namespace"],
+        &["MNT namespace"],
     );
 }
 
@@ -872,6 +936,9 @@ fn unknown_properties_and_a_console_size_without_terminal_are_no_error() {
 fn idmap_without_any_mappings_is_refused_at_create() {
     // config.md "idmap": no uidMappings/gidMappings on the mount and no
     // user namespace for the container: an error MUST be returned.
+    if reference_accepts("the idmap option (it has no idmapped mounts)") {
+        return;
+    }
     create_fails_with(
         "idmap_no_mappings",
         |c| {
