@@ -29,9 +29,12 @@
 //!   gone, with status "stopped".
 //! - A failing (or timed-out) prestart, createRuntime or createContainer hook
 //!   fails `create` with an error that carries the hook's stderr, and leaves
-//!   nothing behind; a failing startContainer hook stops the container
-//!   before its process runs; a failing poststop hook is only reported:
-//!   `delete` succeeds.
+//!   nothing behind; the poststop hooks run once the container is destroyed
+//!   (status "stopped"); a failing startContainer hook stops the container
+//!   before its process runs (runc 1.1.5's `start` then exits 0; rrun's
+//!   fails with the hook's error and runs no poststart hook, as the spec's
+//!   Lifecycle 7 says); a failing poststop hook is only reported: `delete`
+//!   succeeds.
 //! - `NOTIFY_SOCKET`: the container gets a socket at `$NOTIFY_SOCKET`, which
 //!   the runtime serves from `<root>/<id>/notify/notify.sock`; `start` waits
 //!   for `READY=1` on it and forwards it to the caller's socket, followed by
@@ -627,6 +630,38 @@ fn failing_create_container_hook_fails_create() {
 }
 
 #[test]
+fn failed_create_runs_the_poststop_hooks() {
+    // runtime-spec Lifecycle 3-5: a failing prestart, createRuntime or
+    // createContainer hook sends the lifecycle to step 12 (destroy), and
+    // step 13 runs the poststop hooks. runc 1.1.5's destroy runs them too.
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let mut h = HookEnv::new(&format!("hook_fail_poststop_{kind}"));
+        h.set_process_marker();
+        let failing = sh_hook(&h.sh_for(kind), "echo hook-says-no >&2; exit 3");
+        let poststop = h.recording_hook("poststop");
+        h.set_hooks(json!({ kind: [failing], "poststop": [poststop] }));
+        let out = h.create();
+        assert_error_ref(&out, &[kind], &["hook"]);
+        assert_eq!(
+            h.log("poststop.done").as_deref(),
+            Some("done\n"),
+            "{kind}: no poststop hook ran after the failed create: {}",
+            describe(&out)
+        );
+        let st = h.state("poststop");
+        assert_eq!(st["status"], "stopped", "{kind}: {st}");
+        assert_eq!(st["id"], json!(h.env.id()), "{kind}: {st}");
+        assert_eq!(
+            h.log_trim("poststop.state-dir"),
+            "no",
+            "{kind}: poststop ran before the container was destroyed"
+        );
+        assert!(h.log("process").is_none(), "the container process ran");
+        h.env.assert_nothing_left();
+    }
+}
+
+#[test]
 fn hook_past_its_timeout_fails_create_quickly() {
     let mut h = HookEnv::new("hook_timeout");
     h.set_process_marker();
@@ -675,6 +710,53 @@ fn failing_start_container_hook_stops_the_container_before_its_process() {
         "the container process ran although its startContainer hook failed"
     );
     h.delete_ok(false);
+    h.env.assert_nothing_left();
+}
+
+#[test]
+fn failing_start_container_hook_fails_start_and_skips_poststart() {
+    // runtime-spec 1.2.0, Lifecycle 7: if a startContainer hook fails, the
+    // runtime MUST generate an error, stop the container and continue at
+    // step 12 (destroy): no poststart hooks.
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5's start exits 0 when a startContainer hook fails");
+        return;
+    }
+    let mut h = HookEnv::new("hook_fail_start_fails");
+    h.set_process_marker();
+    let l = h.logs.to_str().unwrap().to_string();
+    h.set_hooks(json!({
+        "startContainer": [sh_hook("/hookbin/sh", "echo hook-says-no >&2; exit 3")],
+        "poststart": [sh_hook(&h.host_sh(), &format!("echo ran > {l}/poststart"))]
+    }));
+    h.create_ok();
+    let out = h.env.rt.cmd(&["start", h.env.id()]);
+    assert_error(&out, &["hooks.startContainer"]);
+    assert!(
+        stderr(&out).contains("hook-says-no"),
+        "the error should carry the hook's stderr: {}",
+        describe(&out)
+    );
+    assert!(h.log("poststart").is_none(), "poststart hooks ran");
+    h.env.rt.wait_status(h.env.id(), "stopped", T);
+    assert!(h.log("process").is_none(), "the container process ran");
+    h.delete_ok(false);
+    h.env.assert_nothing_left();
+}
+
+#[test]
+fn start_with_a_passing_start_container_hook_succeeds_for_a_process_that_exits_at_once() {
+    // The other side of the check above: a process that is gone by the
+    // time `start` looks is no failed hook.
+    let mut h = HookEnv::new("hook_start_quick_exit");
+    h.env.bundle.set_args(&["true"]);
+    h.set_hooks(json!({"startContainer": [sh_hook("/hookbin/sh", "exit 0")]}));
+    for _ in 0..5 {
+        h.create_ok();
+        h.start_ok();
+        h.env.rt.wait_status(h.env.id(), "stopped", T);
+        h.delete_ok(false);
+    }
     h.env.assert_nothing_left();
 }
 

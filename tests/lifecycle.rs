@@ -207,6 +207,36 @@ fn create_leaves_container_created_and_start_runs_it() {
 }
 
 #[test]
+fn config_edits_after_create_do_not_affect_the_container() {
+    // runtime.md Lifecycle 2: changes to config.json after create MUST NOT
+    // affect the container (its process, hooks and the rest).
+    let mut env = TestEnv::new("config_edit_after_create");
+    let marker = env.dir.join("poststop-ran");
+    env.bundle.set_script("echo created-config > /out");
+    env.bundle.edit(|c| {
+        c["hooks"] = json!({"poststop": [{"path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo first > {}", marker.display())]}]})
+    });
+    env.create();
+    env.bundle.set_script("echo edited-config > /out");
+    env.bundle.edit(|c| c["hooks"] = json!({}));
+    env.rt.start(env.id());
+    env.rt
+        .wait_status(env.id(), "stopped", Duration::from_secs(10));
+    assert_eq!(
+        env.bundle.read_rootfs_file("out").as_deref(),
+        Some("created-config\n")
+    );
+    env.rt.run_ok(&["delete", env.id()]);
+    assert_eq!(
+        fs::read_to_string(&marker).ok().as_deref(),
+        Some("first\n"),
+        "the poststop hook of the config as created did not run"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
 fn create_defaults_bundle_to_current_dir() {
     let mut env = TestEnv::new("create_cwd");
     env.bundle.set_script("sleep 5");

@@ -453,6 +453,138 @@ fn file_system_options_on_a_bind_mount_are_ignored_as_runc_does() {
     env.assert_nothing_left();
 }
 
+#[test]
+fn mounts_are_made_in_the_listed_order() {
+    // config.md: the runtime MUST mount entries in the listed order. Two
+    // mounts on one destination: the later one is on top; a mount inside
+    // a tmpfs listed after it is inside that tmpfs.
+    let mut env = TestEnv::new("mnt_order");
+    let src = make_src(&env, "src");
+    for size in ["1m", "2m"] {
+        push_mount(
+            &mut env,
+            json!({"destination": "/stack", "type": "tmpfs", "source": "tmpfs",
+                   "options": [format!("size={size}")]}),
+        );
+    }
+    push_mount(
+        &mut env,
+        json!({"destination": "/outer", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    push_mount(&mut env, bind(&src, "/outer/in", &["bind", "ro"]));
+    env.bundle.set_script(
+        "echo kb=$(df -k /stack | tail -n 1 | awk '{print $2}'); \
+         echo content=$(cat /outer/in/file)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(
+        field(&out, "kb"),
+        "2048",
+        "the first /stack mount is on top"
+    );
+    assert_eq!(field(&out, "content"), "hello");
+    env.assert_nothing_left();
+}
+
+/// Options mount(8) keeps to itself (fstab and systemd's): none of them
+/// reaches the kernel there.
+const MOUNT8_ONLY: [&str; 12] = [
+    "nofail",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "owner",
+    "group",
+    "_netdev",
+    "comment=systemd.automount",
+    "x-systemd.device-timeout=5",
+    "x-initrd.mount",
+];
+
+#[test]
+fn mount8_only_options_are_ignored_on_any_mount() {
+    // config.md: a custom option mount(8) recognizes SHOULD behave as in
+    // mount(8), which never passes these to the kernel.
+    if skip_on_reference("mount(8)'s own options (it passes them to the kernel)") {
+        return;
+    }
+    let mut env = TestEnv::new("mnt_mount8_opts");
+    let src = make_src(&env, "src");
+    let mut tmpfs_opts: Vec<&str> = MOUNT8_ONLY.to_vec();
+    tmpfs_opts.push("size=1m");
+    push_mount(
+        &mut env,
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+               "options": tmpfs_opts}),
+    );
+    let mut bind_opts: Vec<&str> = vec!["bind", "ro"];
+    bind_opts.extend(MOUNT8_ONLY);
+    push_mount(&mut env, bind(&src, "/data", &bind_opts));
+    env.bundle.set_script(
+        "echo kb=$(df -k /scratch | tail -n 1 | awk '{print $2}'); \
+         echo content=$(cat /data/file); \
+         if touch /data/new 2>/dev/null; then echo wrote=yes; else echo wrote=no; fi",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "kb"), "1024", "the tmpfs lost its size=");
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(field(&out, "wrote"), "no", "ro was not applied");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn iversion_and_noiversion_are_accepted_on_any_mount() {
+    // config.md lists both as MUST options (mount(8)'s MS_I_VERSION).
+    let mut env = TestEnv::new("mnt_iversion");
+    let src = make_src(&env, "src");
+    for (dest, opt) in [("/iv", "iversion"), ("/noiv", "noiversion")] {
+        push_mount(
+            &mut env,
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                   "options": [opt, "size=1m"]}),
+        );
+    }
+    push_mount(&mut env, bind(&src, "/data", &["bind", "iversion"]));
+    env.bundle.set_script(
+        "echo iv=$(df -k /iv | tail -n 1 | awk '{print $2}'); \
+         echo noiv=$(df -k /noiv | tail -n 1 | awk '{print $2}'); \
+         echo content=$(cat /data/file)",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "iv"), "1024");
+    assert_eq!(field(&out, "noiv"), "1024");
+    assert_eq!(field(&out, "content"), "hello");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn relative_mount_destination_is_taken_from_the_root() {
+    // config.md (1.2.0), Linux: a relative destination MUST be interpreted
+    // as relative to "/" (deprecated, kept for old tools and configs).
+    let mut env = TestEnv::new("mnt_relative_dest");
+    let src = make_src(&env, "src");
+    push_mount(&mut env, bind(&src, "data/in", &["rbind", "ro"]));
+    push_mount(
+        &mut env,
+        json!({"destination": "scratch", "type": "tmpfs", "source": "tmpfs",
+               "options": ["size=1m"]}),
+    );
+    // The process's cwd is elsewhere: relative to "/", not to the cwd.
+    env.bundle.edit(|c| c["process"]["cwd"] = json!("/tmp"));
+    env.bundle.set_script(
+        "echo content=$(cat /data/in/file); \
+         echo kb=$(df -k /scratch | tail -n 1 | awk '{print $2}'); \
+         if [ -e /tmp/data ]; then echo under_cwd=yes; else echo under_cwd=no; fi",
+    );
+    let out = run_ok(&env);
+    assert_eq!(field(&out, "content"), "hello");
+    assert_eq!(field(&out, "kb"), "1024");
+    assert_eq!(field(&out, "under_cwd"), "no");
+    env.assert_nothing_left();
+}
+
 /// A host tmpfs mounted `noatime`, detached on drop.
 fn noatime_host_tmpfs(target: &Path) -> HostMount {
     sys_mount("rrun-test", target, "tmpfs", libc::MS_NOATIME, "size=1m");

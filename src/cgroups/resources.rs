@@ -131,6 +131,24 @@ pub fn check(res: &LinuxResources) -> Result<()> {
     for h in res.hugepage_limits().iter().flatten() {
         page_size(h.page_size())?;
     }
+    // config-linux.md "Block IO": each weightDevice entry MUST set weight,
+    // leafWeight or both; "RDMA": hcaHandles, hcaObjects or both.
+    if let Some(b) = res.block_io() {
+        for (i, d) in b.weight_device().iter().flatten().enumerate() {
+            if d.weight().is_none() && d.leaf_weight().is_none() {
+                bail!(
+                    "linux.resources.blockIO.weightDevice[{i}] ({}:{}): sets neither weight nor leafWeight",
+                    d.major(),
+                    d.minor()
+                );
+            }
+        }
+    }
+    for (dev, r) in sorted(res.rdma()) {
+        if r.hca_handles().is_none() && r.hca_objects().is_none() {
+            bail!("linux.resources.rdma.{dev}: sets neither hcaHandles nor hcaObjects");
+        }
+    }
     Ok(())
 }
 
@@ -757,6 +775,31 @@ mod tests {
 
     fn res(v: serde_json::Value) -> LinuxResources {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn entries_without_any_value_are_refused() {
+        let e = check(&res(serde_json::json!({
+            "blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10},
+                                         {"major": 8, "minor": 16}]}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("linux.resources.blockIO.weightDevice[1] (8:16):"),
+            "{e}"
+        );
+        let e = check(&res(serde_json::json!({
+            "rdma": {"mlx5_0": {"hcaObjects": 3}, "mlx5_1": {}}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("linux.resources.rdma.mlx5_1:"), "{e}");
+        check(&res(serde_json::json!({
+            "blockIO": {"weightDevice": [{"major": 8, "minor": 0, "leafWeight": 10}]},
+            "rdma": {"mlx5_0": {"hcaHandles": 1}}
+        })))
+        .unwrap();
     }
 
     #[test]

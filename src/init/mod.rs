@@ -34,7 +34,8 @@
 //!     effective/permitted/inheritable and ambient; no_new_privs; umask;
 //!     final CPU affinity.
 //! 11. Tell the parent `Ready`; block on the exec fifo until `start`; run
-//!     startContainer hooks.
+//!     startContainer hooks (a failure is written back into the fifo, where
+//!     `start` reads it, and init exits).
 //! 12. With no_new_privs, load the seccomp filter (a notify profile's in
 //!     step 10, so its listener reaches the agent during `create`); `execve`.
 
@@ -217,7 +218,14 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             in_container(plan),
         );
         if let Err(e) = run {
-            eprintln!("rrun: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("rrun: {msg}");
+            // For `start`, which reads it from the fifo (one write, below
+            // PIPE_BUF, so it arrives whole).
+            let mut note = b"E".to_vec();
+            note.extend(msg.bytes().take(4000));
+            let _ = nix::unistd::write(plan.fifo.as_fd(), &note);
+            // SAFETY: _exit skips destructors; nothing here needs them.
             unsafe { libc::_exit(1) };
         }
     }

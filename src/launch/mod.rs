@@ -70,6 +70,10 @@ struct Cleanup<'a> {
     store_dir: Option<&'a Locked>,
     cgroups: Option<CgroupPaths>,
     pids: Vec<i32>,
+    /// The poststop hooks and their state (`stopped`): a failed create ends
+    /// at lifecycle steps 12 and 13, as `delete` does (runtime-spec
+    /// Lifecycle 3-5; runc's destroy runs them too).
+    poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -88,6 +92,9 @@ impl Drop for Cleanup<'_> {
         }
         if let Some(dir) = self.store_dir {
             let _ = std::fs::remove_dir_all(&dir.dir);
+        }
+        if let Some((h, state)) = &self.poststop {
+            hooks::run_all_warn(Some(h), hooks::Kind::Poststop, state);
         }
     }
 }
@@ -170,6 +177,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         store_dir: Some(&locked),
         cgroups: None,
         pids: Vec::new(),
+        poststop: None,
     };
     let notify_socket = notify::prepare(&mut bundle.spec, &locked.dir)?;
     let spec = &bundle.spec;
@@ -204,6 +212,10 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         creating: true,
         ..Default::default()
     };
+    cleanup.poststop = record
+        .hooks
+        .clone()
+        .map(|h| (h, record.hook_state(Status::Stopped)));
     locked.save(&record)?;
     step("state recorded");
     cleanup.cgroups = Some(record.cgroups.clone());
@@ -414,6 +426,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     cleanup.store_dir = None;
     cleanup.cgroups = None;
     cleanup.pids.clear();
+    cleanup.poststop = None;
     drop(cleanup);
     Ok(Created {
         locked,
@@ -680,13 +693,29 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
     match c.status(&locked.dir) {
         Status::Created => {
             let ready = notify::listen(&c)?;
+            // With startContainer hooks, a reader of our own on the exec
+            // fifo (opened before `release` removes it): init leaves the
+            // hooks' error there if one fails.
+            let watch = match &c.hooks {
+                Some(h) if !hooks::Kind::StartContainer.of(h).is_empty() => {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let fifo = locked.fifo();
+                    Some(
+                        std::fs::File::options()
+                            .read(true)
+                            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                            .open(&fifo)
+                            .with_context(|| format!("{}: cannot open", fifo.display()))?,
+                    )
+                }
+                _ => None,
+            };
             release(&locked, id)?;
             drop(locked);
-            if c.hooks
-                .as_ref()
-                .is_some_and(|h| !hooks::Kind::StartContainer.of(h).is_empty())
-            {
-                wait_for_exec(c.pid);
+            if let Some(w) = watch {
+                if wait_for_exec(c.pid) {
+                    start_hooks_outcome(w, id)?;
+                }
             }
             if let Some(r) = ready {
                 r.forward_when_ready(&c)?;
@@ -706,8 +735,8 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
 
 /// Waits until `pid` has exec'd the container's process (its binary is no
 /// longer rrun's) or is gone, so `start` returns after startContainer hooks
-/// as runc's does.
-fn wait_for_exec(pid: i32) {
+/// as runc's does. False if it is still rrun's at the deadline.
+fn wait_for_exec(pid: i32) -> bool {
     use std::os::unix::fs::MetadataExt;
     let ours = std::fs::metadata("/proc/self/exe")
         .ok()
@@ -716,12 +745,32 @@ fn wait_for_exec(pid: i32) {
     while std::time::Instant::now() < deadline {
         match std::fs::metadata(format!("/proc/{pid}/exe")) {
             Ok(m) if Some((m.dev(), m.ino())) == ours => {}
-            _ => return,
+            _ => return true,
         }
         if matches!(sys::process_state(pid), Ok('Z') | Err(_)) {
-            return;
+            return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
+}
+
+/// What init left in the exec fifo once it exec'd or exited: nothing (it
+/// exec'd the process), `E` and the error of a failed startContainer hook,
+/// or `start`'s own byte, never read (init died first). runtime-spec
+/// Lifecycle 7: a failed hook fails `start`, and no poststart hook runs.
+fn start_hooks_outcome(mut watch: std::fs::File, id: &str) -> Result<()> {
+    use std::io::Read;
+    let mut left = Vec::new();
+    // Non-blocking: WouldBlock once the pipe is empty.
+    let _ = watch.read_to_end(&mut left);
+    match left.split_first() {
+        None => Ok(()),
+        Some((b'E', msg)) => bail!(
+            "{}; the container's process did not run",
+            String::from_utf8_lossy(msg).trim_end()
+        ),
+        Some(_) => bail!("cannot start container {id}: its init process is gone"),
     }
 }
 

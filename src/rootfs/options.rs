@@ -91,6 +91,18 @@ impl Atime {
     }
 }
 
+/// Options mount(8) keeps to itself (fstab's and systemd's): it never
+/// passes them to the kernel, so neither does rrun (config.md: an option
+/// mount(8) knows SHOULD behave as in mount(8)). `user=NAME` and the like,
+/// with a value, are file system parameters (cifs) and are not in this list.
+fn mount8_only(opt: &str) -> bool {
+    matches!(
+        opt,
+        "nofail" | "auto" | "noauto" | "user" | "nouser" | "users" | "owner" | "group" | "_netdev"
+    ) || opt.starts_with("x-")
+        || opt.starts_with("comment=")
+}
+
 /// Applies one attribute option to `a` (access-time options to `at`);
 /// false when `opt` is not one.
 fn apply_attr(a: &mut MountAttr, at: &mut Atime, opt: &str) -> bool {
@@ -165,7 +177,15 @@ impl MountOptions {
                     | "loud"
                     | "silent"
                     | "tmpcopyup"
-            ) {
+                    // MS_I_VERSION for runc's mount(2): a superblock flag
+                    // that fsopen/fsconfig has no key for (only the file
+                    // system's own parameters reach it). ext4 (since Linux
+                    // 6.2), xfs and btrfs count i_version whatever the
+                    // option says.
+                    | "iversion"
+                    | "noiversion"
+            ) || mount8_only(opt)
+            {
                 o.ignored.push(opt.to_string());
             } else if let Some((k, v)) = opt.split_once('=') {
                 if k.is_empty() {
@@ -195,15 +215,12 @@ impl MountOptions {
             // A bind mount has no file system of its own to take parameters
             // (`mode=755`, `size=`...): the kernel drops them from a bind
             // mount(2), and runc passes them on to be dropped, so configs
-            // written for runc carry them. Ignore them too (logged at debug;
-            // `x-` options are mount(8)'s own and never reach the kernel).
+            // written for runc carry them. Ignore them too (logged at debug).
             for (k, v) in o.data.drain(..) {
-                if !k.starts_with("x-") {
-                    o.ignored.push(match v {
-                        Some(v) => format!("{k}={v}"),
-                        None => k,
-                    });
-                }
+                o.ignored.push(match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k,
+                });
             }
         }
         Ok(o)
@@ -266,10 +283,55 @@ mod tests {
         let o = opts(&["bind", "ro", "mode=755", "size=1m", "x-foo"], "bind");
         assert!(o.bind);
         assert!(o.data.is_empty());
-        assert_eq!(o.ignored, vec!["mode=755".to_string(), "size=1m".into()]);
+        assert_eq!(
+            o.ignored,
+            vec!["x-foo".to_string(), "mode=755".into(), "size=1m".into()]
+        );
         assert_eq!(o.attr.attr_set, MOUNT_ATTR_RDONLY);
         let o = opts(&["rbind", "gid=5", "newinstance"], "none");
         assert!(o.data.is_empty() && o.recursive_bind);
+    }
+
+    #[test]
+    fn mount8_only_options_never_reach_the_file_system() {
+        let all = [
+            "nofail",
+            "auto",
+            "noauto",
+            "user",
+            "nouser",
+            "users",
+            "owner",
+            "group",
+            "_netdev",
+            "comment=x-gvfs-show",
+            "x-systemd.automount",
+        ];
+        for t in ["tmpfs", "bind"] {
+            let mut v = all.to_vec();
+            v.push("size=1m");
+            let o = opts(&v, t);
+            assert_eq!(&o.ignored[..all.len()], &all[..], "{t}");
+            assert_eq!(o.attr, MountAttr::default(), "{t}");
+        }
+        assert_eq!(
+            opts(&["nofail", "size=1m"], "tmpfs").data,
+            vec![("size".into(), Some("1m".into()))]
+        );
+        // With a value, `user=` is a file system parameter (cifs).
+        assert_eq!(
+            opts(&["user=alice"], "cifs").data,
+            vec![("user".into(), Some("alice".into()))]
+        );
+    }
+
+    #[test]
+    fn iversion_and_noiversion_are_accepted_and_never_reach_fsconfig() {
+        for opt in ["iversion", "noiversion"] {
+            let o = opts(&[opt], "tmpfs");
+            assert!(o.data.is_empty() && o.sb_flags.is_empty(), "{opt}");
+            assert_eq!(o.ignored, vec![opt.to_string()]);
+        }
     }
 
     fn atime_of(a: MountAttr) -> Option<u64> {

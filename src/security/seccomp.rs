@@ -200,8 +200,53 @@ fn arg_check(
     Ok(())
 }
 
+/// Whether an action carries an errno (`errnoRet`, `defaultErrnoRet`).
+fn takes_errno(a: LinuxSeccompAction) -> bool {
+    matches!(
+        a,
+        LinuxSeccompAction::ScmpActErrno | LinuxSeccompAction::ScmpActTrace
+    )
+}
+
+/// An action's name as config.json spells it.
+fn action_name(a: LinuxSeccompAction) -> String {
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{a:?}"))
+}
+
+/// The profile's own rules (config-linux.md "Seccomp"): an errno only with
+/// an action that takes one ("the runtime MUST print an error and fail";
+/// crun refuses it too, runc 1.1.5 ignores it), at least one name per rule,
+/// and `listenerMetadata` only with `listenerPath`.
+fn check(s: &LinuxSeccomp) -> Result<()> {
+    if s.default_errno_ret().is_some() && !takes_errno(s.default_action()) {
+        bail!(
+            "linux.seccomp.defaultErrnoRet: the default action {} takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)",
+            action_name(s.default_action())
+        );
+    }
+    if s.listener_metadata().is_some() && s.listener_path().is_none() {
+        bail!("linux.seccomp.listenerMetadata: set without linux.seccomp.listenerPath");
+    }
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        if sc.names().is_empty() {
+            bail!("linux.seccomp.syscalls[{i}].names: empty; a rule must name at least one system call");
+        }
+        if sc.errno_ret().is_some() && !takes_errno(sc.action()) {
+            bail!(
+                "linux.seccomp.syscalls[{i}].errnoRet: the action {} takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)",
+                action_name(sc.action())
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Compiles a profile for the native architecture (x86_64).
 pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
+    check(s)?;
     let default_errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
     let default = action(s.default_action(), s.default_errno_ret(), default_errno);
     let arches: Vec<u32> = s
@@ -501,6 +546,42 @@ mod tests {
         );
         assert!(hit(&c, 0x1234_5678_9a34));
         assert!(!hit(&c, 0x1300_0000_0034));
+    }
+
+    #[test]
+    fn values_the_spec_forbids_are_refused() {
+        let err = |v: serde_json::Value| {
+            compile(&serde_json::from_value(v).unwrap())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = err(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_TRACE", "errnoRet": 1},
+                {"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS", "errnoRet": 1}
+            ]
+        }));
+        assert!(
+            e.starts_with("linux.seccomp.syscalls[1].errnoRet: the action SCMP_ACT_KILL_PROCESS"),
+            "{e}"
+        );
+        let e = err(serde_json::json!({"defaultAction": "SCMP_ACT_LOG", "defaultErrnoRet": 1}));
+        assert!(e.starts_with("linux.seccomp.defaultErrnoRet:"), "{e}");
+        let e = err(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]
+        }));
+        assert!(e.starts_with("linux.seccomp.syscalls[0].names:"), "{e}");
+        let e =
+            err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}));
+        assert!(e.starts_with("linux.seccomp.listenerMetadata:"), "{e}");
+        // What the spec allows still compiles.
+        profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 1,
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 2}]
+        }));
     }
 
     #[test]

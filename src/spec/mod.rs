@@ -33,7 +33,8 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     let config = dir.join("config.json");
     let text =
         std::fs::read(&config).with_context(|| format!("{}: cannot read", config.display()))?;
-    let spec = parse(&text).with_context(|| format!("{}", config.display()))?;
+    let mut spec = parse(&text).with_context(|| format!("{}", config.display()))?;
+    absolute_destinations(&mut spec);
     let root = spec.root().as_ref().context("config.json: root: missing")?;
     let rootfs = dir.join(root.path());
     let rootfs = std::fs::canonicalize(&rootfs)
@@ -43,6 +44,17 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { dir, spec, rootfs })
+}
+
+/// config.md (1.2.0), Linux: a relative mount destination (deprecated,
+/// kept for old tools) MUST be interpreted as relative to "/".
+fn absolute_destinations(spec: &mut Spec) {
+    for m in spec.mounts_mut().iter_mut().flatten() {
+        if m.destination().is_relative() {
+            let abs = Path::new("/").join(m.destination());
+            m.set_destination(abs);
+        }
+    }
 }
 
 /// Parses config.json text; errors carry the JSON path of the bad field.
@@ -80,6 +92,26 @@ mod tests {
         .to_string();
         assert!(err.contains("linux.namespaces[1].type"), "{err}");
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn relative_mount_destinations_are_taken_from_the_root() {
+        let mut spec = parse(
+            br#"{"ociVersion":"1.2.0","mounts":[
+                {"destination":"data/in","type":"bind","source":"/x"},
+                {"destination":"/abs","type":"tmpfs"},
+                {"destination":"","type":"tmpfs"}]}"#,
+        )
+        .unwrap();
+        absolute_destinations(&mut spec);
+        let d: Vec<_> = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination().clone())
+            .collect();
+        // An empty one becomes "/", which validation refuses.
+        assert_eq!(d, ["/data/in", "/abs", "/"].map(PathBuf::from));
     }
 
     #[test]

@@ -178,6 +178,45 @@ pub fn validate(spec: &Spec) -> Result<()> {
         if m.destination() == Path::new("/") {
             bail!("mounts[{i}].destination: cannot mount over the container's root");
         }
+        // config.md "POSIX-platform Mounts": each MUST come with the other;
+        // the container's own mappings do not stand in for a missing one.
+        match (m.uid_mappings().is_some(), m.gid_mappings().is_some()) {
+            (true, false) => {
+                bail!("mounts[{i}].gidMappings: missing; uidMappings must come with gidMappings")
+            }
+            (false, true) => {
+                bail!("mounts[{i}].uidMappings: missing; gidMappings must come with uidMappings")
+            }
+            _ => {}
+        }
+    }
+    if let Some(hooks) = spec.hooks() {
+        for kind in crate::hooks::Kind::ALL {
+            for (i, h) in kind.of(hooks).iter().enumerate() {
+                let field = format!("hooks.{}[{i}]", kind.name());
+                if !h.path().is_absolute() {
+                    bail!(
+                        "{field}.path {}: must be an absolute path",
+                        h.path().display()
+                    );
+                }
+                if let Some(t) = h.timeout().filter(|&t| t <= 0) {
+                    bail!("{field}.timeout {t}: must be greater than zero");
+                }
+            }
+        }
+    }
+    if spec
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(""))
+    {
+        bail!("annotations: a key is empty");
+    }
+    if linux.is_some_and(|l| l.intel_rdt().is_some()) {
+        // Ignoring it would run the container outside the resctrl group it
+        // asks for (runtime.md "create": what cannot be applied MUST fail).
+        bail!("linux.intelRdt: not supported: rrun has no Intel RDT (resctrl) support");
     }
     Ok(())
 }
@@ -230,6 +269,76 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("uidMappings"));
+    }
+
+    /// A minimal valid spec with `extra`'s top-level fields added.
+    fn spec_plus(extra: serde_json::Value) -> Spec {
+        let mut v = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "root": {"path": "rootfs"},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "user"}],
+                      "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                      "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        crate::spec::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    fn refusal(extra: serde_json::Value) -> String {
+        validate(&spec_plus(extra)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn hook_path_must_be_absolute_and_timeout_above_zero() {
+        let e = refusal(serde_json::json!({"hooks": {"prestart": [{"path": "true"}]}}));
+        assert!(e.starts_with("hooks.prestart[0].path true:"), "{e}");
+        for t in [0, -5] {
+            let e = refusal(serde_json::json!({"hooks": {
+                "poststop": [{"path": "/bin/true", "timeout": 1}, {"path": "/bin/true", "timeout": t}]
+            }}));
+            assert!(
+                e.starts_with(&format!("hooks.poststop[1].timeout {t}:")),
+                "{e}"
+            );
+        }
+        validate(&spec_plus(serde_json::json!({"hooks": {
+            "createContainer": [{"path": "/bin/true", "timeout": 1}]
+        }})))
+        .unwrap();
+    }
+
+    #[test]
+    fn empty_annotation_key_is_refused() {
+        let e = refusal(serde_json::json!({"annotations": {"": "x"}}));
+        assert!(e.starts_with("annotations:"), "{e}");
+        validate(&spec_plus(serde_json::json!({"annotations": {"a": ""}}))).unwrap();
+    }
+
+    #[test]
+    fn mount_id_mappings_come_in_pairs() {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        let mount = |k: &str| {
+            let mut m = serde_json::json!({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]});
+            m[k] = map.clone();
+            serde_json::json!({"mounts": [{"destination": "/x", "type": "tmpfs"}, m]})
+        };
+        let e = refusal(mount("uidMappings"));
+        assert!(e.starts_with("mounts[1].gidMappings: missing"), "{e}");
+        let e = refusal(mount("gidMappings"));
+        assert!(e.starts_with("mounts[1].uidMappings: missing"), "{e}");
+        let mut both = mount("uidMappings");
+        both["mounts"][1]["gidMappings"] = map.clone();
+        validate(&spec_plus(both)).unwrap();
+    }
+
+    #[test]
+    fn intel_rdt_is_refused() {
+        let s = spec_with(serde_json::json!({"intelRdt": {"closID": "g"}}));
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.starts_with("linux.intelRdt:"), "{e}");
     }
 
     #[test]
