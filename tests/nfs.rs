@@ -1,0 +1,168 @@
+//! The storage scenario of a Kubernetes node: a CSI driver (NetApp Trident,
+//! say) mounts an NFS-backed PersistentVolume on the node, and the runtime
+//! bind-mounts it into the pod's container. Here: an NFS export of the test
+//! machine itself (`nfs-kernel-server`), mounted over NFSv4 on 127.0.0.1,
+//! bound into an rrun container read-write and read-only; what the
+//! container writes is read back on the server's own directory.
+//!
+//! This development host's kernel has no NFS: the tests run in the systemd
+//! VM (`RRUN_VM_INIT=systemd tests/vm/run.sh`), where `RRUN_TEST_NFS=1`
+//! makes a missing NFS a failure instead of a skip.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An export of a fresh directory, mounted at another; unmounted and
+/// unexported when dropped.
+struct NfsVolume {
+    export: PathBuf,
+    mount: PathBuf,
+    exports_file: PathBuf,
+}
+
+fn sh(cmd: &str) -> Result<String, String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{cmd}`: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl NfsVolume {
+    /// None (with the reason printed) where this machine cannot serve NFS.
+    fn new(dir: &TestDir) -> Option<NfsVolume> {
+        let why = match Self::try_new(dir) {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        assert!(
+            std::env::var_os("RRUN_TEST_NFS").is_none(),
+            "RRUN_TEST_NFS is set but NFS could not be set up: {why}"
+        );
+        eprintln!("skipped: no NFS here ({why}); the systemd VM runs this");
+        None
+    }
+
+    fn try_new(dir: &TestDir) -> Result<NfsVolume, String> {
+        if !fs::read_to_string("/proc/filesystems")
+            .unwrap_or_default()
+            .contains("nfs")
+        {
+            // The client module loads on first mount where it exists.
+            let _ = sh("modprobe nfs; modprobe nfsd");
+        }
+        sh("command -v exportfs")?;
+        let export = dir.join("export");
+        let mount = dir.join("pv");
+        fs::create_dir_all(&export).unwrap();
+        fs::create_dir_all(&mount).unwrap();
+        let exports_file = PathBuf::from(format!(
+            "/etc/exports.d/rrun-test-{}.exports",
+            std::process::id()
+        ));
+        fs::create_dir_all("/etc/exports.d").map_err(|e| e.to_string())?;
+        // fsid: tmpfs and overlay exports need one; no_root_squash: the
+        // container writes as root, as a PV's pod may.
+        fs::write(
+            &exports_file,
+            format!(
+                "{} 127.0.0.1(rw,sync,no_subtree_check,no_root_squash,fsid={})\n",
+                export.display(),
+                1000 + std::process::id() % 1000
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let v = NfsVolume {
+            export,
+            mount,
+            exports_file,
+        };
+        sh("systemctl start nfs-server 2>/dev/null || true; exportfs -ra")?;
+        sh(&format!(
+            "mount -t nfs4 -o vers=4.2,proto=tcp 127.0.0.1:{} {}",
+            v.export.display(),
+            v.mount.display()
+        ))?;
+        Ok(v)
+    }
+}
+
+impl Drop for NfsVolume {
+    fn drop(&mut self) {
+        let _ = sh(&format!("umount -l {}", self.mount.display()));
+        let _ = fs::remove_file(&self.exports_file);
+        let _ = sh("exportfs -ra");
+    }
+}
+
+/// Adds a bind mount of `src` at `dest` with `options`.
+fn bind(env: &mut TestEnv, src: &Path, dest: &str, options: &[&str]) {
+    let m = json!({"destination": dest, "type": "bind",
+        "source": src.to_str().unwrap(), "options": options});
+    env.bundle
+        .edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
+}
+
+#[test]
+fn nfs_volume_bound_read_write_is_written_through_to_the_server() {
+    let mut env = TestEnv::new("nfs_rw");
+    let Some(pv) = NfsVolume::new(&env.dir) else {
+        return;
+    };
+    fs::write(pv.export.join("from-server"), "hello from the server\n").unwrap();
+    bind(&mut env, &pv.mount, "/data", &["rbind", "rw"]);
+    env.bundle.set_script(
+        "cat /data/from-server && echo written-in-the-container > /data/from-pod && \
+         grep ' /data ' /proc/self/mountinfo",
+    );
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let o = stdout(&out);
+    assert!(o.contains("hello from the server"), "{o}");
+    assert!(
+        o.contains(" nfs4 "),
+        "the container's /data is the NFS mount: {o}"
+    );
+    assert_eq!(
+        fs::read_to_string(pv.export.join("from-pod")).unwrap(),
+        "written-in-the-container\n",
+        "the server's directory has what the container wrote"
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn nfs_volume_bound_read_only_refuses_writes_in_the_container() {
+    let mut env = TestEnv::new("nfs_ro");
+    let Some(pv) = NfsVolume::new(&env.dir) else {
+        return;
+    };
+    fs::write(pv.export.join("data"), "read me\n").unwrap();
+    bind(&mut env, &pv.mount, "/data", &["rbind", "ro"]);
+    env.bundle.set_script(
+        "cat /data/data; if echo x > /data/new 2>/dev/null; then echo WROTE; else echo refused; fi",
+    );
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let o = stdout(&out);
+    assert!(o.contains("read me") && o.contains("refused"), "{o}");
+    assert!(
+        !pv.export.join("new").exists(),
+        "nothing reached the server"
+    );
+    env.assert_nothing_left();
+}
