@@ -277,9 +277,6 @@ pub fn plan_systemd(
     cgroups_path: Option<&Path>,
     id: &str,
 ) -> Result<(CgroupPaths, systemd::UnitPath)> {
-    if !layout.is_unified() {
-        bail!("--systemd-cgroup: this host has cgroup v1 hierarchies; rrun's systemd driver needs a pure cgroup v2 host (run without --systemd-cgroup)");
-    }
     let text = match cgroups_path {
         Some(p) => Some(
             p.to_str()
@@ -290,28 +287,38 @@ pub fn plan_systemd(
     };
     let user = nix::unistd::geteuid().as_raw() != 0;
     let unit = systemd::parse(text.as_deref(), id, user)?;
-    let (h, own) = (&layout.hierarchies[0], &layout.own[0]);
-    let cg = Path::new(&unit.cgroup);
-    if own.starts_with(cg) {
-        bail!(
-            "linux.cgroupsPath {}: {} is rrun's own cgroup {} (or one above it); the container's limits would apply to rrun and its caller: refusing",
-            text.as_deref().unwrap_or_default(),
-            unit.unit,
-            own.display()
-        );
+    if !layout.is_unified()
+        && !layout
+            .hierarchies
+            .iter()
+            .any(|h| h.controllers.iter().any(|c| c == "name=systemd"))
+    {
+        bail!("--systemd-cgroup: this cgroup v1 host has no name=systemd hierarchy (is systemd pid 1?)");
     }
-    let below = cg.strip_prefix(&h.mount_root).unwrap_or(cg);
-    let below = below.strip_prefix("/").unwrap_or(below);
-    let paths = CgroupPaths {
-        dirs: vec![h.mount.join(below)],
-        controllers: vec![Vec::new()],
-        created: Vec::new(),
-        unified: true,
-        systemd: Some(systemd_bus::Unit {
-            name: unit.unit.clone(),
-            user,
-        }),
-    };
+    let cg = Path::new(&unit.cgroup);
+    let mut dirs = Vec::new();
+    for (h, own) in layout.hierarchies.iter().zip(&layout.own) {
+        if own.starts_with(cg) {
+            bail!(
+                "linux.cgroupsPath {}: {} is rrun's own cgroup {} (or one above it); the container's limits would apply to rrun and its caller: refusing",
+                text.as_deref().unwrap_or_default(),
+                unit.unit,
+                own.display()
+            );
+        }
+        let below = cg.strip_prefix(&h.mount_root).unwrap_or(cg);
+        let below = below.strip_prefix("/").unwrap_or(below);
+        dirs.push(h.mount.join(below));
+    }
+    // systemd makes the unit's directory where it manages the hierarchy
+    // (cgroup2, name=systemd and, on v1, the controllers it enables); rrun
+    // makes it in the others at the same path, as runc does. Until then,
+    // every missing level counts as rrun's to remove (`plan`).
+    let mut paths = plan(layout, dirs)?;
+    paths.systemd = Some(systemd_bus::Unit {
+        name: unit.unit.clone(),
+        user,
+    });
     Ok((paths, unit))
 }
 
@@ -327,13 +334,7 @@ pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
 /// Creates the container's cgroup directories planned by [`plan`]. On
 /// failure, removes whatever it made before returning the error.
 pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
-    paths.created.clear();
-    for (dir, h) in paths.dirs.clone().iter().zip(&layout.hierarchies) {
-        if let Err(e) = create_one(dir, h, &mut paths.created) {
-            let _ = remove(paths);
-            return Err(e);
-        }
-    }
+    create_dirs(layout, paths)?;
     // Any hierarchy will do (on a hybrid host the cgroup2 one is often
     // unused, so look at each).
     let n = paths
@@ -350,6 +351,20 @@ pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     if let Err(e) = refuse_frozen(paths) {
         let _ = remove(paths);
         return Err(e);
+    }
+    Ok(())
+}
+
+/// Makes whatever levels of the container's directories do not exist yet
+/// (with systemd, the hierarchies systemd does not manage) and records
+/// exactly those in `created`. On failure, removes them again.
+pub fn create_dirs(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
+    paths.created.clear();
+    for (dir, h) in paths.dirs.clone().iter().zip(&layout.hierarchies) {
+        if let Err(e) = create_one(dir, h, &mut paths.created) {
+            let _ = remove(paths);
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -589,6 +604,15 @@ pub fn set_frozen(paths: &CgroupPaths, frozen: bool) -> Result<()> {
 /// gone; a busy cgroup is retried briefly (exiting tasks linger a moment).
 pub fn remove(paths: &CgroupPaths) -> Result<()> {
     let mut first_err = None;
+    // systemd removes a unit's directories when the unit stops: one still
+    // there means the unit is too (or is going), so stop it first.
+    if let Some(unit) = &paths.systemd {
+        if paths.dirs.iter().any(|d| d.exists()) {
+            if let Err(e) = systemd_bus::stop(unit) {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
     for dir in paths.created.iter().rev() {
         let mut tries = 0;
         loop {
@@ -616,15 +640,6 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
                     });
                     break;
                 }
-            }
-        }
-    }
-    // systemd removes a unit's cgroup when the unit stops: a cgroup still
-    // there means the unit is too (or is going), so stop it.
-    if let Some(unit) = &paths.systemd {
-        if paths.dirs.iter().any(|d| d.exists()) {
-            if let Err(e) = systemd_bus::stop(unit) {
-                first_err.get_or_insert(e);
             }
         }
     }

@@ -189,7 +189,7 @@ impl Drop for Holder {
     }
 }
 
-/// Makes the container's unit, holding `holder`, with `props`.
+/// Makes the container's unit with `props` (which name its first process).
 pub fn start(path: &UnitPath, user: bool, props: &[(&str, Prop)]) -> Result<()> {
     Manager::connect(user)?.start(&path.unit, props)
 }

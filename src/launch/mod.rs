@@ -242,7 +242,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             let props =
                 cgroups::systemd::unit_properties(u, &opts.id, h.pid(), resources_now.as_ref());
             holder = Some(h);
-            cgroups::systemd_bus::start(u, false, &props)?;
+            let user = record.cgroups.systemd.as_ref().is_some_and(|s| s.user);
+            cgroups::systemd_bus::start(u, user, &props)?;
+            cgroups::create_dirs(&layout, &mut record.cgroups)?;
             cgroups::refuse_frozen(&record.cgroups)?;
         }
         None => cgroups::create(&layout, &mut record.cgroups)?,
