@@ -17,6 +17,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A file system id no other export of this test run has (each export of
+/// a non-device file system needs its own).
+fn fsid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    1000 + (std::process::id() % 1000) * 16 + NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
 /// An export of a fresh directory, mounted at another; unmounted and
 /// unexported when dropped.
 struct NfsVolume {
@@ -82,7 +90,7 @@ impl NfsVolume {
             format!(
                 "{} 127.0.0.1(rw,sync,no_subtree_check,no_root_squash,fsid={})\n",
                 export.display(),
-                1000 + std::process::id() % 1000
+                fsid()
             ),
         )
         .map_err(|e| e.to_string())?;

@@ -278,7 +278,7 @@ pub fn resource_properties(r: &LinuxResources) -> Vec<(&'static str, Prop)> {
             }
         }
     }
-    if let Some(dev) = device_properties(r.devices().as_deref().unwrap_or_default()) {
+    if let Some(dev) = device_properties(&super::resources::device_rules(r)) {
         props.extend(dev);
     }
     props
@@ -315,10 +315,11 @@ pub fn bitmask(list: &str) -> Option<Vec<u8>> {
     Some(mask)
 }
 
-/// `DevicePolicy` and `DeviceAllow` for the config's device rules, when
-/// systemd can say the same thing: a deny-all first, then allows of one
-/// device (`/dev/char/M:N`) or of a whole major that /proc/devices names
-/// (`char-pts`). Otherwise none: rrun's own eBPF filter, attached to the
+/// `DevicePolicy` and `DeviceAllow` for the effective device rules (the
+/// config's, then the ones every container gets), when systemd can say the
+/// same thing: a deny-all first, then allows of one device
+/// (`/dev/char/M:N`), of a whole major that /proc/devices names
+/// (`char-pts`), or of a whole type (`char-*`). Otherwise none: rrun's own eBPF filter, attached to the
 /// delegated cgroup either way, enforces the rules exactly.
 fn device_properties(rules: &[LinuxDeviceCgroup]) -> Option<Vec<(&'static str, Prop)>> {
     let (first, rest) = rules.split_first()?;
@@ -344,6 +345,8 @@ fn device_properties(rules: &[LinuxDeviceCgroup]) -> Option<Vec<(&'static str, P
         let access = r.access().clone().unwrap_or_else(|| "rwm".into());
         let dev = match (r.major(), r.minor()) {
             (Some(ma), Some(mi)) if ma >= 0 && mi >= 0 => format!("/dev/{kind}/{ma}:{mi}"),
+            // Every device of the type (runc's `c *:* m`, `b *:* m`).
+            (None, None) => format!("{kind}-*"),
             (Some(ma), None) if ma >= 0 => format!("{kind}-{}", major_name(&names, kind, ma)?),
             _ => return None,
         };
@@ -530,10 +533,15 @@ mod tests {
             ]
         })));
         assert_eq!(prop(&p, "DevicePolicy"), Some(&Prop::Str("strict".into())));
-        assert_eq!(
-            prop(&p, "DeviceAllow"),
-            Some(&Prop::Devices(vec![("/dev/char/1:3".into(), "rwm".into())]))
-        );
+        let Some(Prop::Devices(allow)) = prop(&p, "DeviceAllow") else {
+            panic!("no DeviceAllow: {p:?}");
+        };
+        // The config's rule, then every container's: mknod of anything
+        // (without it no /dev/null could be made), the standard devices.
+        assert_eq!(allow[0], ("/dev/char/1:3".into(), "rwm".into()));
+        assert!(allow.contains(&("char-*".into(), "m".into())), "{allow:?}");
+        assert!(allow.contains(&("block-*".into(), "m".into())), "{allow:?}");
+        assert!(allow.contains(&("/dev/char/5:2".into(), "rwm".into())), "{allow:?}");
         // A deny after an allow cannot be said in DeviceAllow: none at all.
         let p = resource_properties(&res(serde_json::json!({
             "devices": [
