@@ -70,7 +70,8 @@
 # snapshot=on (it is never written); a small initramfs (tests/vm/systemd/
 # init) loads virtio and ext4, mounts it, copies this run's files over it
 # (rrun as /usr/local/bin/rrun, the test binaries in /tests, /vm/plan,
-# /vm/env, the runner and the test unit, and RRUN_VM_FILES) and
+# /vm/env, the runner and the test unit, the repository's tests/ at its
+# path on this host, and RRUN_VM_FILES) and
 # switch_roots to systemd. The unit vmtest.service (tests/vm/systemd/,
 # After=multi-user.target, Delegate=yes) runs tests/vm/systemd/run-tests:
 # it waits for `systemctl is-system-running --wait` (running or degraded),
@@ -80,7 +81,8 @@
 # slice units, mounts and processes left behind, prints the "VM: N passed,
 # N failed" line, and the unit powers the VM off. With no filter it runs
 # SYSTEMD_PLAN (lifecycle, cgroups; see RRUN_VM_PLAN). Kernel command line:
-# apparmor=0 (Docker needs it), no cgroup_no_v1 (systemd alone decides).
+# apparmor=0 (Docker needs it) selinux=0, no cgroup_no_v1 (systemd alone
+# decides).
 #
 # Environment (all optional):
 #   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
@@ -195,8 +197,9 @@ systemd)
     [ "$CGROUP_SETUP" = systemd ] ||
         die "RRUN_VM_CGROUPS does not apply to RRUN_VM_INIT=systemd (systemd sets cgroup v2 up)"
     # Debian's default AppArmor would confine Docker's containers with a
-    # profile the image does not load.
-    CMDLINE_CGROUPS="systemd.unified_cgroup_hierarchy=1 apparmor=0"
+    # profile the image does not load; selinux=0 spares systemd's attempt
+    # to load a policy that is not there (a line on the console).
+    CMDLINE_CGROUPS="systemd.unified_cgroup_hierarchy=1 apparmor=0 selinux=0"
     ;;
 *) die "RRUN_VM_INIT must be busybox or systemd, not '$INIT'" ;;
 esac
@@ -356,6 +359,10 @@ if [ "$INIT" = systemd ]; then
     cp "$VM_DIR/systemd/boot-failed.conf" "$units/emergency.service.d/"
     cp "$VM_DIR/systemd/boot-failed.conf" "$units/rescue.service.d/"
     cp "$rrun_bin" "$payload/usr/local/bin/rrun"
+    # Tests open some files by their CARGO_MANIFEST_DIR path (the engine
+    # suite's mkimage.sh and cri.py, fuzz seeds, config.json.example).
+    mkdir -p "$payload$REPO"
+    cp -a "$REPO/tests" "$REPO/config.json.example" "$payload$REPO/"
     case " $MODULES " in
     *" rdma_rxe "*) ;;
     *) REQUIRE_CONTROLLERS=${REQUIRE_CONTROLLERS/rdma/} ;;
