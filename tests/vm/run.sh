@@ -94,7 +94,7 @@
 # in a sparse 4 GiB image), once per package list and kernel; qemu start
 # to the runner ~12-14 s (systemd's "Startup finished" 11-14 s); the default
 # plan (40 lifecycle and 42 cgroups tests) 40-50 s; 70-85 s in all with the
-# image cached, 130-135 s from an empty target/vm-cache, builds aside.
+# image cached, 130-150 s from an empty target/vm-cache, builds aside.
 #
 # Environment (all optional):
 #   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
