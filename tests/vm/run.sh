@@ -2,7 +2,8 @@
 # Run rrun's integration tests on a pure cgroup v2 host: Debian's stock
 # kernel booted under qemu with cgroup_no_v1=all. With RRUN_VM_CGROUPS=v1,
 # on a cgroup v1 host instead, with the controllers this development host
-# lacks (hugetlb, rdma, net_cls, net_prio).
+# lacks (hugetlb, rdma, net_cls, net_prio). With RRUN_VM_INIT=systemd, on a
+# real Debian 12 host with systemd as pid 1 (see "The systemd VM" below).
 #
 # Usage (from anywhere in the repository):
 #
@@ -10,6 +11,7 @@
 #     RRUN_VM_CGROUPS=v1 tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_LSM=apparmor tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_LSM=selinux tests/vm/run.sh [TEST_FILTER...]
+#     RRUN_VM_INIT=systemd tests/vm/run.sh [TEST_FILTER...]
 #
 # With no filter the VM runs every test of the `lifecycle`, `cgroups` and
 # `host_safety` binaries plus, from every other test binary (unit tests included), the
@@ -54,6 +56,46 @@
 # (the 10 lsm_ tests; those of the other LSM skip) 14-25 s. Limit:
 # RRUN_VM_TIMEOUT.
 #
+# The systemd VM (RRUN_VM_INIT=systemd): the same kernel boots a Debian 12
+# (bookworm) root file system with systemd 252 as pid 1, D-Bus, udev and
+# pure cgroup v2 (systemd.unified_cgroup_hierarchy=1), as a current
+# distribution runs. tests/vm/systemd/mkroot.sh builds it once with
+# mmdebstrap from Debian's packages (systemd, dbus, Podman, containerd,
+# Docker, runc, crun, the NFS server and client, iproute2, procps,
+# busybox-static, python3-grpcio; every daemon disabled at boot but
+# startable) plus the kernel's modules, as an ext4 image cached in
+# target/vm-cache/rootfs-systemd-<key>.ext4; the key hashes mkroot.sh (its
+# package list) and the kernel version, so a change rebuilds it. Building
+# needs root, mmdebstrap and mke2fs (e2fsprogs). qemu opens the image with
+# snapshot=on (it is never written); a small initramfs (tests/vm/systemd/
+# init) loads virtio and ext4, mounts it, copies this run's files over it
+# (rrun as /usr/local/bin/rrun, the test binaries in /tests, /vm/plan,
+# /vm/env, the runner and the test unit, the repository's tests/ at its
+# path on this host, and RRUN_VM_FILES) and switch_roots to systemd.
+# The unit vmtest.service (tests/vm/systemd/,
+# After=multi-user.target, Delegate=yes) runs tests/vm/systemd/run-tests:
+# it waits for `systemctl is-system-running --wait` (running or degraded),
+# checks D-Bus and cgroup2, moves itself into a leaf (runner) of its
+# delegated cgroup, loads RRUN_VM_MODULES with modprobe, runs /vm/plan with
+# RRUN_TEST_SYSTEMD=1 in the environment, looks for new cgroups, scope or
+# slice units, mounts and processes left behind, prints the "VM: N passed,
+# N failed" line, and the unit powers the VM off. The tests run as root in
+# that service: systemctl, busctl and journalctl work as on any host; the
+# engines are installed (start them with systemctl start, or as the engine
+# suite does, its own daemons). With no filter it runs SYSTEMD_PLAN
+# (lifecycle, cgroups; see RRUN_VM_PLAN). Kernel command line:
+# apparmor=0 (Docker needs it), no cgroup_no_v1 (systemd alone decides).
+# systemd's "SELinux: Could not open policy file" line on the console is
+# harmless (the kernel has SELinux built in, not enabled).
+#
+# Time of the systemd VM (2 cores, TCG, measured): building the image
+# 55-60 s with the machine idle, ~105 s with a build running (mmdebstrap
+# ~50 s, modules, depmod and mke2fs ~5 s; 710 MiB of files, 712 MiB on disk
+# in a sparse 4 GiB image), once per package list and kernel; qemu start
+# to the runner ~12-14 s (systemd's "Startup finished" 11-14 s); the default
+# plan (40 lifecycle and 42 cgroups tests) 40-50 s; 70-85 s in all with the
+# image cached, 130-150 s from an empty target/vm-cache, builds aside.
+#
 # Environment (all optional):
 #   RRUN_VM_TIMEOUT=1200      seconds before qemu is killed (whole VM run)
 #   RRUN_VM_TEST_TIMEOUT=600  seconds per test binary inside the VM
@@ -76,7 +118,21 @@
 #                             not list it), the VM gets an RDMA device rxe0.
 #                             In the LSM modes the default is none.
 #   RRUN_VM_MEMORY=2048 RRUN_VM_CPUS=2 RRUN_VM_ACCEL=tcg   qemu settings
-#   RRUN_VM_CACHE=target/vm-cache   where the kernel and the console log go
+#   RRUN_VM_CACHE=target/vm-cache   where the kernel, the systemd image
+#                             and the console log go
+#   RRUN_VM_INIT=busybox      "systemd": the systemd VM (see above);
+#                             RRUN_VM_CGROUPS and RRUN_VM_LSM do not apply
+#   RRUN_VM_FILES=DIR         systemd VM: DIR's contents are copied over the
+#                             root file system before systemd starts (unit
+#                             files, engine configuration, test data)
+#   RRUN_VM_BOOT_TIMEOUT=600  systemd VM: seconds the runner waits for the
+#                             boot to finish
+#   RRUN_VM_PLAN="lifecycle<newline>cgroups"   systemd VM: the default
+#                             plan, one line per test binary run:
+#                             "[VAR=VALUE...] BINARY [LIBTEST_ARG...]"
+#                             (no spaces inside a word), e.g.
+#                             "RRUN_TEST_CGROUP_DRIVER=systemd cgroups"
+#   RRUN_VM_TEST_ENV=         systemd VM: "VAR=VALUE ..." for every test run
 set -euo pipefail
 
 VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
@@ -84,6 +140,8 @@ TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-600}
 TEST_THREADS=${RRUN_VM_TEST_THREADS:-2}
 CGROUP_SETUP=${RRUN_VM_CGROUPS:-systemd}
 LSM=${RRUN_VM_LSM:-}
+INIT=${RRUN_VM_INIT:-busybox}
+BOOT_TIMEOUT=${RRUN_VM_BOOT_TIMEOUT:-600}
 SELINUX_ENFORCE=${RRUN_VM_SELINUX_ENFORCE:-1}
 if [ -n "$LSM" ]; then
     MODULES=${RRUN_VM_MODULES-}
@@ -128,6 +186,12 @@ v1)
 esac
 # The v1 mode's default tests (filters for the `cgroups` binary).
 V1_FILTERS="optional_controller events_ absolute_cgroups_path cpu_"
+# The systemd VM's default plan: one line per run of a test binary,
+# "[VAR=VALUE...] BINARY [LIBTEST_ARG...]", the variables set for that run
+# only; a binary may run more than once (e.g. again with
+# RRUN_TEST_CGROUP_DRIVER=systemd). RRUN_VM_PLAN replaces it.
+SYSTEMD_PLAN=${RRUN_VM_PLAN:-"lifecycle
+cgroups"}
 CMDLINE_LSM=
 case "$LSM" in
 "") ;;
@@ -138,6 +202,27 @@ apparmor | selinux)
     ;;
 *) die "RRUN_VM_LSM must be apparmor or selinux, not '$LSM'" ;;
 esac
+case "$INIT" in
+busybox) ;;
+systemd)
+    [ -z "$LSM" ] || die "RRUN_VM_LSM does not apply to RRUN_VM_INIT=systemd"
+    [ "$CGROUP_SETUP" = systemd ] ||
+        die "RRUN_VM_CGROUPS does not apply to RRUN_VM_INIT=systemd (systemd sets cgroup v2 up)"
+    # Debian's default AppArmor would confine Docker's containers with a
+    # profile the image does not load.
+    CMDLINE_CGROUPS="systemd.unified_cgroup_hierarchy=1 apparmor=0"
+    ;;
+*) die "RRUN_VM_INIT must be busybox or systemd, not '$INIT'" ;;
+esac
+for v in RRUN_VM_PLAN RRUN_VM_TEST_ENV RRUN_VM_FILES; do
+    [ -z "${!v:-}" ] || [ "$INIT" = systemd ] || die "$v applies to RRUN_VM_INIT=systemd only"
+done
+for v in ${RRUN_VM_TEST_ENV:-}; do
+    [[ $v =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "RRUN_VM_TEST_ENV: '$v' is not VAR=VALUE"
+done
+if [ -n "${RRUN_VM_FILES:-}" ]; then
+    [ -d "$RRUN_VM_FILES" ] || die "RRUN_VM_FILES=$RRUN_VM_FILES is not a directory"
+fi
 
 for cmd in qemu-system-x86_64 cpio ldd; do
     command -v "$cmd" >/dev/null ||
@@ -260,76 +345,132 @@ kver=${vmlinuz##*/vmlinuz-}
 moddir=$kroot/lib/modules/$kver
 log "kernel $kver ($vmlinuz)"
 
+# --- systemd image ---------------------------------------------------------
+if [ "$INIT" = systemd ]; then
+    rootfs_image=$("$VM_DIR/systemd/mkroot.sh" "$CACHE" "$moddir") ||
+        die "building the systemd VM's root file system failed"
+    log "root file system $rootfs_image"
+fi
+
 # --- initramfs -------------------------------------------------------------
 stage=$work/initramfs
 payload=$stage/payload
-mkdir -p "$stage/bin" "$payload"/{bin,vm,tests,usr/local/bin,lib/modules/vm,etc,root,proc,sys,dev,tmp,run}
-cp "$VM_DIR/init" "$stage/init"
-cp /bin/busybox "$stage/bin/busybox"
-cp /bin/busybox "$payload/bin/busybox"
-# The tests copy /bin/busybox into their bundles and link every applet it
-# lists, so the VM's /bin is busybox, as on the host.
-for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$payload/bin/$applet"
-done
-cp "$VM_DIR/init2" "$payload/vm/init2"
-chmod 755 "$stage/init" "$payload/vm/init2"
-cp "$rrun_bin" "$payload/usr/local/bin/rrun"
-case "$LSM" in
-apparmor) cp "$apparmor_parser" "$payload/usr/local/bin/apparmor_parser" ;;
-selinux)
-    # The kernel takes the newest policy version secilc writes (33).
-    secilc --output="$payload/vm/selinux.policy" --filecontext=/dev/null \
-        "$VM_DIR/selinux.cil" || die "secilc $VM_DIR/selinux.cil failed"
-    ;;
-esac
-# iproute2's rdma tool makes the VM's RDMA device (see init2); without
-# rdma_rxe there is none, and the rdma tests may skip.
-case " $MODULES " in
-*" rdma_rxe "*)
-    rdma_tool=$(command -v rdma) || die "rdma not found (apt-get install iproute2)"
-    cp "$rdma_tool" "$payload/usr/local/bin/rdma"
-    ;;
-*) REQUIRE_CONTROLLERS=${REQUIRE_CONTROLLERS/rdma/} ;;
-esac
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
-    >"$payload/etc/passwd"
-printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$payload/etc/group"
+if [ "$INIT" = systemd ]; then
+    # Copied over the Debian image by tests/vm/systemd/init: this run's
+    # binaries, the runner and its unit; the modules to mount the image.
+    units=$payload/etc/systemd/system
+    mkdir -p "$stage/bin" "$stage/lib/modules/vm" "$payload"/{vm,tests,usr/local/bin} \
+        "$units"/{multi-user.target.wants,emergency.service.d,rescue.service.d}
+    cp "$VM_DIR/systemd/init" "$stage/init"
+    cp /bin/busybox "$stage/bin/busybox"
+    cp "$VM_DIR/systemd/run-tests" "$VM_DIR/systemd/boot-failed" "$payload/vm/"
+    chmod 755 "$stage/init" "$payload/vm/run-tests" "$payload/vm/boot-failed"
+    cp "$VM_DIR/systemd/vmtest.service" "$units/"
+    ln -s ../vmtest.service "$units/multi-user.target.wants/vmtest.service"
+    cp "$VM_DIR/systemd/boot-failed.conf" "$units/emergency.service.d/"
+    cp "$VM_DIR/systemd/boot-failed.conf" "$units/rescue.service.d/"
+    cp "$rrun_bin" "$payload/usr/local/bin/rrun"
+    # Tests open some files by their CARGO_MANIFEST_DIR path (the engine
+    # suite's mkimage.sh and cri.py, fuzz seeds, config.json.example).
+    mkdir -p "$payload$REPO"
+    cp -a "$REPO/tests" "$REPO/config.json.example" "$payload$REPO/"
+    case " $MODULES " in
+    *" rdma_rxe "*) ;;
+    *) REQUIRE_CONTROLLERS=${REQUIRE_CONTROLLERS/rdma/} ;;
+    esac
+else
+    mkdir -p "$stage/bin" "$payload"/{bin,vm,tests,usr/local/bin,lib/modules/vm,etc,root,proc,sys,dev,tmp,run}
+    cp "$VM_DIR/init" "$stage/init"
+    cp /bin/busybox "$stage/bin/busybox"
+    cp /bin/busybox "$payload/bin/busybox"
+    # The tests copy /bin/busybox into their bundles and link every applet it
+    # lists, so the VM's /bin is busybox, as on the host.
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$payload/bin/$applet"
+    done
+    cp "$VM_DIR/init2" "$payload/vm/init2"
+    chmod 755 "$stage/init" "$payload/vm/init2"
+    cp "$rrun_bin" "$payload/usr/local/bin/rrun"
+    case "$LSM" in
+    apparmor) cp "$apparmor_parser" "$payload/usr/local/bin/apparmor_parser" ;;
+    selinux)
+        # The kernel takes the newest policy version secilc writes (33).
+        secilc --output="$payload/vm/selinux.policy" --filecontext=/dev/null \
+            "$VM_DIR/selinux.cil" || die "secilc $VM_DIR/selinux.cil failed"
+        ;;
+    esac
+    # iproute2's rdma tool makes the VM's RDMA device (see init2); without
+    # rdma_rxe there is none, and the rdma tests may skip.
+    case " $MODULES " in
+    *" rdma_rxe "*)
+        rdma_tool=$(command -v rdma) || die "rdma not found (apt-get install iproute2)"
+        cp "$rdma_tool" "$payload/usr/local/bin/rdma"
+        ;;
+    *) REQUIRE_CONTROLLERS=${REQUIRE_CONTROLLERS/rdma/} ;;
+    esac
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+        >"$payload/etc/passwd"
+    printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$payload/etc/group"
+fi
 
 # The test plan: which binaries, with which filters.
 : >"$payload/vm/plan"
-while read -r name exe; do
-    if [ -n "${RRUN_VM_BINARIES:-}" ] && [[ " $RRUN_VM_BINARIES " != *" $name "* ]]; then
-        continue
-    fi
-    if [ $# -gt 0 ]; then
-        args="$*"
-    elif [ -n "$LSM" ]; then
-        [ "$name" = security ] || continue
-        args=lsm_
-    elif [ "$CGROUP_SETUP" = v1 ]; then
-        [ "$name" = cgroups ] || continue
-        args=$V1_FILTERS
-    else
-        case "$name" in
-        lifecycle | cgroups | host_safety) args= ;;
-        *) args=cgroup ;;
-        esac
-    fi
-    [ ! -e "$payload/tests/$name" ] || die "two test binaries are named $name"
-    cp "$exe" "$payload/tests/$name"
-    echo "$name $args" >>"$payload/vm/plan"
-done <"$work/binaries"
+if [ "$INIT" = systemd ] && [ $# -eq 0 ]; then
+    while read -r -a words; do
+        [ "${#words[@]}" -gt 0 ] || continue
+        name=
+        for w in "${words[@]}"; do
+            [[ $w =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || {
+                name=$w
+                break
+            }
+        done
+        [ -n "$name" ] || die "plan line '${words[*]}' names no test binary"
+        if [ -n "${RRUN_VM_BINARIES:-}" ] && [[ " $RRUN_VM_BINARIES " != *" $name "* ]]; then
+            continue
+        fi
+        exe=$(awk -v n="$name" '$1 == n { print $2 }' "$work/binaries")
+        [ -n "$exe" ] || die "plan line '${words[*]}': cargo built no test binary $name"
+        [ -e "$payload/tests/$name" ] || cp "$exe" "$payload/tests/$name"
+        echo "${words[*]}" >>"$payload/vm/plan"
+    done <<<"$SYSTEMD_PLAN"
+else
+    while read -r name exe; do
+        if [ -n "${RRUN_VM_BINARIES:-}" ] && [[ " $RRUN_VM_BINARIES " != *" $name "* ]]; then
+            continue
+        fi
+        if [ $# -gt 0 ]; then
+            args="$*"
+        elif [ -n "$LSM" ]; then
+            [ "$name" = security ] || continue
+            args=lsm_
+        elif [ "$CGROUP_SETUP" = v1 ]; then
+            [ "$name" = cgroups ] || continue
+            args=$V1_FILTERS
+        else
+            case "$name" in
+            lifecycle | cgroups | host_safety) args= ;;
+            *) args=cgroup ;;
+            esac
+        fi
+        [ ! -e "$payload/tests/$name" ] || die "two test binaries are named $name"
+        cp "$exe" "$payload/tests/$name"
+        echo "$name $args" >>"$payload/vm/plan"
+    done <"$work/binaries"
+fi
 [ -s "$payload/vm/plan" ] || die "no test binary selected (RRUN_VM_BINARIES='${RRUN_VM_BINARIES:-}')"
 
-# Shared libraries of every binary, at the paths ldd resolves them to.
-for exe in "$payload"/usr/local/bin/* "$payload"/tests/* "$payload/bin/busybox"; do
-    { ldd "$exe" 2>/dev/null || true; } | sed -n 's/^[[:space:]]*\(.* => \)\{0,1\}\(\/[^ ]*\) (0x.*/\2/p'
-done | sort -u >"$work/libs"
-while read -r lib; do
-    mkdir -p "$payload$(dirname "$lib")"
-    cp -L "$lib" "$payload$lib"
-done <"$work/libs"
+# Shared libraries of every binary, at the paths ldd resolves them to (the
+# systemd VM has Debian's own).
+if [ "$INIT" != systemd ]; then
+    for exe in "$payload"/usr/local/bin/* "$payload"/tests/* "$payload/bin/busybox"; do
+        { ldd "$exe" 2>/dev/null || true; } | sed -n 's/^[[:space:]]*\(.* => \)\{0,1\}\(\/[^ ]*\) (0x.*/\2/p'
+    done | sort -u >"$work/libs"
+    while read -r lib; do
+        mkdir -p "$payload$(dirname "$lib")"
+        cp -L "$lib" "$payload$lib"
+    done <"$work/libs"
+fi
 
 # Kernel modules and their dependencies (read from each module's .modinfo,
 # as the package ships no modules.dep), dependencies first.
@@ -355,6 +496,13 @@ modcat() {
     esac
 }
 modules_loaded=""
+# The systemd VM puts in the initramfs only what mounts its root (the image
+# has every module, for modprobe); the others the modules to load.
+if [ "$INIT" = systemd ]; then
+    moddest=$stage/lib/modules/vm
+else
+    moddest=$payload/lib/modules/vm
+fi
 add_module() {
     local n=${1//-/_} f dep
     case " $modules_loaded " in *" $n "*) return 0 ;; esac
@@ -362,12 +510,22 @@ add_module() {
     for dep in $(modcat "$f" | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do
         add_module "$dep"
     done
-    modcat "$f" >"$payload/lib/modules/vm/$n.ko"
+    modcat "$f" >"$moddest/$n.ko"
     modules_loaded="$modules_loaded $n"
 }
-for m in $MODULES; do
-    add_module "$m"
-done
+if [ "$INIT" = systemd ]; then
+    # crc32c: ext4 and jbd2 ask the crypto API for it (no module dependency);
+    # the generic one, as TCG's CPU has no SSE4.2.
+    for m in virtio_pci virtio_blk crc32c_generic ext4; do
+        add_module "$m"
+    done
+    echo "${modules_loaded# }" | tr ' ' '\n' >"$moddest/order"
+    modules_loaded=$MODULES
+else
+    for m in $MODULES; do
+        add_module "$m"
+    done
+fi
 
 cat >"$payload/vm/env" <<EOF
 TEST_THREADS=$TEST_THREADS
@@ -377,22 +535,33 @@ LSM=$LSM
 SELINUX_ENFORCE=$SELINUX_ENFORCE
 MODULES="${modules_loaded# }"
 REQUIRE_CONTROLLERS="$REQUIRE_CONTROLLERS"
+BOOT_TIMEOUT=$BOOT_TIMEOUT
+TEST_ENV="${RRUN_VM_TEST_ENV:-}"
 EOF
+# Last, so that they can replace any of the above.
+if [ -n "${RRUN_VM_FILES:-}" ]; then
+    cp -a "$RRUN_VM_FILES/." "$payload/" || die "copy RRUN_VM_FILES=$RRUN_VM_FILES"
+fi
 
 initrd=$work/initrd.cpio
 # Uncompressed: unpacking gzip under TCG costs more than reading the bytes.
 (cd "$stage" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd"
 log "initramfs: $(du -m "$initrd" | cut -f1) MiB;" \
-    "tests: $(cut -d' ' -f1 "$payload/vm/plan" | tr '\n' ' ')modules: ${modules_loaded# }"
+    "tests: $(sed 's/^\([A-Za-z_][A-Za-z0-9_]*=[^ ]* \)*//; s/ .*//' "$payload/vm/plan" | tr '\n' ' ')modules: ${modules_loaded# }"
 
 # --- boot ------------------------------------------------------------------
 console=$CACHE/console.log
 : >"$console"
 append="console=ttyS0 ${CMDLINE_CGROUPS:+$CMDLINE_CGROUPS }${CMDLINE_LSM:+$CMDLINE_LSM }panic=-1 quiet"
+drive=()
+if [ "$INIT" = systemd ]; then
+    # snapshot=on: the VM's writes go to a temporary file, never the cache.
+    drive=(-drive "file=$rootfs_image,format=raw,if=virtio,snapshot=on")
+fi
 log "booting: accel=$ACCEL, ${CPUS} CPUs, ${MEMORY} MiB, timeout ${VM_TIMEOUT}s, cmdline: $append"
 qemu-system-x86_64 -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot \
-    -kernel "$vmlinuz" -initrd "$initrd" -append "$append" \
+    -kernel "$vmlinuz" -initrd "$initrd" -append "$append" "${drive[@]}" \
     </dev/null >"$console" 2>&1 &
 qemu_pid=$!
 boot_start=$SECONDS
