@@ -66,6 +66,10 @@ impl NfsVolume {
     }
 
     fn try_new(dir: &TestDir) -> Result<NfsVolume, String> {
+        // One export change at a time: exportfs -ra of one test must not
+        // race another's.
+        static EXPORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = EXPORTS.lock().unwrap_or_else(|e| e.into_inner());
         if !fs::read_to_string("/proc/filesystems")
             .unwrap_or_default()
             .contains("nfs")
@@ -100,11 +104,21 @@ impl NfsVolume {
             exports_file,
         };
         sh("systemctl start nfs-server 2>/dev/null || true; exportfs -ra")?;
-        sh(&format!(
+        // A server that has just started may not answer for the export yet.
+        let mount = format!(
             "mount -t nfs4 -o vers=4.2,proto=tcp 127.0.0.1:{} {}",
             v.export.display(),
             v.mount.display()
-        ))?;
+        );
+        let mut last = Ok(String::new());
+        for _ in 0..20 {
+            last = sh(&mount);
+            if last.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        last?;
         Ok(v)
     }
 }
@@ -140,7 +154,7 @@ fn nfs_volume_bound_read_write_is_written_through_to_the_server() {
     let out = env.run(&[]);
     assert!(out.status.success(), "{}", describe(&out));
     let o = stdout(&out);
-    assert!(o.contains("hello from the server"), "{o}");
+    assert!(o.contains("hello from the server"), "{}", describe(&out));
     assert!(
         o.contains(" nfs4 "),
         "the container's /data is the NFS mount: {o}"
@@ -162,12 +176,12 @@ fn nfs_volume_bound_read_only_refuses_writes_in_the_container() {
     fs::write(pv.export.join("data"), "read me\n").unwrap();
     bind(&mut env, &pv.mount, "/data", &["rbind", "ro"]);
     env.bundle.set_script(
-        "cat /data/data; if echo x > /data/new 2>/dev/null; then echo WROTE; else echo refused; fi",
+        "ls -ln /data; cat /data/data; if echo x > /data/new; then echo WROTE; else echo refused; fi",
     );
     let out = env.run(&[]);
     assert!(out.status.success(), "{}", describe(&out));
     let o = stdout(&out);
-    assert!(o.contains("read me") && o.contains("refused"), "{o}");
+    assert!(o.contains("read me") && o.contains("refused"), "{}", describe(&out));
     assert!(
         !pv.export.join("new").exists(),
         "nothing reached the server"
