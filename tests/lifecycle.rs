@@ -1037,3 +1037,40 @@ fn features_prints_the_runtime_spec_features_json() {
         );
     }
 }
+
+#[test]
+fn debug_flag_logs_the_steps_of_create_on_stderr() {
+    if is_reference_runtime() {
+        // runc's debug lines name other steps; only the level is common.
+        return;
+    }
+    let env = TestEnv::new("debug_steps");
+    let out = env.rt.cmd(&[
+        "--debug",
+        "create",
+        "--bundle",
+        env.bundle.path_str(),
+        env.id(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let err = stderr(&out);
+    for step in [
+        "state recorded",
+        "cgroups created",
+        "cloned",
+        "init ready",
+        "created",
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("level=debug") && l.contains(&format!("create: {step}"))),
+            "no level=debug line for {step:?}: {err}"
+        );
+    }
+    // Without --debug, none.
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    let out = env.try_create(&[]);
+    assert!(!stderr(&out).contains("level=debug"), "{}", describe(&out));
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_nothing_left();
+}

@@ -181,7 +181,11 @@ fn nfs_volume_bound_read_only_refuses_writes_in_the_container() {
     let out = env.run(&[]);
     assert!(out.status.success(), "{}", describe(&out));
     let o = stdout(&out);
-    assert!(o.contains("read me") && o.contains("refused"), "{}", describe(&out));
+    assert!(
+        o.contains("read me") && o.contains("refused"),
+        "{}",
+        describe(&out)
+    );
     assert!(
         !pv.export.join("new").exists(),
         "nothing reached the server"

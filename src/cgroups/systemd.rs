@@ -541,7 +541,10 @@ mod tests {
         assert_eq!(allow[0], ("/dev/char/1:3".into(), "rwm".into()));
         assert!(allow.contains(&("char-*".into(), "m".into())), "{allow:?}");
         assert!(allow.contains(&("block-*".into(), "m".into())), "{allow:?}");
-        assert!(allow.contains(&("/dev/char/5:2".into(), "rwm".into())), "{allow:?}");
+        assert!(
+            allow.contains(&("/dev/char/5:2".into(), "rwm".into())),
+            "{allow:?}"
+        );
         // A deny after an allow cannot be said in DeviceAllow: none at all.
         let p = resource_properties(&res(serde_json::json!({
             "devices": [
