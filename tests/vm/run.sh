@@ -191,7 +191,11 @@ V1_FILTERS="optional_controller events_ absolute_cgroups_path cpu_"
 # only; a binary may run more than once (e.g. again with
 # RRUN_TEST_CGROUP_DRIVER=systemd). RRUN_VM_PLAN replaces it.
 SYSTEMD_PLAN=${RRUN_VM_PLAN:-"lifecycle
-cgroups"}
+cgroups
+systemd
+RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
+RRUN_TEST_CGROUP_DRIVER=systemd cgroups
+RRUN_TEST_NFS=1 nfs"}
 CMDLINE_LSM=
 case "$LSM" in
 "") ;;
