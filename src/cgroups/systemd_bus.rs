@@ -6,7 +6,7 @@
 //! first process straight into its cgroup (which must exist by then, and is
 //! what the container's cgroup mount binds): so a [`Holder`], a forked
 //! process that only waits, is the scope's first process, and is gone once
-//! the container's init is in.
+//! the container's init is ready.
 
 use std::time::Duration;
 
@@ -149,7 +149,7 @@ fn to_value(p: &Prop) -> Value {
     }
 }
 
-/// The first process of a new scope until the container's init is in it:
+/// The first process of a new scope until the container's init is ready:
 /// a fork of rrun that waits for its end (it dies with rrun, and is killed
 /// and reaped when dropped).
 pub struct Holder {

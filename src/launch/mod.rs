@@ -221,7 +221,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     cleanup.cgroups = Some(record.cgroups.clone());
     let resources = linux.and_then(|l| l.resources().as_ref());
     // With systemd, the scope's first process is a holder until init is
-    // in; a pids limit is applied once the holder is gone (a limit of 1
+    // ready; a pids limit is applied once the holder is gone (a limit of 1
     // would refuse the clone while both are there).
     let mut holder = None;
     let mut deferred_pids = None;
@@ -318,13 +318,6 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     cleanup.pids.push(first);
     record_pid(&locked, &mut record, first)?;
     step("cloned");
-    if let Some(h) = holder.take() {
-        drop(h); // init holds the unit now
-        if let (Some(r), Some(u)) = (&deferred_pids, &record.cgroups.systemd) {
-            cgroups::resources::apply(&cg, r)?;
-            cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r))?;
-        }
-    }
     if entry.clone_into.is_some() && !into_cgroup {
         cgroups::add_pid_v2(&cg, first)?;
     }
@@ -404,6 +397,16 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
     }
     step("init ready");
+    // The holder kept the unit from emptying (and systemd from removing
+    // it, and its memory.events with it) while init set up; init holds it
+    // now. Then the deferred pids limit.
+    if let Some(h) = holder.take() {
+        drop(h);
+        if let (Some(r), Some(u)) = (&deferred_pids, &record.cgroups.systemd) {
+            cgroups::resources::apply(&cg, r)?;
+            cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r))?;
+        }
+    }
     move_net_devices(&plan.net_devices, init_pid)?;
     if let Some(adj) = plan.process.oom_score_adj {
         std::fs::write(format!("/proc/{init_pid}/oom_score_adj"), adj.to_string())

@@ -194,7 +194,7 @@ SYSTEMD_PLAN=${RRUN_VM_PLAN:-"lifecycle
 cgroups
 systemd
 RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
-RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip memory_limit_below_usage_fails_create_naming_memory --skip blkio_weight_without_weight_support_is_refused_with_the_field
+RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip blkio_weight_without_weight_support_is_refused_with_the_field
 RRUN_TEST_NFS=1 nfs"}
 CMDLINE_LSM=
 case "$LSM" in
