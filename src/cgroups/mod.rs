@@ -80,8 +80,8 @@ impl Layout {
                 continue;
             }
             let (fstype, superopts) = (r[0], r[2]);
-            let mount = PathBuf::from(unescape(l[4]));
-            let mount_root = PathBuf::from(unescape(l[3]));
+            let mount = PathBuf::from(crate::sys::unescape_mountinfo(l[4]));
+            let mount_root = PathBuf::from(crate::sys::unescape_mountinfo(l[3]));
             match fstype {
                 "cgroup2" => hierarchies.push(Hierarchy {
                     mount,
@@ -222,25 +222,6 @@ fn own_path(own_cgroups: &str, h: &Hierarchy) -> PathBuf {
         }
     }
     PathBuf::from("/")
-}
-
-/// Undoes the octal escapes of mountinfo (`\040` for space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The container's cgroups before anything is made: every level of each
@@ -711,7 +692,7 @@ mod tests {
 
     #[test]
     fn unescape_handles_spaces() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(crate::sys::unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(crate::sys::unescape_mountinfo("/plain"), "/plain");
     }
 }

@@ -59,7 +59,7 @@ impl HostMounts {
             let (Ok(id), Ok(parent)) = (f[0].parse::<u64>(), f[1].parse::<u64>()) else {
                 continue;
             };
-            let rel = PathBuf::from(unescape(f[4]).trim_start_matches('/'));
+            let rel = PathBuf::from(crate::sys::unescape_mountinfo(f[4]).trim_start_matches('/'));
             if rel.as_os_str().is_empty() {
                 // On `/` itself: the root mount, or stacked on it; what
                 // the rootfs is moved onto.
@@ -74,25 +74,6 @@ impl HostMounts {
         }
         hm
     }
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The id of the mount `fd` is on (`statx` `STATX_MNT_ID`).
