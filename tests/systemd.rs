@@ -334,3 +334,29 @@ fn systemd_cgroup_path_that_is_rrun_own_slice_is_refused() {
     assert_error(&out, &["linux.cgroupsPath", "cgroupsPath"]);
     sd.env.assert_nothing_left();
 }
+
+#[test]
+fn systemd_cgroup_kill_all_after_the_scope_ended_succeeds() {
+    if !systemd_host() {
+        return;
+    }
+    // systemd stops a scope whose last process exited and removes its
+    // cgroup. containerd's shim then still runs `kill --all ID 9` for a
+    // container that shares its pod's pid namespace, before `delete`:
+    // nothing is left to signal, and that must not fail (as with runc),
+    // or containerd can never delete the task.
+    let mut sd = SdEnv::new("sd_killall_ended");
+    sd.env.bundle.set_args(&["true"]);
+    sd.create();
+    sd.env.rt.start(&sd.env.id);
+    sd.env
+        .rt
+        .wait_status(&sd.env.id, "stopped", Duration::from_secs(10));
+    assert!(
+        wait_for(Duration::from_secs(10), || !sd.dir.exists()),
+        "systemd did not remove the ended scope's cgroup {}",
+        sd.dir.display()
+    );
+    sd.rrun_ok(&["kill", "--all", &sd.env.id, "9"]);
+    sd.delete_and_check_gone();
+}

@@ -505,14 +505,20 @@ pub fn add_pid_v2(paths: &CgroupPaths, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Pids of every process in the container's cgroup.
+/// Pids of every process in the container's cgroup; none once the cgroup
+/// is gone (systemd removes a scope's cgroup when its last process exits,
+/// and the containerd shim still runs `kill --all` then, as runc allows).
 pub fn pids(paths: &CgroupPaths) -> Result<Vec<i32>> {
     let Some(dir) = paths.procs_dir() else {
         return Ok(Vec::new());
     };
-    let text = fs::read_to_string(dir.join("cgroup.procs"))
-        .with_context(|| format!("cgroup {}: cannot read processes", dir.display()))?;
-    Ok(parse_pids(&text))
+    match fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(text) => Ok(parse_pids(&text)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => {
+            Err(e).with_context(|| format!("cgroup {}: cannot read processes", dir.display()))
+        }
+    }
 }
 
 /// The pids of a `cgroup.procs` file. A process outside the reader's pid
