@@ -14,6 +14,7 @@ pub mod image;
 pub mod init;
 pub mod launch;
 pub mod logging;
+pub mod plan;
 pub mod rootfs;
 pub mod security;
 pub mod spec;

@@ -49,8 +49,8 @@ use anyhow::{Context, Result};
 pub mod process;
 
 use crate::hooks;
-use crate::launch::sync::{self, Msg};
-use crate::launch::Plan;
+use crate::plan::sync::{self, Msg};
+use crate::plan::Plan;
 use crate::rootfs::{self, resolve};
 use crate::sys::{self, Forked};
 

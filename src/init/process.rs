@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::launch::process::ProcessPlan;
+use crate::plan::process::ProcessPlan;
 use crate::sys;
 
 /// Steps 8–10 of the init checklist: limits, scheduling, cwd (checked to be

@@ -11,10 +11,10 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::{Process, Spec};
 use serde_json::{json, Value};
 
-use super::sync::{self, Msg};
 use crate::cgroups;
 use crate::cli::{Exec, Global};
-use crate::launch::process::{self, ProcessPlan};
+use crate::plan::process::{self, ProcessPlan};
+use crate::plan::sync::{self, Msg};
 use crate::state::{Status, Store};
 use crate::sys::{self, CloneArgs, Forked};
 

@@ -8,13 +8,10 @@
 //! state directory removed.
 
 pub mod exec;
-pub mod namespaces;
 pub mod notify;
-pub mod process;
-pub mod sync;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -26,44 +23,13 @@ use oci_spec::runtime::Spec;
 use crate::cgroups::{self, CgroupPaths, Layout};
 use crate::cli::{self, Global};
 use crate::hooks;
-use crate::rootfs::{self, RootfsPlan};
+use crate::plan::namespaces::{self, NsPlan};
+use crate::plan::process;
+use crate::plan::sync::{self, Msg};
+use crate::plan::Plan;
+use crate::rootfs;
 use crate::state::{self, Container, Locked, Status, Store};
 use crate::sys::{self, CloneArgs, Forked};
-use namespaces::NsPlan;
-use process::ProcessPlan;
-use sync::Msg;
-
-/// Everything the child needs, prepared before the clone.
-pub struct Plan {
-    pub id: String,
-    pub ns: NsPlan,
-    pub rootfs: RootfsPlan,
-    pub process: ProcessPlan,
-    pub hostname: Option<CString>,
-    pub domainname: Option<CString>,
-    /// `(path below /proc, value)`, e.g. `("sys/net/ipv4/ip_forward", "1")`.
-    pub sysctls: Vec<(CString, String)>,
-    /// The exec fifo, opened read-write: init blocks reading it until `start`.
-    pub fifo: OwnedFd,
-    /// The state-directory lock; the child closes its copy at once.
-    pub lock_fd: RawFd,
-    pub no_new_keyring: bool,
-    pub preserve_fds: u32,
-    /// rrun's own pid: the child dies with it until it is ready.
-    pub parent_pid: i32,
-    /// Where the pty master goes when process.terminal is set: the engine's
-    /// console socket, or rrun's own end for a foreground `run`.
-    pub console: Option<OwnedFd>,
-    pub console_size: Option<(u16, u16)>,
-    /// The spec's hooks (the child runs createContainer and startContainer).
-    pub hooks: Option<oci_spec::runtime::Hooks>,
-    /// Whether the child stops before pivot_root for the hooks.
-    pub hooks_before_pivot: bool,
-    /// Host interfaces to move into the container: (index, host name, new name).
-    pub net_devices: Vec<(i32, String, String)>,
-    /// The v1 cgroups' `tasks` files the child writes itself into.
-    pub cgroup_tasks: Vec<(std::fs::File, std::path::PathBuf)>,
-}
 
 /// Undoes a half-made container unless disarmed.
 struct Cleanup<'a> {
@@ -322,7 +288,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         cgroups::add_pid_v2(&cg, first)?;
     }
     if plan.ns.new_user && !plan.ns.two_stage {
-        namespaces::write_id_maps(first, &plan.ns)?;
+        write_id_maps(first, &plan.ns)?;
     }
     // An init killed for memory while starting: the limit is the reason,
     // whichever way the broken channel shows it (EOF, EPIPE, ECONNRESET).
@@ -350,7 +316,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         };
         match msg {
             Some(Msg::NeedMaps) => {
-                namespaces::write_id_maps(first, &plan.ns)?;
+                write_id_maps(first, &plan.ns)?;
                 sync::send(&sock.0, &Msg::Go)?;
             }
             Some(Msg::Pid(p)) => {
@@ -968,4 +934,14 @@ pub(crate) fn reap(init: i32) -> Option<i32> {
             Ok(_) => {}
         }
     }
+}
+
+/// Parent side: writes the id maps of a process that is in a new user
+/// namespace.
+pub fn write_id_maps(pid: i32, ns: &NsPlan) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/uid_map"), &ns.uid_map)
+        .with_context(|| format!("linux.uidMappings: cannot write {:?}", ns.uid_map.trim()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &ns.gid_map)
+        .with_context(|| format!("linux.gidMappings: cannot write {:?}", ns.gid_map.trim()))?;
+    Ok(())
 }

@@ -274,16 +274,6 @@ impl NsPlan {
     }
 }
 
-/// Parent side: writes the id maps of a process that is in a new user
-/// namespace.
-pub fn write_id_maps(pid: i32, ns: &NsPlan) -> Result<()> {
-    std::fs::write(format!("/proc/{pid}/uid_map"), &ns.uid_map)
-        .with_context(|| format!("linux.uidMappings: cannot write {:?}", ns.uid_map.trim()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &ns.gid_map)
-        .with_context(|| format!("linux.gidMappings: cannot write {:?}", ns.gid_map.trim()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
