@@ -133,6 +133,8 @@
 #                             (no spaces inside a word), e.g.
 #                             "RRUN_TEST_CGROUP_DRIVER=systemd cgroups"
 #   RRUN_VM_TEST_ENV=         systemd VM: "VAR=VALUE ..." for every test run
+#   RRUN_VM_PROFILE=release   "debug": build and run the debug profile (no
+#                             LTO links; for iterating, not for CI)
 set -euo pipefail
 
 VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
@@ -287,8 +289,15 @@ list_binaries() {
 
 cd "$REPO"
 # Builds rrun too (integration tests need it) and lists the test binaries.
-log "cargo test --locked --release --no-run"
-cargo test --locked --release --no-run --message-format=json-render-diagnostics \
+# RRUN_VM_PROFILE=debug builds the debug profile instead: slower containers,
+# but no LTO link per test binary (for iterating on one test).
+case "${RRUN_VM_PROFILE:-release}" in
+release) profile_flag=--release ;;
+debug) profile_flag= ;;
+*) die "RRUN_VM_PROFILE must be release or debug" ;;
+esac
+log "cargo test --locked $profile_flag --no-run"
+cargo test --locked $profile_flag --no-run --message-format=json-render-diagnostics \
     >"$work/cargo.json" || die "building the test binaries failed"
 list_binaries <"$work/cargo.json" | sort >"$work/all-binaries"
 grep -v '^bin:' "$work/all-binaries" >"$work/binaries" || die "cargo listed no test binaries"
