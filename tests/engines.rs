@@ -275,7 +275,7 @@ fn ws() -> &'static Ws {
             fs::write(
                 &wrapper,
                 format!(
-                    "#!/bin/sh\nprintf '%s\\n' \"[$$] $0 $*\" >>{log}\n{rt} \"$@\"\nrc=$?\nprintf '%s\\n' \"[$$] exit $rc\" >>{log}\nexit $rc\n",
+                    "#!/bin/sh\nprintf '%s\\n' \"[$$ $(date +%T.%3N)] $0 $*\" >>{log}\n{rt} \"$@\"\nrc=$?\nprintf '%s\\n' \"[$$ $(date +%T.%3N)] exit $rc\" >>{log}\nexit $rc\n",
                     log = quote(log.to_str().unwrap()),
                     rt = quote(real_runtime.to_str().unwrap()),
                 ),
@@ -468,7 +468,7 @@ fn spawn_daemon(mut cmd: Command) -> std::io::Result<Child> {
             Ok(())
         });
     }
-    cmd.process_group(0).stdin(Stdio::null());
+    cmd.process_group(0);
     let (rtx, rrx) = mpsc::channel();
     tx.lock().unwrap().send((cmd, rtx)).unwrap();
     rrx.recv().unwrap()
@@ -603,21 +603,36 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Extra context for a failure: the runtime trace, when enabled.
+/// Extra context for a failure: with `RRUN_ENGINE_TRACE`, the runtime
+/// trace and the end of the daemons' logs (which a VM run cannot keep).
 fn hints() -> String {
     let Some(ws) = WS.get() else {
         return String::new();
     };
     let trace = ws.dir.join("runtime-trace.log");
-    if trace.exists() {
-        format!(
-            "\n--- runtime trace (last 30 lines of {}) ---\n{}\n",
-            trace.display(),
-            tail(&trace, 30)
-        )
-    } else {
-        String::new()
+    if !trace.exists() {
+        return String::new();
     }
+    let mut s = format!(
+        "\n--- runtime trace (last 30 lines of {}) ---\n{}\n",
+        trace.display(),
+        tail(&trace, 30)
+    );
+    for log in [
+        "containerd/containerd.log",
+        "containerd-cri/containerd.log",
+        "docker/dockerd.log",
+    ] {
+        let path = ws.dir.join(log);
+        if path.exists() {
+            s.push_str(&format!(
+                "--- last 15 lines of {} ---\n{}\n",
+                path.display(),
+                tail(&path, 15)
+            ));
+        }
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -782,6 +797,11 @@ trait Engine: Sync {
     /// With the systemd driver, a container is the scope
     /// `<prefix>-<id>.scope`: the engine's prefix.
     fn unit_prefix(&self) -> &'static str;
+    /// Options that mount the container's cgroup at /sys/fs/cgroup (the
+    /// engines do it by default, ctr does not).
+    fn cgroup_mount_opts(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn container_name(engine: &dyn Engine, test: &str) -> String {
@@ -888,6 +908,7 @@ fn start_docker() -> Result<Docker, String> {
     let mut cmd = Command::new("dockerd");
     cmd.arg("--config-file")
         .arg(&conf_path)
+        .stdin(Stdio::null())
         .stdout(fs::File::create(&log).unwrap())
         .stderr(fs::File::create(&log).unwrap());
     let mut child = spawn_daemon(cmd).map_err(|e| format!("spawn dockerd: {e}"))?;
@@ -1451,6 +1472,7 @@ state = "{d}/state"
     let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(&conf_path)
+        .stdin(Stdio::null())
         .stdout(fs::File::create(&log).unwrap())
         .stderr(fs::File::create(&log).unwrap());
     let mut child = spawn_daemon(cmd).map_err(|e| format!("spawn containerd: {e}"))?;
@@ -1717,6 +1739,12 @@ impl Engine for Containerd {
     fn unit_prefix(&self) -> &'static str {
         "ctr"
     }
+    fn cgroup_mount_opts(&self) -> Vec<String> {
+        strings(&[
+            "--mount",
+            "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev",
+        ])
+    }
 }
 
 // --- The CRI (containerd's, as the kubelet drives it) ------------------------
@@ -1726,12 +1754,21 @@ const CRI_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/cri.py"
 /// The kubelet's path: each container in a pod of its own, made through
 /// containerd's CRI plugin with `runtime_handler: rrun` by `cri.py`'s
 /// single calls (RunPodSandbox, CreateContainer, StartContainer, ExecSync,
-/// StopContainer, ...). The CRI has no pause: `ctr task pause` on the
-/// CRI's namespace stands in for it, as it does for the task state.
+/// StopContainer, ...), which one `cri.py serve` process makes. The CRI
+/// has no pause: `ctr task pause` on the CRI's namespace stands in for it,
+/// as it does for the task state.
 struct Cri {
     /// The CRI daemon (namespace k8s.io) for ctr.
     c: &'static Containerd,
     pods: Mutex<std::collections::HashMap<String, CriPod>>,
+    server: Mutex<Option<CriServer>>,
+}
+
+/// `cri.py SOCKET serve`: calls in, answers out, one JSON line each.
+struct CriServer {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 #[derive(Clone)]
@@ -1750,6 +1787,7 @@ fn cri() -> &'static Cri {
     C.get_or_init(|| Cri {
         c: containerd_cri(),
         pods: Mutex::new(Default::default()),
+        server: Mutex::new(None),
     })
 }
 
@@ -1759,8 +1797,57 @@ impl Cri {
         v.extend(strings(args));
         v
     }
+    /// One CRI call, as `cri.py SOCKET ARGS...` would make it (and the
+    /// failure message shows), through the `serve` process.
     fn call(&self, args: &[&str]) -> Out {
-        run_argv(&self.argv(args), &[], CMD_TIMEOUT)
+        use std::io::{BufRead, Write};
+        let mut guard = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let mut cmd = Command::new("/usr/bin/python3");
+            cmd.args([CRI_PY, self.c.sock.as_str(), "serve"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(fs::File::create(ws().dir.join("cri-serve.log")).unwrap());
+            let mut child = spawn_daemon(cmd).expect("spawn cri.py serve");
+            let stdin = child.stdin.take().unwrap();
+            let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            *guard = Some(CriServer {
+                child,
+                stdin,
+                stdout,
+            });
+        }
+        let server = guard.as_mut().unwrap();
+        let request = serde_json::to_string(args).unwrap();
+        let mut line = String::new();
+        let sent = writeln!(server.stdin, "{request}").and_then(|_| server.stdin.flush());
+        let read = sent.and_then(|_| server.stdout.read_line(&mut line));
+        let answer: Option<Value> = match read {
+            Ok(n) if n > 0 => serde_json::from_str(&line).ok(),
+            _ => None,
+        };
+        let cmd = shell_line(&self.argv(args));
+        let Some(answer) = answer else {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            *guard = None;
+            return Out {
+                cmd,
+                code: -1,
+                stdout: String::new(),
+                stderr: format!(
+                    "[harness: cri.py serve failed ({read:?}, {line:?}); its log:\n{}]\n",
+                    tail(&ws().dir.join("cri-serve.log"), 20)
+                ),
+            };
+        };
+        let text = |k: &str| answer[k].as_str().unwrap_or("").to_string();
+        Out {
+            cmd,
+            code: answer["code"].as_i64().unwrap_or(-1) as i32,
+            stdout: text("stdout"),
+            stderr: text("stderr"),
+        }
     }
     fn pod(&self, name: &str) -> Option<CriPod> {
         self.pods.lock().unwrap().get(name).cloned()
@@ -2020,7 +2107,8 @@ impl Engine for Cri {
             last = self.status(name);
             last.as_ref().is_some_and(|s| s.status == "exited")
         });
-        last.and_then(|s| s.exit_code)
+        last.filter(|s| s.status == "exited")
+            .and_then(|s| s.exit_code)
     }
     fn unit_prefix(&self) -> &'static str {
         "cri-containerd"
@@ -3045,7 +3133,8 @@ fn systemd_stop(e: &dyn Engine) {
 fn systemd_memory_limit(e: &dyn Engine) {
     let name = container_name(e, "sd-memory");
     let _g = guard(e, &name);
-    let opts = e.limit_opts();
+    let mut opts = e.limit_opts();
+    opts.extend(e.cgroup_mount_opts());
     let opts: Vec<&str> = opts.iter().map(|s| s.as_str()).collect();
     let st = start_serving(e, &name, &opts);
     let (path, unit) = check_scope(e, &name, st.pid);
@@ -3057,7 +3146,12 @@ fn systemd_memory_limit(e: &dyn Engine) {
             &[
                 "sh",
                 "-c",
-                "cat \"/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.max\"",
+                // rrun mounts the container's own cgroup there, with or
+                // without a cgroup namespace; runc the whole hierarchy
+                // when there is none (ctr's containers).
+                "f=/sys/fs/cgroup/memory.max; [ -e $f ] || \
+                 f=\"/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.max\"; \
+                 cat $f || grep cgroup /proc/self/mountinfo",
             ],
         )
         .expect_ok();
@@ -3123,6 +3217,8 @@ engine_tests!(docker:
 );
 // Kubernetes' path: pods through containerd's CRI plugin (see Cri).
 engine_tests!(cri:
+    run_output_and_exit_code, stop_and_rm, kill, rm_force_running, pause_unpause, logs, limits,
+    kill_signal,
     systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
 );
 
