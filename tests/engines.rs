@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::nfs::NfsVolume;
 use common::{unit_listed, unit_property};
 use serde_json::Value;
 
@@ -770,6 +771,15 @@ trait Engine: Sync {
     fn limit_opts(&self) -> Vec<String>;
     fn has_pids_limit(&self) -> bool {
         true
+    }
+    /// Options that bind the host directory `src` at `dst` (read-only with
+    /// `ro`): Docker's and Podman's `--mount` syntax.
+    fn bind_opts(&self, src: &Path, dst: &str, ro: bool) -> Vec<String> {
+        let ro = if ro { ",readonly" } else { "" };
+        strings(&[
+            "--mount",
+            &format!("type=bind,src={},dst={dst}{ro}", src.display()),
+        ])
     }
     /// The client's command line for `run` with `flags` (engine options).
     fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String>;
@@ -1727,6 +1737,16 @@ impl Engine for Containerd {
     fn has_pids_limit(&self) -> bool {
         false
     }
+    fn bind_opts(&self, src: &Path, dst: &str, ro: bool) -> Vec<String> {
+        let mode = if ro { "ro" } else { "rw" };
+        strings(&[
+            "--mount",
+            &format!(
+                "type=bind,src={},dst={dst},options=rbind:{mode}",
+                src.display()
+            ),
+        ])
+    }
     fn id(&self, name: &str) -> String {
         name.to_string()
     }
@@ -2088,6 +2108,11 @@ impl Engine for Cri {
     fn has_pids_limit(&self) -> bool {
         false
     }
+    /// A hostPath volume: a CRI Mount (container_path, host_path, readonly).
+    fn bind_opts(&self, src: &Path, dst: &str, ro: bool) -> Vec<String> {
+        let ro = if ro { ":ro" } else { "" };
+        strings(&["--mount", &format!("{}:{dst}{ro}", src.display())])
+    }
     fn argv_run(&self, _flags: &[&str], _name: &str, _opts: &[&str], _cmd: &[&str]) -> Vec<String> {
         unreachable!("the CRI runs a container in several calls")
     }
@@ -2232,6 +2257,58 @@ fn exec_tty(e: &dyn Engine) {
         .exec(&name, false, &[], &["sh", "-c", "test -t 1 || echo no-tty"])
         .expect_ok();
     assert!(out.stdout.contains("no-tty"), "{}", out.describe());
+}
+
+/// The storage path of a Kubernetes node: a CSI driver (NetApp Trident,
+/// say) mounts an NFS-backed PersistentVolume on the node and the engine
+/// hands it to the runtime as a host path; here one NFSv4 export of the
+/// machine itself, bound read-write at /data and read-only at /data-ro.
+/// What the container writes is read back on the server's directory.
+/// Skips (saying so) where the kernel has no NFS; the systemd VM runs it
+/// with `RRUN_TEST_NFS=1`, where a missing NFS fails.
+fn nfs_volume(e: &dyn Engine) {
+    let dir = ws().dir.join(format!("nfs-{}", seq()));
+    fs::create_dir_all(&dir).unwrap();
+    let Some(pv) = NfsVolume::new(&dir) else {
+        return;
+    };
+    fs::write(pv.export.join("from-server"), "hello from the server\n").unwrap();
+    let name = container_name(e, "nfs");
+    let _g = guard(e, &name);
+    let mut opts = e.bind_opts(&pv.mount, "/data", false);
+    opts.extend(e.bind_opts(&pv.mount, "/data-ro", true));
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+    start_serving(e, &name, &opts);
+    let script = "cat /data/from-server && echo written-in-the-pod > /data/from-pod && \
+                  grep ' /data ' /proc/self/mountinfo && cat /data-ro/from-pod && \
+                  if echo x > /data-ro/new; then echo WROTE; else echo refused; fi";
+    let out = e.exec(&name, false, &[], &["sh", "-c", script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(
+        out.stdout.contains("hello from the server"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains(" nfs4 "),
+        "/data is not the NFS mount: {}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.matches("written-in-the-pod").count() == 1 && out.stdout.contains("refused"),
+        "the read-only bind must read the volume and refuse writes: {}",
+        out.describe()
+    );
+    assert_eq!(
+        fs::read_to_string(pv.export.join("from-pod")).unwrap(),
+        "written-in-the-pod\n",
+        "the server's directory has what the container wrote"
+    );
+    assert!(
+        !pv.export.join("new").exists(),
+        "something came through the ro bind"
+    );
+    e.rm_force(&name).expect_ok();
 }
 
 /// `stop` (a 5 s grace period) and the proof that SIGTERM reached the
@@ -2627,14 +2704,8 @@ fn mounts(e: &dyn Engine) {
     let host = ws().dir.join(format!("bind-{}", seq()));
     fs::create_dir_all(&host).unwrap();
     fs::write(host.join("hello"), "from-the-host\n").unwrap();
-    let bind = match e.name() {
-        "containerd" => format!(
-            "type=bind,src={},dst=/data,options=rbind:ro",
-            host.display()
-        ),
-        _ => format!("type=bind,src={},dst=/data,readonly", host.display()),
-    };
-    let mut opts = vec!["--mount", &bind];
+    let bind = e.bind_opts(&host, "/data", true);
+    let mut opts: Vec<&str> = bind.iter().map(String::as_str).collect();
     if e.name() != "containerd" {
         opts.extend(["--tmpfs", "/scratch:size=1m"]);
     }
@@ -3194,6 +3265,7 @@ engine_tests!(containerd:
     join_pid_namespace, kill_signal, oom_kill, user_namespace,
     sibling_cgroups, shared_pid_namespace_leftovers,
     systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 engine_tests!(podman:
     run_output_and_exit_code, run_tty, exec, exec_tty, stop_and_rm, kill, rm_force_running,
@@ -3203,6 +3275,7 @@ engine_tests!(podman:
     join_pid_namespace, kill_signal, oom_kill,
     sibling_cgroups, shared_pid_namespace_leftovers,
     systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 // In a store of its own: see podman_userns().
 engine_tests!(podman_userns: user_namespace);
@@ -3214,12 +3287,14 @@ engine_tests!(docker:
     join_pid_namespace, kill_signal, oom_kill, init,
     sibling_cgroups, shared_pid_namespace_leftovers,
     systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 // Kubernetes' path: pods through containerd's CRI plugin (see Cri).
 engine_tests!(cri:
     run_output_and_exit_code, stop_and_rm, kill, rm_force_running, pause_unpause, logs, limits,
     kill_signal,
     systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 
 /// containerd's `SystemdCgroup` option (`ctr run --runc-systemd-cgroup`)

@@ -15,6 +15,8 @@
 //! the harness hang waiting for EOF.
 #![allow(dead_code)]
 
+pub mod nfs;
+
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::fs;

@@ -179,6 +179,8 @@ def single_call(sock, argv):
     s.add_argument("--memory", type=int, default=0)
     s.add_argument("--cpu-quota", type=int, default=0)
     s.add_argument("--cpu-period", type=int, default=0)
+    # HOST:CONTAINER[:ro], a hostPath volume as the kubelet hands it over
+    s.add_argument("--mount", action="append", default=[])
     s.add_argument("cmd", nargs=argparse.REMAINDER)
     for name in ("start", "rm", "status", "stopp", "rmp"):
         sub.add_parser(name).add_argument("id")
@@ -201,11 +203,17 @@ def single_call(sock, argv):
             (4, a.memory or None),  # memory_limit_in_bytes
         )
         cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+        mounts = []
+        for m in a.mount:
+            host, ctr, *mode = m.split(":")
+            # Mount: container_path 1, host_path 2, readonly 3
+            mounts.append((7, msg((1, ctr), (2, host), (3, mode == ["ro"] or None))))
         container_config = msg(
             (1, msg((1, "main"), (2, 0))),  # metadata
             (2, msg((1, a.image))),  # image
             (3, cmd[0]),  # command
             *[(4, arg) for arg in cmd[1:]],  # args
+            *mounts,
             (11, "main.log"),  # log_path, under the pod's log_directory
             (15, msg((1, resources))),  # linux.resources
         )
