@@ -18,9 +18,8 @@ use crate::state::{Container, Locked, Status, Store};
 use crate::sys;
 
 pub fn state(global: &Global, id: &str) -> Result<()> {
-    crate::state::validate_id(id)?;
     let store = Store::new(&global.root);
-    let dir = store.dir(id);
+    let dir = store.existing(id)?;
     let text = std::fs::read(dir.join(crate::state::STATE_FILE))
         .map_err(|_| anyhow::anyhow!("container {id} does not exist"))?;
     let c: Container = serde_json::from_slice(&text)?;
