@@ -312,6 +312,12 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     if entry.clone_into.is_some() && !into_cgroup {
         cgroups::add_pid_v2(&cg, first)?;
     }
+    // While the child is still dumpable (rootless: its /proc files are
+    // the caller's only until it sets up); the forked init inherits it.
+    let early_oom = plan.ns.dumpable_until_maps;
+    if let Some(adj) = plan.process.oom_score_adj.filter(|_| early_oom) {
+        write_oom_score_adj(first, adj)?;
+    }
     if plan.ns.new_user && !plan.ns.two_stage {
         write_id_maps(first, &plan.ns)?;
     }
@@ -399,9 +405,8 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
     }
     move_net_devices(&plan.net_devices, init_pid)?;
-    if let Some(adj) = plan.process.oom_score_adj {
-        std::fs::write(format!("/proc/{init_pid}/oom_score_adj"), adj.to_string())
-            .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))?;
+    if let Some(adj) = plan.process.oom_score_adj.filter(|_| !early_oom) {
+        write_oom_score_adj(init_pid, adj)?;
     }
     let mut container = record;
     container.pid = init_pid;
@@ -429,6 +434,11 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         container,
         master,
     })
+}
+
+fn write_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+        .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))
 }
 
 /// A debug line (`--debug`) for each step of `create`.

@@ -196,6 +196,12 @@ impl Store {
         Ok(dir)
     }
 
+    /// True when `id`'s state directory exists and belongs to another uid
+    /// than the (non-root) caller's.
+    pub fn foreign(&self, id: &str) -> bool {
+        foreign_owner(&self.dir(id)).is_some()
+    }
+
     /// Ids of all containers, sorted.
     pub fn list(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();

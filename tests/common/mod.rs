@@ -15,6 +15,9 @@
 //! the harness hang waiting for EOF.
 #![allow(dead_code)]
 
+pub mod console;
+pub mod rootless;
+
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::fs;
