@@ -5,6 +5,10 @@
 //!
 //! Validate against runc with:
 //! `RRUN_TEST_RUNTIME=/usr/sbin/runc cargo test --test rootless -- --test-threads=2`
+//! runc 1.1.5 passes all but three, where rrun does more: without cgroups
+//! its `ps` fails ("unable to get all container pids") and so `kill --all`
+//! finds nothing, and it does not bind `/sys` when sysfs cannot be mounted
+//! (later runc versions do).
 //!
 //! On a host whose cgroup tree the user cannot write (this development
 //! host: cgroup v1), containers run without cgroups and limits are refused;
@@ -478,8 +482,11 @@ fn rootless_without_a_user_namespace_is_refused_naming_the_field() {
     env.bundle.edit(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "user");
+        let linux = c["linux"].as_object_mut().unwrap();
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
     });
     let out = env.run(&[]);
-    assert_error_ref(&out, &["linux.namespaces"], &["permission", "operation"]);
+    assert_error_ref(&out, &["linux.namespaces"], &["namespaces"]);
     env.assert_nothing_left();
 }
