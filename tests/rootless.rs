@@ -490,3 +490,119 @@ fn rootless_without_a_user_namespace_is_refused_naming_the_field() {
     assert_error_ref(&out, &["linux.namespaces"], &["namespaces"]);
     env.assert_nothing_left();
 }
+
+/// Rootless Podman as a test user: its own storage, runtime dir and home
+/// under the test dir, rrun as its runtime, no network. Kills Podman's
+/// pause process (which holds its user namespace) when dropped.
+struct RootlessPodman<'a> {
+    env: &'a RootlessEnv,
+    home: std::path::PathBuf,
+}
+
+impl<'a> RootlessPodman<'a> {
+    /// None (the test skips) when Podman is not installed.
+    fn new(env: &'a RootlessEnv) -> Option<RootlessPodman<'a>> {
+        if std::process::Command::new("podman")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return None;
+        }
+        let home = env.dir.join("home");
+        fs::create_dir_all(&home).unwrap();
+        env.user.chown(&home);
+        Some(RootlessPodman { env, home })
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        let d = self.env.dir.path();
+        let mut c = self
+            .env
+            .user
+            .command(&self.env.xdg, std::path::Path::new("env"));
+        c.arg(format!("HOME={}", self.home.display()))
+            .args(["timeout", "120"])
+            .arg("podman")
+            .arg(format!("--root={}", d.join("pstore").display()))
+            .arg(format!("--runroot={}", d.join("prun").display()))
+            .args(["--storage-driver=vfs", "--cgroup-manager=cgroupfs"])
+            .args(["--events-backend=file"])
+            .arg(format!("--runtime={}", runtime_bin().display()))
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        c.output().expect("run podman")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "podman {}: {}",
+            args.join(" "),
+            describe(&out)
+        );
+        stdout(&out)
+    }
+}
+
+impl Drop for RootlessPodman<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "--force", "--all", "--time", "0"]);
+        let pause = self.env.xdg.join("libpod/tmp/pause.pid");
+        if let Some(pid) = fs::read_to_string(pause)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|&p| p > 0)
+        {
+            // SAFETY: a positive pid Podman recorded for this test's user.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wait_for(T, || !process_alive(pid));
+        }
+    }
+}
+
+#[test]
+#[ignore = "engine test: CI's engine pass runs it (cargo test --test rootless -- --ignored)"]
+fn rootless_podman_runs_execs_stops_and_removes_a_container() {
+    let env = env("rl_podman");
+    let Some(podman) = RootlessPodman::new(&env) else {
+        eprintln!("skipped: podman is not installed");
+        return;
+    };
+    let tar = env.dir.join("rootfs.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(env.bundle.rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.user.chown(&tar);
+    let image = "localhost/rrun-rootless:test";
+    podman.ok(&["import", tar.to_str().unwrap(), image]);
+    let out = podman.ok(&["run", "--rm", "--network=none", image, "echo", "hello"]);
+    assert_eq!(out.trim(), "hello");
+    let name = env.id();
+    podman.ok(&[
+        "run", "-d", "--name", name, "--network=none", image, "sleep", "300",
+    ]);
+    let out = podman.ok(&["exec", name, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    assert_eq!(out.lines().next(), Some("0"), "{out}");
+    let maps = map_lines(&out);
+    assert_eq!(
+        maps.first(),
+        Some(&vec![0, env.user.uid as u64, 1]),
+        "the container's root is the user: {out}"
+    );
+    let top = podman.ok(&["top", name]);
+    assert!(top.contains("sleep"), "{top}");
+    podman.ok(&["stop", "--time", "1", name]);
+    let state = podman.ok(&["inspect", "--format", "{{.State.Status}}", name]);
+    assert_eq!(state.trim(), "exited");
+    podman.ok(&["rm", name]);
+    let left = podman.ok(&["ps", "--all", "--quiet"]);
+    assert!(left.trim().is_empty(), "containers left: {left}");
+}
