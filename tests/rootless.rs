@@ -606,3 +606,89 @@ fn rootless_podman_runs_execs_stops_and_removes_a_container() {
     let left = podman.ok(&["ps", "--all", "--quiet"]);
     assert!(left.trim().is_empty(), "containers left: {left}");
 }
+
+/// The cgroup v2 directory of a process, from /proc/PID/cgroup.
+fn cgroup_dir_of(pid: i32) -> std::path::PathBuf {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'))
+}
+
+/// On a systemd host (the systemd VM): the user's own manager delegates a
+/// cgroup v2 subtree; rrun, run as the user inside it, makes the
+/// container's cgroup there (cgroupfs), or has the user's manager make a
+/// scope through the user's bus (`--systemd-cgroup`), and the memory and
+/// pids limits read back from the cgroup files and from `systemctl --user
+/// show`; pause works with that cgroup's freezer.
+#[test]
+fn rootless_delegated_cgroup_v2_subtree_gets_the_limits_in_both_drivers() {
+    let user = test_user(1);
+    let manager = match UserManager::start(&user) {
+        Ok(m) => m,
+        Err(why) => {
+            assert!(
+                std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
+                "RRUN_TEST_SYSTEMD is set but the user's manager cannot start: {why}"
+            );
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    for systemd in [false, true] {
+        let name = if systemd { "rl_deleg_sd" } else { "rl_deleg_fs" };
+        let mut env = RootlessEnv::new(name, &user);
+        let w = manager.wrapper();
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        env.rt = Runtime::new(env.dir.path()).wrapped(&w);
+        env.bundle.edit(|c| {
+            c["process"]["args"] = json!(["sleep", "60"]);
+            c["linux"]["resources"] = json!({
+                "memory": {"limit": 67108864},
+                "pids": {"limit": 42}
+            });
+        });
+        let mut args = vec!["create", "--bundle", env.bundle.path_str()];
+        if systemd {
+            args.insert(0, "--systemd-cgroup");
+        }
+        args.push(env.id());
+        let out = env.rt.cmd(&args);
+        assert!(out.status.success(), "systemd={systemd}: {}", describe(&out));
+        let pid = env.rt.pid(env.id());
+        let dir = cgroup_dir_of(pid);
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();
+        assert_eq!(read("memory.max").trim(), "67108864", "{}", dir.display());
+        assert_eq!(read("pids.max").trim(), "42", "{}", dir.display());
+        let owner = fs::metadata(&dir).unwrap().uid();
+        assert_eq!(owner, user.uid, "{} is the user's", dir.display());
+        assert!(
+            dir.to_string_lossy()
+                .contains(&format!("user@{}.service", user.uid)),
+            "in the user's delegated subtree: {}",
+            dir.display()
+        );
+        if systemd {
+            let unit = format!("rrun-{}.scope", env.id());
+            assert!(dir.ends_with(&unit), "{}", dir.display());
+            let show = manager.systemctl(&["show", "-p", "MemoryMax", "-p", "TasksMax", &unit]);
+            assert!(show.contains("MemoryMax=67108864"), "{show}");
+            assert!(show.contains("TasksMax=42"), "{show}");
+        }
+        env.rt.start(env.id());
+        env.rt.run_ok(&["pause", env.id()]);
+        assert_eq!(env.rt.status(env.id()), "paused");
+        env.rt.run_ok(&["resume", env.id()]);
+        let mut del = vec!["delete", "--force", env.id()];
+        if systemd {
+            del.insert(0, "--systemd-cgroup");
+        }
+        env.rt.run_ok(&del);
+        assert!(!dir.exists(), "{} removed", dir.display());
+        if systemd {
+            let unit = format!("rrun-{}.scope", env.id());
+            let state = manager.systemctl(&["show", "-p", "LoadState", &unit]);
+            assert!(!state.contains("LoadState=loaded"), "{unit} left: {state}");
+        }
+        env.assert_nothing_left();
+    }
+}

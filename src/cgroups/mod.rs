@@ -267,7 +267,13 @@ pub fn plan_systemd(
         None => None,
     };
     let user = nix::unistd::geteuid().as_raw() != 0;
-    let unit = systemd::parse(text.as_deref(), id, user)?;
+    let mut unit = systemd::parse(text.as_deref(), id, user)?;
+    if user {
+        // The user's manager runs in a subtree of its own (user@UID.service,
+        // delegated to the user): its slices and scopes are below it.
+        let base = systemd_bus::Manager::connect(true)?.control_group()?;
+        unit.cgroup = format!("{}{}", base.trim_end_matches('/'), unit.cgroup);
+    }
     if !layout.is_unified()
         && !layout
             .hierarchies

@@ -220,3 +220,102 @@ impl RootlessEnv {
         super::assert_nothing_left(&self.rt, &self.id, &self.bundle);
     }
 }
+
+/// The user's own systemd (user@UID.service, started by lingering) on a
+/// systemd host: the cgroup v2 subtree it delegates to the user, and its
+/// bus. Lingering is turned off and the manager stopped when dropped, so
+/// nothing of the user stays.
+pub struct UserManager {
+    pub user: TestUser,
+    /// `/run/user/UID`.
+    pub runtime_dir: PathBuf,
+}
+
+impl UserManager {
+    /// Starts the user's manager; None (with the reason) where there is no
+    /// systemd or loginctl.
+    pub fn start(user: &TestUser) -> Result<UserManager, String> {
+        if !Path::new("/run/systemd/system").is_dir() {
+            return Err("systemd is not running here".into());
+        }
+        let out = Command::new("loginctl")
+            .args(["enable-linger", &user.name])
+            .output()
+            .map_err(|e| format!("loginctl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "loginctl enable-linger: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let m = UserManager {
+            user: user.clone(),
+            runtime_dir: PathBuf::from(format!("/run/user/{}", user.uid)),
+        };
+        let unit = format!("user@{}.service", user.uid);
+        let _ = Command::new("systemctl").args(["start", &unit]).status();
+        let up = super::wait_for(std::time::Duration::from_secs(30), || {
+            m.runtime_dir.join("bus").exists()
+                && Command::new("systemctl")
+                    .args(["is-active", "--quiet", &unit])
+                    .status()
+                    .is_ok_and(|s| s.success())
+        });
+        if !up {
+            return Err(format!(
+                "{unit} or its bus {} did not come up (is dbus-user-session installed?)",
+                m.runtime_dir.join("bus").display()
+            ));
+        }
+        Ok(m)
+    }
+
+    /// The program and arguments that run a command as the user inside
+    /// its manager's subtree (a transient service: `systemd-run --user
+    /// --pipe --wait`), for [`Runtime::wrapped`].
+    pub fn wrapper(&self) -> Vec<String> {
+        let mut w = self.user.wrapper(&self.runtime_dir);
+        w.extend(
+            [
+                "systemd-run",
+                "--user",
+                "--pipe",
+                "--wait",
+                "--quiet",
+                "--collect",
+                "--same-dir",
+                "--",
+            ]
+            .map(String::from),
+        );
+        w
+    }
+
+    /// `systemctl --user ARGS` as the user; its stdout.
+    pub fn systemctl(&self, args: &[&str]) -> String {
+        let out = self
+            .user
+            .command(&self.runtime_dir, Path::new("systemctl"))
+            .arg("--user")
+            .args(args)
+            .output()
+            .expect("run systemctl --user");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for UserManager {
+    fn drop(&mut self) {
+        let _ = Command::new("loginctl")
+            .args(["disable-linger", &self.user.name])
+            .status();
+        let _ = Command::new("systemctl")
+            .args([
+                "stop",
+                &format!("user@{}.service", self.user.uid),
+                &format!("user-runtime-dir@{}.service", self.user.uid),
+                &format!("user-{}.slice", self.user.uid),
+            ])
+            .status();
+    }
+}

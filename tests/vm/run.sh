@@ -197,7 +197,8 @@ cgroups
 systemd
 RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
 RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip blkio_weight_without_weight_support_is_refused_with_the_field
-RRUN_TEST_NFS=1 nfs"}
+RRUN_TEST_NFS=1 nfs
+rootless --include-ignored"}
 CMDLINE_LSM=
 case "$LSM" in
 "") ;;
