@@ -37,14 +37,23 @@ fn env(name: &str) -> RootlessEnv {
 fn run_script(env: &mut RootlessEnv, script: &str) -> String {
     env.bundle.set_script(script);
     let out = env.run(&[]);
-    assert!(out.status.success(), "run as {}: {}", env.user.name, describe(&out));
+    assert!(
+        out.status.success(),
+        "run as {}: {}",
+        env.user.name,
+        describe(&out)
+    );
     stdout(&out)
 }
 
 /// The (container, host, size) lines of an id map.
 fn map_lines(text: &str) -> Vec<Vec<u64>> {
     text.lines()
-        .map(|l| l.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .filter(|v: &Vec<u64>| v.len() == 3)
         .collect()
 }
@@ -53,7 +62,10 @@ fn map_lines(text: &str) -> Vec<Vec<u64>> {
 /// use for it (only with a delegated subtree).
 fn user_owns_a_cgroup(user: &TestUser) -> bool {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let unified = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
+    let unified = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/");
     let dir = std::path::Path::new("/sys/fs/cgroup").join(unified.trim_start_matches('/'));
     fs::metadata(&dir).is_ok_and(|m| m.uid() == user.uid)
         && fs::read_to_string("/proc/self/mountinfo")
@@ -102,7 +114,10 @@ fn rootless_container_cannot_write_a_host_file_its_user_cannot() {
          chmod 666 /mnt/f 2>/dev/null && echo CHMODDED; true",
     );
     assert!(out.contains("REFUSED"), "{out}");
-    assert!(!out.contains("CHOWNED") && !out.contains("CHMODDED"), "{out}");
+    assert!(
+        !out.contains("CHOWNED") && !out.contains("CHMODDED"),
+        "{out}"
+    );
     assert_eq!(fs::read_to_string(&host).unwrap(), "root's\n");
     assert_eq!(fs::metadata(&host).unwrap().mode() & 0o777, 0o644);
 }
@@ -169,7 +184,11 @@ fn rootless_default_root_is_xdg_runtime_dir_rrun_with_mode_0700() {
     env.bundle.set_args(&["sleep", "30"]);
     let bin = runtime_bin();
     let name = bin.file_name().unwrap().to_str().unwrap().to_string();
-    let root = env.xdg.join(if name.starts_with("rrun") { "rrun" } else { &name });
+    let root = env.xdg.join(if name.starts_with("rrun") {
+        "rrun"
+    } else {
+        &name
+    });
     let as_user = |args: &[&str]| {
         let out = env
             .user
@@ -217,7 +236,8 @@ fn rootless_list_state_delete_never_see_another_users_containers() {
     fs::create_dir(&shared).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
     let shared_s = shared.to_str().unwrap();
-    let out = a.rt.cmd(&["run", "-d", "--bundle", a.bundle.path_str(), a.id()]);
+    let out =
+        a.rt.cmd(&["run", "-d", "--bundle", a.bundle.path_str(), a.id()]);
     assert!(out.status.success(), "{}", describe(&out));
     let pid = a.rt.pid(a.id());
     let b_xdg = a.dir.join("xdg-b");
@@ -248,9 +268,16 @@ fn rootless_list_state_delete_never_see_another_users_containers() {
         &["kill", a.id(), "KILL"][..],
     ] {
         let out = as_b(args);
-        assert!(!out.status.success(), "{args:?} as another user: {}", describe(&out));
+        assert!(
+            !out.status.success(),
+            "{args:?} as another user: {}",
+            describe(&out)
+        );
     }
-    assert!(process_alive(pid), "another user's command killed the container");
+    assert!(
+        process_alive(pid),
+        "another user's command killed the container"
+    );
     let del = a.rt.cmd(&["delete", "--force", a.id()]);
     assert!(del.status.success(), "{}", describe(&del));
     assert!(wait_for(T, || !process_alive(pid)));
@@ -311,10 +338,20 @@ fn rootless_create_start_exec_ps_kill_delete() {
     env.rt.start(env.id());
     env.rt.wait_status(env.id(), "running", T);
     let pid = env.rt.pid(env.id());
-    let exec = env.rt.run_ok(&["exec", env.id(), "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let exec = env.rt.run_ok(&[
+        "exec",
+        env.id(),
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]);
     let text = stdout(&exec);
     assert_eq!(text.lines().next(), Some("0"), "{text}");
-    assert_eq!(map_lines(&text), vec![vec![0, env.user.uid as u64, 1]], "{text}");
+    assert_eq!(
+        map_lines(&text),
+        vec![vec![0, env.user.uid as u64, 1]],
+        "{text}"
+    );
     let ps = env.rt.run_ok(&["ps", "--format", "json", env.id()]);
     let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
     assert!(pids.contains(&pid), "ps lists init {pid}: {pids:?}");
@@ -340,7 +377,10 @@ fn rootless_kill_all_reaches_every_process_of_the_container() {
     let ps = env.rt.run_ok(&["ps", "--format", "json", env.id()]);
     let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
     env.rt.run_ok(&["kill", "--all", env.id(), "KILL"]);
-    assert!(wait_for(T, || pids.iter().all(|&p| !process_alive(p))), "{pids:?}");
+    assert!(
+        wait_for(T, || pids.iter().all(|&p| !process_alive(p))),
+        "{pids:?}"
+    );
     env.rt.run_ok(&["delete", env.id()]);
     env.assert_nothing_left();
 }
@@ -402,7 +442,7 @@ fn rootless_console_socket_receives_the_pty() {
         c["process"]["args"] = json!(["sh", "-c", "echo tty=$(tty); echo DONE; sleep 5"]);
     });
     let sock = ConsoleSocket::bind(env.dir.path());
-    fs::set_permissions(&sock.path_str(), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(sock.path_str(), fs::Permissions::from_mode(0o777)).unwrap();
     env.rt.run_ok(&[
         "create",
         "--bundle",
@@ -427,7 +467,13 @@ fn rootless_devices_are_the_hosts_nodes_bound_in() {
         "stat -c '%n %t:%T' /dev/null /dev/zero /dev/urandom /dev/tty; \
          echo x > /dev/null && echo NULL_OK; head -c 4 /dev/zero | wc -c",
     );
-    for want in ["/dev/null 1:3", "/dev/zero 1:5", "/dev/urandom 1:9", "/dev/tty 5:0", "NULL_OK"] {
+    for want in [
+        "/dev/null 1:3",
+        "/dev/zero 1:5",
+        "/dev/urandom 1:9",
+        "/dev/tty 5:0",
+        "NULL_OK",
+    ] {
         assert!(out.contains(want), "{want}: {out}");
     }
     assert_eq!(out.lines().last().map(str::trim), Some("4"), "{out}");
@@ -471,7 +517,8 @@ fn rootless_oom_score_adj_below_the_current_value_is_refused() {
     env.assert_nothing_left();
     // Raising it is fine.
     let want = (own + 100).min(1000);
-    env.bundle.edit(|c| c["process"]["oomScoreAdj"] = json!(want));
+    env.bundle
+        .edit(|c| c["process"]["oomScoreAdj"] = json!(want));
     let out = run_script(&mut env, "cat /proc/self/oom_score_adj");
     assert_eq!(out.trim(), want.to_string());
 }
@@ -587,7 +634,14 @@ fn rootless_podman_runs_execs_stops_and_removes_a_container() {
     assert_eq!(out.trim(), "hello");
     let name = env.id();
     podman.ok(&[
-        "run", "-d", "--name", name, "--network=none", image, "sleep", "300",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network=none",
+        image,
+        "sleep",
+        "300",
     ]);
     let out = podman.ok(&["exec", name, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
     assert_eq!(out.lines().next(), Some("0"), "{out}");
@@ -635,7 +689,11 @@ fn rootless_delegated_cgroup_v2_subtree_gets_the_limits_in_both_drivers() {
         }
     };
     for systemd in [false, true] {
-        let name = if systemd { "rl_deleg_sd" } else { "rl_deleg_fs" };
+        let name = if systemd {
+            "rl_deleg_sd"
+        } else {
+            "rl_deleg_fs"
+        };
         let mut env = RootlessEnv::new(name, &user);
         let w = manager.wrapper();
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -653,7 +711,11 @@ fn rootless_delegated_cgroup_v2_subtree_gets_the_limits_in_both_drivers() {
         }
         args.push(env.id());
         let out = env.rt.cmd(&args);
-        assert!(out.status.success(), "systemd={systemd}: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "systemd={systemd}: {}",
+            describe(&out)
+        );
         let pid = env.rt.pid(env.id());
         let dir = cgroup_dir_of(pid);
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();

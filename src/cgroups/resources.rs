@@ -656,7 +656,8 @@ pub fn first_limit(res: &LinuxResources) -> Option<String> {
         .find(|(k, v)| {
             k.as_str() != "devices"
                 && !v.is_null()
-                && v.as_object().is_none_or(|o| o.values().any(|x| !x.is_null()))
+                && v.as_object()
+                    .is_none_or(|o| o.values().any(|x| !x.is_null()))
                 && v.as_array().is_none_or(|a| !a.is_empty())
         })
         .map(|(k, _)| format!("linux.resources.{k}"))

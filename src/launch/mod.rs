@@ -1000,9 +1000,7 @@ fn write_id_map(pid: i32, kind: &str, map: &str, field: &str) -> Result<()> {
     let err = match std::fs::write(&path, map) {
         Ok(()) => return Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EPERM) && sys::rootless() => e,
-        Err(e) => {
-            return Err(e).with_context(|| format!("{field}: cannot write {:?}", map.trim()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("{field}: cannot write {:?}", map.trim())),
     };
     // SAFETY: getegid cannot fail.
     let egid = unsafe { libc::getegid() };
@@ -1038,7 +1036,10 @@ fn write_id_map(pid: i32, kind: &str, map: &str, field: &str) -> Result<()> {
 
 /// True when `map` is one line mapping one id to `id` on the host.
 fn single_own_id(map: &str, id: u32) -> bool {
-    let lines: Vec<Vec<&str>> = map.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     matches!(lines.as_slice(), [l] if l.len() == 3 && l[1] == id.to_string() && l[2] == "1")
 }
 

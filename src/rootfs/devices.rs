@@ -168,7 +168,8 @@ impl DevicePlan {
     pub fn clone_deferred(&self) -> Result<()> {
         for d in &self.devices {
             if let Some(h) = &d.host {
-                h.fd().with_context(|| format!("device {}: cannot bind", d.path.display()))?;
+                h.fd()
+                    .with_context(|| format!("device {}: cannot bind", d.path.display()))?;
             }
         }
         Ok(())

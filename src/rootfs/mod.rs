@@ -100,11 +100,13 @@ impl RootfsPlan {
             let ctx = || format!("mounts[{}] ({})", step.index, step.dest.display());
             match &step.source {
                 Source::Bind { tree, .. } => {
-                    tree.fd().with_context(|| format!("{}: cannot bind", ctx()))?;
+                    tree.fd()
+                        .with_context(|| format!("{}: cannot bind", ctx()))?;
                 }
                 Source::CgroupV1 { hierarchies, .. } => {
                     for (_, tree) in hierarchies {
-                        tree.fd().with_context(|| format!("{}: cannot bind", ctx()))?;
+                        tree.fd()
+                            .with_context(|| format!("{}: cannot bind", ctx()))?;
                     }
                 }
                 Source::Fs { .. } => {}

@@ -150,4 +150,3 @@ pub fn read_until(master: BorrowedFd<'_>, needle: &str, timeout: Duration) -> St
     }
     String::from_utf8_lossy(&data).replace("\r\n", "\n")
 }
-
