@@ -577,6 +577,9 @@ impl<'a> RootlessPodman<'a> {
             .args(["--events-backend=file"])
             .arg(format!("--runtime={}", runtime_bin().display()))
             .args(args)
+            // Podman re-enters its working directory in its user
+            // namespace: one the user may reach.
+            .current_dir(&self.home)
             .stdin(std::process::Stdio::null());
         c.output().expect("run podman")
     }

@@ -283,7 +283,7 @@ impl UserManager {
                 "--wait",
                 "--quiet",
                 "--collect",
-                "--same-dir",
+                "--working-directory=/",
                 "--",
             ]
             .map(String::from),

@@ -83,7 +83,7 @@
 # that service: systemctl, busctl and journalctl work as on any host; the
 # engines are installed (start them with systemctl start, or as the engine
 # suite does, its own daemons). With no filter it runs SYSTEMD_PLAN
-# (lifecycle, cgroups; see RRUN_VM_PLAN). Kernel command line:
+# (lifecycle, cgroups, systemd, nfs, rootless; see RRUN_VM_PLAN). Kernel command line:
 # apparmor=0 (Docker needs it), no cgroup_no_v1 (systemd alone decides).
 # systemd's "SELinux: Could not open policy file" line on the console is
 # harmless (the kernel has SELinux built in, not enabled).
