@@ -267,7 +267,13 @@ pub fn plan_systemd(
         None => None,
     };
     let user = nix::unistd::geteuid().as_raw() != 0;
-    let unit = systemd::parse(text.as_deref(), id, user)?;
+    let mut unit = systemd::parse(text.as_deref(), id, user)?;
+    if user {
+        // The user's manager runs in a subtree of its own (user@UID.service,
+        // delegated to the user): its slices and scopes are below it.
+        let base = systemd_bus::Manager::connect(true)?.control_group()?;
+        unit.cgroup = format!("{}{}", base.trim_end_matches('/'), unit.cgroup);
+    }
     if !layout.is_unified()
         && !layout
             .hierarchies
@@ -334,6 +340,52 @@ pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// [`create`] for a rootless caller (see `sys::rootless`). The container's
+/// cgroups are made when the caller may make them (a cgroup v2 subtree
+/// delegated to it: systemd's `user@UID.service`, or a directory chowned to
+/// it); otherwise, as runc does, a config that asks for no limits runs
+/// without cgroups (the debug log says why), and one that asks for limits
+/// is refused with an error naming the first of them. Device rules are no
+/// limit here: a rootless container has no `mknod` and only the host
+/// devices its user may open.
+pub fn create_rootless(
+    layout: &Layout,
+    paths: &mut CgroupPaths,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> Result<()> {
+    let err = match create(layout, paths) {
+        Ok(()) => return Ok(()),
+        Err(e) if is_permission(&e) => e,
+        Err(e) => return Err(e),
+    };
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if let Some(field) = resources.and_then(resources::first_limit) {
+        bail!("{field}: cannot apply limits without cgroups: {err:#} (rootless, uid {uid}: the cgroup tree is not writable; limits need a cgroup v2 subtree delegated to the user, e.g. systemd's user@{uid}.service)");
+    }
+    crate::logging::debug(&format!(
+        "cgroups: running without cgroups (rootless, uid {uid}, and the config asks for no limits): {err:#}"
+    ));
+    *paths = CgroupPaths {
+        unified: paths.unified,
+        ..Default::default()
+    };
+    Ok(())
+}
+
+/// True when an error comes from the kernel refusing the caller access
+/// (a cgroup tree an ordinary user may not write).
+fn is_permission(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+            )
+        })
 }
 
 /// Makes whatever levels of the container's directories do not exist yet

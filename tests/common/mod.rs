@@ -15,7 +15,9 @@
 //! the harness hang waiting for EOF.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod nfs;
+pub mod rootless;
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;

@@ -83,7 +83,7 @@
 # that service: systemctl, busctl and journalctl work as on any host; the
 # engines are installed (start them with systemctl start, or as the engine
 # suite does, its own daemons). With no filter it runs SYSTEMD_PLAN
-# (lifecycle, cgroups; see RRUN_VM_PLAN). Kernel command line:
+# (lifecycle, cgroups, systemd, nfs, rootless; see RRUN_VM_PLAN). Kernel command line:
 # apparmor=0 (Docker needs it), no cgroup_no_v1 (systemd alone decides).
 # systemd's "SELinux: Could not open policy file" line on the console is
 # harmless (the kernel has SELinux built in, not enabled).
@@ -198,7 +198,8 @@ systemd
 RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
 RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip blkio_weight_without_weight_support_is_refused_with_the_field
 RRUN_TEST_NFS=1 nfs
-RRUN_ENGINE_CGROUP_DRIVER=systemd RRUN_TEST_NFS=1 engines --ignored systemd_ containerd_cri_runtime_handler nfs_volume"}
+RRUN_ENGINE_CGROUP_DRIVER=systemd RRUN_TEST_NFS=1 engines --ignored systemd_ containerd_cri_runtime_handler nfs_volume
+rootless --include-ignored"}
 CMDLINE_LSM=
 case "$LSM" in
 "") ;;
