@@ -423,13 +423,23 @@ fn levels(dir: &Path, h: &Hierarchy) -> Result<Vec<PathBuf>> {
 fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
     // Every level below the mount, top first. Each is made if missing (one
     // another creator made first is fine: EEXIST), and only the ones made
-    // here are recorded, so delete removes exactly those.
+    // here are recorded, so delete removes exactly those. A level whose
+    // parent another container's delete has just removed (an empty slice
+    // mirror, see `remove_slice_mirrors`) starts the walk again.
     let levels = levels(dir, h)?;
     let cpuset = h.controllers.iter().any(|c| c == "cpuset");
-    for d in &levels {
+    let mut restarts = 0;
+    let mut i = 0;
+    while let Some(d) = levels.get(i) {
+        i += 1;
         match fs::create_dir(d) {
             Ok(()) => created.push(d.clone()),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && i > 1 && restarts < 10 => {
+                restarts += 1;
+                i = 0;
+                continue;
+            }
             Err(e) => {
                 return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display()))
             }
@@ -641,6 +651,30 @@ pub fn set_frozen(paths: &CgroupPaths, frozen: bool) -> Result<()> {
 
 /// Removes the directories rrun created, deepest first. Processes must be
 /// gone; a busy cgroup is retried briefly (exiting tasks linger a moment).
+/// With systemd on cgroup v1, the hierarchies systemd does not manage
+/// (hugetlb, net_cls...) get the unit's slice path mirrored by whoever
+/// made a container there first; a sibling's `remove` could not take a
+/// slice directory that still held this container. Once the container's
+/// own directory is gone, its empty `*.slice` ancestors go too, up to the
+/// first that is busy. Only where rrun made the unit's own directory
+/// (systemd did not: it does not manage that hierarchy), and rmdir refuses
+/// any cgroup that has children or processes.
+fn remove_slice_mirrors(paths: &CgroupPaths) {
+    for dir in paths.dirs.iter().filter(|d| paths.created.contains(d)) {
+        let mut p = dir.parent();
+        while let Some(d) = p {
+            let is_slice = d
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".slice"));
+            if !is_slice || fs::remove_dir(d).is_err() {
+                break;
+            }
+            p = d.parent();
+        }
+    }
+}
+
 pub fn remove(paths: &CgroupPaths) -> Result<()> {
     let mut first_err = None;
     // systemd removes a unit's directories when the unit stops: one still
@@ -681,6 +715,9 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
                 }
             }
         }
+    }
+    if paths.systemd.is_some() {
+        remove_slice_mirrors(paths);
     }
     match first_err {
         Some(e) => Err(e),

@@ -331,7 +331,8 @@ pub fn update(global: &Global, u: &Update) -> Result<()> {
     // The unit's properties too, or a `systemctl daemon-reload` would put
     // the old values back.
     if let Some(unit) = &c.cgroups.systemd {
-        cgroups::systemd_bus::set(unit, &cgroups::systemd::resource_properties(&res))?;
+        let legacy = !c.cgroups.unified;
+        cgroups::systemd_bus::set(unit, &cgroups::systemd::resource_properties(&res, legacy))?;
     }
     Ok(())
 }

@@ -221,8 +221,13 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     match &unit {
         Some(u) => {
             let h = cgroups::systemd_bus::Holder::spawn()?;
-            let props =
-                cgroups::systemd::unit_properties(u, &opts.id, h.pid(), resources_now.as_ref());
+            let props = cgroups::systemd::unit_properties(
+                u,
+                &opts.id,
+                h.pid(),
+                resources_now.as_ref(),
+                !record.cgroups.unified,
+            );
             holder = Some(h);
             let user = record.cgroups.systemd.as_ref().is_some_and(|s| s.user);
             cgroups::systemd_bus::start(u, user, &props)?;
@@ -401,7 +406,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         drop(h);
         if let (Some(r), Some(u)) = (&deferred_pids, &record.cgroups.systemd) {
             cgroups::resources::apply(&cg, r)?;
-            cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r))?;
+            cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r, !cg.unified))?;
         }
     }
     move_net_devices(&plan.net_devices, init_pid)?;
