@@ -761,21 +761,26 @@ fn pids_limit_sets_pids_max() {
 /// removes. None when the I/O scheduler supports no weight (mq-deadline
 /// and none have none), so a config asking for one is refused.
 fn block_io_weight_file() -> Option<&'static str> {
-    let mount = if is_v2() {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
-        PathBuf::from("/sys/fs/cgroup/blkio")
-    };
-    let probe = mount.join(format!("rrun-test-probe-{}", std::process::id()));
-    fs::create_dir(&probe).ok()?;
-    let names: [&'static str; 2] = if is_v2() {
-        ["io.bfq.weight", "io.weight"]
-    } else {
-        ["blkio.bfq.weight", "blkio.weight"]
-    };
-    let found = names.into_iter().find(|n| probe.join(n).exists());
-    let _ = fs::remove_dir(&probe);
-    found
+    // Probed once per test process: two tests probing the same directory
+    // at once saw EEXIST and each a different answer.
+    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let mount = if is_v2() {
+            PathBuf::from("/sys/fs/cgroup")
+        } else {
+            PathBuf::from("/sys/fs/cgroup/blkio")
+        };
+        let probe = mount.join(format!("rrun-test-probe-{}", std::process::id()));
+        fs::create_dir(&probe).ok()?;
+        let names: [&'static str; 2] = if is_v2() {
+            ["io.bfq.weight", "io.weight"]
+        } else {
+            ["blkio.bfq.weight", "blkio.weight"]
+        };
+        let found = names.into_iter().find(|n| probe.join(n).exists());
+        let _ = fs::remove_dir(&probe);
+        found
+    })
 }
 
 #[test]

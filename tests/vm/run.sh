@@ -199,7 +199,7 @@ SYSTEMD_PLAN=${RRUN_VM_PLAN:-"lifecycle
 cgroups
 systemd
 RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
-RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip blkio_weight_without_weight_support_is_refused_with_the_field
+RRUN_TEST_CGROUP_DRIVER=systemd cgroups
 RRUN_TEST_NFS=1 nfs
 RRUN_ENGINE_CGROUP_DRIVER=systemd RRUN_TEST_NFS=1 engines --ignored systemd_ containerd_cri_runtime_handler nfs_volume
 rootless --include-ignored"}
