@@ -56,24 +56,6 @@ fn systemd_host() -> bool {
     ok
 }
 
-/// `systemctl show -p PROP --value UNIT`.
-fn show(unit: &str, prop: &str) -> String {
-    let out = Command::new("systemctl")
-        .args(["show", "-p", prop, "--value", unit])
-        .output()
-        .expect("systemctl");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Whether systemd knows the unit at all (`list-units --all`).
-fn unit_listed(unit: &str) -> bool {
-    let out = Command::new("systemctl")
-        .args(["list-units", "--all", "--no-legend", unit])
-        .output()
-        .expect("systemctl");
-    String::from_utf8_lossy(&out.stdout).contains(unit)
-}
-
 /// `args` with `--systemd-cgroup` first, unless the harness adds it to every
 /// command already (`RRUN_TEST_CGROUP_DRIVER=systemd`).
 fn with_flag<'a>(args: &[&'a str]) -> Vec<&'a str> {
@@ -216,15 +198,15 @@ fn systemd_cgroup_makes_a_delegated_scope_with_the_limits() {
         c["linux"]["resources"]["cpu"] = json!({"shares": 1024, "quota": 50000, "period": 100000});
     });
     sd.create();
-    assert_eq!(show(&sd.unit, "ActiveState"), "active");
-    assert_eq!(show(&sd.unit, "Slice"), "system.slice");
-    assert_eq!(show(&sd.unit, "Delegate"), "yes");
+    assert_eq!(unit_property(&sd.unit, "ActiveState"), "active");
+    assert_eq!(unit_property(&sd.unit, "Slice"), "system.slice");
+    assert_eq!(unit_property(&sd.unit, "Delegate"), "yes");
     assert_eq!(
-        show(&sd.unit, memory_limit_property()),
+        unit_property(&sd.unit, memory_limit_property()),
         (64u64 << 20).to_string()
     );
-    assert_eq!(show(&sd.unit, "TasksMax"), "100");
-    assert_eq!(show(&sd.unit, "CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(unit_property(&sd.unit, "TasksMax"), "100");
+    assert_eq!(unit_property(&sd.unit, "CPUQuotaPerSecUSec"), "500ms");
     assert_eq!(sd.file("memory.max"), (64u64 << 20).to_string());
     assert_eq!(sd.file("pids.max"), "100");
     assert_eq!(sd.file("cpu.max"), "50000 100000");
@@ -248,7 +230,7 @@ fn systemd_cgroup_default_path_is_a_scope_in_system_slice() {
     sd.unit = format!("rrun-{}.scope", sd.env.id);
     sd.rel = PathBuf::from("system.slice").join(&sd.unit);
     sd.create();
-    assert_eq!(show(&sd.unit, "ActiveState"), "active");
+    assert_eq!(unit_property(&sd.unit, "ActiveState"), "active");
     assert!(sd.dir("systemd").is_dir());
     sd.delete_and_check_gone();
 }
@@ -266,7 +248,7 @@ fn systemd_cgroup_nested_slice_is_expanded_as_systemd_does() {
     sd.unit = format!("cri-{id}.scope");
     sd.rel = PathBuf::from("rrunt.slice/rrunt-pod1.slice").join(&sd.unit);
     sd.create();
-    assert_eq!(show(&sd.unit, "Slice"), "rrunt-pod1.slice");
+    assert_eq!(unit_property(&sd.unit, "Slice"), "rrunt-pod1.slice");
     assert!(
         sd.dir("systemd").is_dir(),
         "{}",
@@ -294,8 +276,11 @@ fn systemd_cgroup_update_sets_the_unit_properties_too() {
         "50",
         &sd.env.id,
     ]);
-    assert_eq!(show(&sd.unit, memory_limit_property()), "134217728");
-    assert_eq!(show(&sd.unit, "TasksMax"), "50");
+    assert_eq!(
+        unit_property(&sd.unit, memory_limit_property()),
+        "134217728"
+    );
+    assert_eq!(unit_property(&sd.unit, "TasksMax"), "50");
     assert_eq!(sd.file("memory.max"), "134217728");
     // A daemon-reload re-applies the unit's properties: the update stays.
     let st = Command::new("systemctl")
@@ -344,7 +329,7 @@ fn systemd_cgroup_pids_limit_of_one_still_starts_the_container() {
     });
     sd.create();
     assert_eq!(sd.file("pids.max"), "1");
-    assert_eq!(show(&sd.unit, "TasksMax"), "1");
+    assert_eq!(unit_property(&sd.unit, "TasksMax"), "1");
     sd.delete_and_check_gone();
 }
 
