@@ -2272,42 +2272,16 @@ fn nfs_volume(e: &dyn Engine) {
     let Some(pv) = NfsVolume::new(&dir) else {
         return;
     };
-    fs::write(pv.export.join("from-server"), "hello from the server\n").unwrap();
+    pv.seed();
     let name = container_name(e, "nfs");
     let _g = guard(e, &name);
     let mut opts = e.bind_opts(&pv.mount, "/data", false);
     opts.extend(e.bind_opts(&pv.mount, "/data-ro", true));
     let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
     start_serving(e, &name, &opts);
-    let script = "cat /data/from-server && echo written-in-the-pod > /data/from-pod && \
-                  grep ' /data ' /proc/self/mountinfo && cat /data-ro/from-pod && \
-                  if echo x > /data-ro/new; then echo WROTE; else echo refused; fi";
-    let out = e.exec(&name, false, &[], &["sh", "-c", script]);
+    let out = e.exec(&name, false, &[], &["sh", "-c", NfsVolume::SCRIPT]);
     assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
-    assert!(
-        out.stdout.contains("hello from the server"),
-        "{}",
-        out.describe()
-    );
-    assert!(
-        out.stdout.contains(" nfs4 "),
-        "/data is not the NFS mount: {}",
-        out.describe()
-    );
-    assert!(
-        out.stdout.matches("written-in-the-pod").count() == 1 && out.stdout.contains("refused"),
-        "the read-only bind must read the volume and refuse writes: {}",
-        out.describe()
-    );
-    assert_eq!(
-        fs::read_to_string(pv.export.join("from-pod")).unwrap(),
-        "written-in-the-pod\n",
-        "the server's directory has what the container wrote"
-    );
-    assert!(
-        !pv.export.join("new").exists(),
-        "something came through the ro bind"
-    );
+    pv.assert_seen(&out.stdout, &out.describe());
     e.rm_force(&name).expect_ok();
 }
 

@@ -14,7 +14,6 @@ mod common;
 use common::nfs::NfsVolume;
 use common::*;
 use serde_json::json;
-use std::fs;
 use std::path::Path;
 
 /// Adds a bind mount of `src` at `dest` with `options`.
@@ -34,35 +33,12 @@ fn nfs_volume_bound_read_write_and_read_only_behaves_as_each_bind_says() {
     let Some(pv) = NfsVolume::new(env.dir.path()) else {
         return;
     };
-    fs::write(pv.export.join("from-server"), "hello from the server\n").unwrap();
+    pv.seed();
     bind(&mut env, &pv.mount, "/data", &["rbind", "rw"]);
     bind(&mut env, &pv.mount, "/data-ro", &["rbind", "ro"]);
-    env.bundle.set_script(
-        "cat /data/from-server && echo written-in-the-container > /data/from-pod && \
-         grep ' /data ' /proc/self/mountinfo && cat /data-ro/from-pod && \
-         if echo x > /data-ro/new; then echo WROTE; else echo refused; fi",
-    );
+    env.bundle.set_script(NfsVolume::SCRIPT);
     let out = env.run(&[]);
     assert!(out.status.success(), "{}", describe(&out));
-    let o = stdout(&out);
-    assert!(o.contains("hello from the server"), "{}", describe(&out));
-    assert!(
-        o.contains(" nfs4 "),
-        "the container's /data is the NFS mount: {o}"
-    );
-    assert!(
-        o.matches("written-in-the-container").count() == 1 && o.contains("refused"),
-        "the read-only bind reads the volume and refuses writes: {}",
-        describe(&out)
-    );
-    assert_eq!(
-        fs::read_to_string(pv.export.join("from-pod")).unwrap(),
-        "written-in-the-container\n",
-        "the server's directory has what the container wrote"
-    );
-    assert!(
-        !pv.export.join("new").exists(),
-        "nothing came through the ro bind"
-    );
+    pv.assert_seen(&stdout(&out), &describe(&out));
     env.assert_nothing_left();
 }

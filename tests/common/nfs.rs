@@ -126,3 +126,42 @@ impl Drop for NfsVolume {
         let _ = sh("exportfs -ra");
     }
 }
+
+impl NfsVolume {
+    /// Writes a file on the server's side for the container to read.
+    pub fn seed(&self) {
+        fs::write(self.export.join("from-server"), "hello from the server\n").unwrap();
+    }
+
+    /// What a container with this volume bound read-write at /data and
+    /// read-only at /data-ro runs: reads the server's file, writes one,
+    /// shows /data's mount, reads it back through /data-ro and tries to
+    /// write there.
+    pub const SCRIPT: &'static str =
+        "cat /data/from-server && echo written-in-the-container > /data/from-pod && \
+         grep ' /data ' /proc/self/mountinfo && cat /data-ro/from-pod && \
+         if echo x > /data-ro/new; then echo WROTE; else echo refused; fi";
+
+    /// Checks SCRIPT's output (`what` describes the run for the messages)
+    /// and the server's directory afterwards.
+    pub fn assert_seen(&self, stdout: &str, what: &str) {
+        assert!(stdout.contains("hello from the server"), "{what}");
+        assert!(
+            stdout.contains(" nfs4 "),
+            "/data is not the NFS mount: {what}"
+        );
+        assert!(
+            stdout.matches("written-in-the-container").count() == 1 && stdout.contains("refused"),
+            "the read-only bind must read the volume and refuse writes: {what}"
+        );
+        assert_eq!(
+            fs::read_to_string(self.export.join("from-pod")).unwrap(),
+            "written-in-the-container\n",
+            "the server's directory has what the container wrote"
+        );
+        assert!(
+            !self.export.join("new").exists(),
+            "something came through the ro bind"
+        );
+    }
+}
