@@ -697,3 +697,388 @@ fn checkpoint_support_is_in_features() {
         "{v}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Engines: Podman and containerd checkpoint and restore a container on rrun
+// ---------------------------------------------------------------------------
+
+/// Runs a command (at most `T`), stdin /dev/null, output captured.
+fn sh(argv: &[String], env: &[(&str, String)]) -> Output {
+    let mut c = std::process::Command::new(&argv[0]);
+    c.args(&argv[1..]).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", argv[0]));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id() as i32;
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("`{}` did not finish in 120 s", argv.join(" "));
+        }
+    }
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(out.status.success(), "{what}: {}", describe(&out));
+    stdout(&out)
+}
+
+fn installed(prog: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join(prog).is_file())
+}
+
+/// A private Podman store in `dir` using rrun, with the engine suite's
+/// busybox image (tests/engines/mkimage.sh) in it and its archives in
+/// `dir/image`.
+struct Podman {
+    flags: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    cgroup_parent: String,
+}
+
+impl Podman {
+    fn new(dir: &Path) -> Podman {
+        let conf = dir.join("containers.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[engine]\nruntime = \"rrun\"\n\
+                 runtime_supports_json = [\"crun\", \"runc\", \"rrun\"]\n\
+                 cgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+                 [engine.runtimes]\nrrun = [\"{}\"]\n",
+                runtime_bin().display()
+            ),
+        )
+        .unwrap();
+        let flags = vec![
+            format!("--root={}", dir.join("root").display()),
+            format!("--runroot={}", dir.join("run").display()),
+            format!("--tmpdir={}", dir.join("tmp").display()),
+            "--storage-driver=vfs".to_string(),
+        ];
+        let p = Podman {
+            flags,
+            env: vec![("CONTAINERS_CONF", conf.to_str().unwrap().to_string())],
+            cgroup_parent: format!("/{}", unique_id("rrun-test-ckpt-podman")),
+        };
+        let mut argv = vec![
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/mkimage.sh").to_string(),
+            dir.join("image").to_str().unwrap().to_string(),
+        ];
+        argv.extend(p.flags.clone());
+        ok(sh(&argv, &p.env), "tests/engines/mkimage.sh");
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut argv = vec!["podman".to_string()];
+        argv.extend(self.flags.clone());
+        argv.extend(args.iter().map(|s| s.to_string()));
+        sh(&argv, &self.env)
+    }
+
+    fn numbers(&self, name: &str) -> Vec<u64> {
+        stdout(&self.cmd(&["logs", name]))
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]);
+        let _ = fs::remove_dir(format!("/sys/fs/cgroup{}", self.cgroup_parent));
+    }
+}
+
+#[test]
+fn checkpoint_and_restore_through_podman() {
+    if !installed("podman") {
+        eprintln!("skipping: podman is not installed");
+        return;
+    }
+    if !criu_works("checkpoint_and_restore_through_podman") {
+        return;
+    }
+    let dir = TestDir::new("ckpt-podman");
+    let podman = Podman::new(dir.path());
+    let name = unique_id("ckpt-podman");
+    ok(
+        podman.cmd(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--cgroup-parent",
+            &podman.cgroup_parent,
+            "--name",
+            &name,
+            "localhost/rrun-busybox:test",
+            "sh",
+            "-c",
+            COUNTER,
+        ]),
+        "podman run",
+    );
+    assert!(
+        wait_for(T, || podman.numbers(&name).len() > 4),
+        "the counter did not count"
+    );
+    ok(
+        podman.cmd(&["container", "checkpoint", &name]),
+        "podman container checkpoint",
+    );
+    let state = ok(
+        podman.cmd(&["inspect", "-f", "{{.State.Status}}", &name]),
+        "inspect",
+    );
+    assert_eq!(state.trim(), "exited", "after checkpoint");
+    let at_dump = *podman.numbers(&name).last().unwrap();
+    ok(
+        podman.cmd(&["container", "restore", &name]),
+        "podman container restore",
+    );
+    let state = ok(
+        podman.cmd(&["inspect", "-f", "{{.State.Status}}", &name]),
+        "inspect",
+    );
+    assert_eq!(state.trim(), "running", "after restore");
+    assert!(
+        wait_for(T, || podman
+            .numbers(&name)
+            .last()
+            .is_some_and(|&n| n > at_dump + 2)),
+        "the restored counter does not go on past {at_dump}: {:?}",
+        podman.numbers(&name)
+    );
+    let n = podman.numbers(&name);
+    assert_eq!(
+        n.iter().filter(|&&x| x == 1).count(),
+        1,
+        "the counter started again from 1 instead of continuing: {n:?}"
+    );
+    ok(podman.cmd(&["rm", "-f", "-t", "0", &name]), "podman rm");
+}
+
+/// A private containerd in `dir` (no CRI), stopped when dropped.
+struct Containerd {
+    child: std::process::Child,
+    sock: String,
+    dir: std::path::PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        let sock = dir.join("containerd.sock").to_str().unwrap().to_string();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
+            d = dir.display()
+        );
+        fs::write(dir.join("config.toml"), config).unwrap();
+        let log = fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = std::process::Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+        let c = Containerd {
+            child,
+            sock,
+            dir: dir.to_path_buf(),
+        };
+        assert!(
+            wait_for(T, || c.ctr(&["version"]).status.success()),
+            "containerd did not come up: {}",
+            fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+        );
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        let mut argv: Vec<String> = ["ctr", "--address", &self.sock, "--namespace", "rrun-test"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(args.iter().map(|s| s.to_string()));
+        sh(&argv, &[])
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let tasks = stdout(&self.ctr(&["task", "ls", "-q"]));
+        for t in tasks.split_whitespace() {
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", t]);
+            let _ = self.ctr(&["task", "delete", "-f", t]);
+        }
+        for c in stdout(&self.ctr(&["container", "ls", "-q"])).split_whitespace() {
+            let _ = self.ctr(&["container", "delete", c]);
+        }
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        if !wait_for(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten().is_some()
+        }) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        // Shims outlive containerd; theirs mention its directory.
+        let needle = self.dir.to_str().unwrap().to_string();
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmd).contains(&needle) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = fs::remove_dir("/sys/fs/cgroup/rrun-test");
+    }
+}
+
+#[test]
+fn checkpoint_and_restore_through_containerd() {
+    if !installed("containerd") || !installed("ctr") || !installed("podman") {
+        eprintln!("skipping: containerd, ctr or podman (for the image) is not installed");
+        return;
+    }
+    if !criu_works("checkpoint_and_restore_through_containerd") {
+        return;
+    }
+    let dir = TestDir::new("ckpt-ctr");
+    let podman_dir = dir.join("podman");
+    fs::create_dir(&podman_dir).unwrap();
+    let podman = Podman::new(&podman_dir);
+    let cd_dir = dir.join("containerd");
+    fs::create_dir(&cd_dir).unwrap();
+    let cd = Containerd::start(&cd_dir);
+    let archive = podman_dir.join("image/busybox.oci.tar");
+    ok(
+        cd.ctr(&["image", "import", archive.to_str().unwrap()]),
+        "ctr image import",
+    );
+    let data = dir.join("data");
+    fs::create_dir(&data).unwrap();
+    let id = unique_id("ckpt-ctr");
+    let rt = runtime_bin();
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        data.display()
+    );
+    let runc_root = cd_dir.join("runc-root");
+    ok(
+        cd.ctr(&[
+            "run",
+            "-d",
+            "--null-io",
+            "--runc-binary",
+            rt.to_str().unwrap(),
+            "--runc-root",
+            runc_root.to_str().unwrap(),
+            "--mount",
+            &mount,
+            "localhost/rrun-busybox:test",
+            &id,
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done",
+        ]),
+        "ctr run",
+    );
+    let count = || -> u64 {
+        fs::read_to_string(data.join("count"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(wait_for(T, || count() > 4), "the counter did not count");
+
+    // ctr task checkpoint: the task is checkpointed by rrun and keeps running.
+    let image = ok(cd.ctr(&["task", "checkpoint", &id]), "ctr task checkpoint");
+    assert!(
+        !image.trim().is_empty(),
+        "ctr task checkpoint printed no image"
+    );
+    let n = count();
+    assert!(
+        wait_for(T, || count() > n + 2),
+        "the task stopped after ctr task checkpoint"
+    );
+
+    // The container and its task into an image, then restored from it:
+    // the restored counter goes on from where it was at the checkpoint
+    // (at least `before`), not from 1.
+    let before = count();
+    let reference = format!("localhost/{id}-checkpoint:1");
+    ok(
+        cd.ctr(&["container", "checkpoint", "--task", &id, &reference]),
+        "ctr container checkpoint --task",
+    );
+    ok(
+        cd.ctr(&["task", "kill", "-s", "SIGKILL", &id]),
+        "ctr task kill",
+    );
+    wait_for(T, || cd.ctr(&["task", "delete", &id]).status.success());
+    ok(
+        cd.ctr(&["container", "delete", &id]),
+        "ctr container delete",
+    );
+    let at_kill = count();
+    // `containers restore --live` restores the task and waits for it.
+    let mut argv: Vec<String> = ["ctr", "--address", &cd.sock, "--namespace", "rrun-test"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(
+        ["containers", "restore", "--live", &id, &reference]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let restore_log = dir.join("restore.out");
+    let mut restore = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&restore_log).unwrap())
+        .stderr(fs::File::create(dir.join("restore.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let went_on = wait_for(T, || count() != at_kill);
+    let first = count();
+    let _ = cd.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+    let finished = wait_for(T, || restore.try_wait().ok().flatten().is_some());
+    if !finished {
+        let _ = restore.kill();
+    }
+    let _ = restore.wait();
+    assert!(
+        went_on,
+        "the restored task does not count (the file still says {at_kill}): {}",
+        fs::read_to_string(dir.join("restore.err")).unwrap_or_default()
+    );
+    assert!(
+        first >= before,
+        "the restored counter wrote {first}, below {before} seen before the checkpoint: it started again"
+    );
+    let _ = cd.ctr(&["task", "delete", &id]);
+    let _ = cd.ctr(&["container", "delete", &id]);
+    drop(cd);
+    drop(podman);
+}

@@ -12,6 +12,13 @@
 #     RRUN_VM_LSM=apparmor tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_LSM=selinux tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_INIT=systemd tests/vm/run.sh [TEST_FILTER...]
+#     tests/vm/run.sh checkpoint [TEST_FILTER...]
+#
+# `checkpoint` is the systemd VM running tests/checkpoint.rs (checkpoint
+# and restore with Debian's CRIU on Debian's kernel, also through Podman
+# and containerd) with RRUN_TEST_REQUIRE_CRIU=1, so a CRIU that cannot
+# work there fails the tests instead of skipping them; the filters narrow
+# them.
 #
 # With no filter the VM runs every test of the `lifecycle`, `cgroups` and
 # `host_safety` binaries plus, from every other test binary (unit tests included), the
@@ -175,6 +182,13 @@ esac
 for f in "$@"; do
     [[ $f != *[[:space:]]* ]] || die "test filters cannot contain spaces: '$f'"
 done
+CHECKPOINT_PLAN=
+if [ "${1:-}" = checkpoint ]; then
+    shift
+    INIT=systemd
+    CHECKPOINT_PLAN="RRUN_TEST_REQUIRE_CRIU=1 checkpoint $*"
+    set --
+fi
 case "$CGROUP_SETUP" in
 systemd | bare)
     REQUIRE_CONTROLLERS="hugetlb rdma"
@@ -198,6 +212,7 @@ systemd
 RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
 RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip blkio_weight_without_weight_support_is_refused_with_the_field
 RRUN_TEST_NFS=1 nfs"}
+[ -z "$CHECKPOINT_PLAN" ] || SYSTEMD_PLAN=${RRUN_VM_PLAN:-$CHECKPOINT_PLAN}
 CMDLINE_LSM=
 case "$LSM" in
 "") ;;
