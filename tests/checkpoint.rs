@@ -267,6 +267,38 @@ fn checkpoint_fails_in_one_line_where_criu_cannot_work() {
 }
 
 #[test]
+fn checkpoint_needs_stdio_on_the_containers_own_dev_null() {
+    // An engine's "no input" is the host's /dev/null; init moves it onto
+    // the container's (runc and crun do too): CRIU cannot checkpoint a
+    // file of a mount the container does not have.
+    let mut env = TestEnv::new("ckpt-devnull");
+    env.bundle.set_args(&["sleep", "100"]);
+    env.rt
+        .run_ok(&["run", "-d", "--bundle", env.bundle.path_str(), env.id()]);
+    let pid = env.rt.pid(env.id());
+    let mounts: Vec<String> = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    let fdinfo = fs::read_to_string(format!("/proc/{pid}/fdinfo/0")).unwrap();
+    let mnt = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(),
+        Path::new("/dev/null")
+    );
+    assert!(
+        mounts.contains(&mnt),
+        "stdin is /dev/null from mount {mnt}, not one of the container's: {mounts:?}"
+    );
+}
+
+#[test]
 fn checkpoint_of_a_created_container_is_refused() {
     let env = TestEnv::new("ckpt-created");
     env.create();
@@ -384,6 +416,7 @@ fn checkpoint_and_restore_a_terminal_through_the_console_socket() {
     let out = checkpoint(&env, &images, &[]);
     assert!(out.status.success(), "checkpoint: {}", describe(&out));
     drop(master);
+    fs::create_dir(env.dir.join("second")).unwrap();
     let console2 = ConsoleSocket::bind(&env.dir.join("second"));
     let out = env.rt.cmd_timeout(
         &[
@@ -418,7 +451,9 @@ fn checkpoint_tcp_established_connection_survives_restore() {
     }
     let mut env = TestEnv::new("ckpt-tcp");
     // A listener and a client connected to it over the container's own
-    // loopback; what the client sends, the listener prints.
+    // loopback; what the client sends, the listener prints. (The
+    // listener's stdin never ends: busybox nc closes its side at stdin's
+    // end, and the client then quits.)
     env.bundle.edit(|c| {
         for set in ["bounding", "effective", "permitted"] {
             c["process"]["capabilities"][set]
@@ -428,7 +463,7 @@ fn checkpoint_tcp_established_connection_survives_restore() {
         }
     });
     env.bundle.set_script(&format!(
-        "ip link set lo up; nc -l -p 5000 & sleep 0.5; ({COUNTER}) | nc 127.0.0.1 5000"
+        "ip link set lo up; sleep 1000000 | nc -l -p 5000 & sleep 0.5; ({COUNTER}) | nc 127.0.0.1 5000"
     ));
     let lines = run_counting(&env);
     assert!(

@@ -98,14 +98,11 @@ pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
         }
     }
 
-    // CRIU's fds: 3 is the RPC socket, then these.
-    let mut fds: Vec<BorrowedFd<'_>> = vec![images.as_fd()];
-    if let Some(w) = &work {
-        fds.push(w.as_fd());
-    }
+    // The image and work directories are named by rrun's own fd numbers:
+    // CRIU opens them through /proc/<the RPC peer's pid>/fd.
     let mut opts = Opts {
-        images_dir_fd: 4,
-        work_dir_fd: work.as_ref().map(|_| 5),
+        images_dir_fd: images.as_raw_fd(),
+        work_dir_fd: work.as_ref().map(|w| w.as_raw_fd()),
         log_level: Some(4),
         log_file: Some("dump.log".into()),
         pid: Some(c.pid),
@@ -154,7 +151,7 @@ pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
         crate::state::write_atomic(&image_path.join(DESCRIPTORS), &descriptors, 0o600)?;
         ReqType::Dump
     };
-    let resp = criu.spawn(&fds)?.run(kind, Some(&opts), |_| Ok(()))?;
+    let resp = criu.spawn(&[])?.run(kind, Some(&opts), |_| Ok(()))?;
     if !resp.success {
         let what = if o.pre_dump {
             "checkpoint --pre-dump"

@@ -14,7 +14,7 @@
 //! `running`, with the new pid in its state and `--pid-file`; without
 //! `--detach`, rrun waits for it as `run` does and deletes it at the end.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -165,15 +165,16 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         .with_context(|| format!("{}: cannot create", criu_root.display()))?;
     let criu_root = std::fs::canonicalize(&criu_root)?;
 
-    // CRIU's fds: 3 the RPC socket, then the image and work directories,
-    // then the namespaces to restore into.
-    let mut fds: Vec<BorrowedFd<'_>> = vec![images.as_fd()];
-    if let Some(w) = &work {
-        fds.push(w.as_fd());
-    }
+    // The image and work directories are named by rrun's own fd numbers
+    // (CRIU opens them through /proc/<the RPC peer's pid>/fd); what CRIU
+    // inherits is named by its fd numbers: fds[k] is its fd 4 + k. First
+    // rrun's stdin, stdout and stderr (the engine's pipes for the restored
+    // container), then the namespaces to restore into.
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let mut fds: Vec<BorrowedFd<'_>> = vec![stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     let mut opts = Opts {
-        images_dir_fd: 4,
-        work_dir_fd: work.as_ref().map(|_| 5),
+        images_dir_fd: images.as_raw_fd(),
+        work_dir_fd: work.as_ref().map(|w| w.as_raw_fd()),
         log_level: Some(4),
         log_file: Some("restore.log".into()),
         root: Some(criu_root.to_string_lossy().into_owned()),
@@ -194,7 +195,6 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         ..Default::default()
     };
     for (key, file) in &ns_files {
-        // fds[k] is CRIU's fd 4 + k.
         opts.inherit_fd
             .push((key.to_string(), 4 + fds.len() as i32));
         fds.push(file.as_fd());
@@ -211,11 +211,11 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
     {
         opts.ext_mnt.push((p, "/dev/null".into()));
     }
-    // The init's stdio pipes at checkpoint time become rrun's own fds
-    // 0-2, which CRIU inherits (runc's descriptors.json handling).
+    // The init's stdio pipes at checkpoint time become rrun's own stdio
+    // (runc's descriptors.json handling).
     for (i, d) in descriptors.iter().enumerate().take(3) {
         if d.starts_with("pipe:") {
-            opts.inherit_fd.push((d.clone(), i as i32));
+            opts.inherit_fd.push((d.clone(), 4 + i as i32));
         }
     }
 

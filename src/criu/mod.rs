@@ -55,9 +55,11 @@ impl Criu {
         }
     }
 
-    /// Starts `criu swrk 3` with rrun's stdin, stdout and stderr as its
-    /// own (restore hands the container's stdio pipes over from them) and
-    /// `fds` as its fds 4, 5, ... (everything else close-on-exec).
+    /// Starts `criu swrk 3` with `fds` as its fds 4, 5, ... (everything
+    /// else close-on-exec) and /dev/null as its stdin, stdout and stderr:
+    /// what it has to say goes to its log. Directories in a request are
+    /// named by rrun's fd numbers (CRIU opens them through
+    /// `/proc/<rrun>/fd`); fds it inherits by its own (`inherit_fd`).
     pub fn spawn(&self, fds: &[BorrowedFd<'_>]) -> Result<Session> {
         self.spawn_with_root(fds, None)
     }
@@ -94,7 +96,11 @@ impl Criu {
         }
         let raw: Vec<RawFd> = sources.iter().map(|f| f.as_raw_fd()).collect();
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("swrk").arg("3");
+        cmd.arg("swrk")
+            .arg("3")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         // SAFETY: between fork and exec the child only makes syscalls
         // (unshare, mount with strings made before the fork, dup2,
         // close_range) on fds that stay open in the parent until the spawn
@@ -176,13 +182,13 @@ impl Criu {
         let d =
             std::fs::File::open(dir).with_context(|| format!("{}: cannot open", dir.display()))?;
         let opts = Opts {
-            images_dir_fd: 4,
+            images_dir_fd: d.as_raw_fd(),
             log_level: Some(4),
             log_file: Some("check.log".into()),
             ..Default::default()
         };
         let resp = self
-            .spawn(&[d.as_fd()])?
+            .spawn(&[])?
             .run(ReqType::Check, Some(&opts), |_| Ok(()))?;
         if resp.success {
             return Ok(None);
