@@ -126,16 +126,18 @@ impl Lines {
     }
 }
 
-/// Runs the runtime with `args`, its stdout the pipe `out`, stdin
-/// /dev/null, stderr captured; waits for it.
-fn with_stdout(rt: &Runtime, dir: &Path, args: &[&str], out: OwnedFd) -> Output {
-    let err = dir.join(format!("stderr-{}", unique_id("e")));
+/// Runs the runtime with `args`, its stdout the pipe `out` and its stderr
+/// a pipe too (what it prints is returned; a container that inherits it
+/// writes there afterwards), stdin /dev/null; waits for it. Pipes, as
+/// engines give: CRIU cannot checkpoint a file of the host's.
+fn with_stdout(rt: &Runtime, args: &[&str], out: OwnedFd) -> Output {
+    let (err_w, err) = Lines::pipe();
     let mut c = rt.command(args);
     c.stdin(Stdio::null())
         .stdout(Stdio::from(out))
-        .stderr(fs::File::create(&err).unwrap());
+        .stderr(Stdio::from(err_w));
     let mut child = c.spawn().expect("spawn the runtime");
-    // `c` holds the pipe's write end until dropped.
+    // `c` holds the pipes' write ends until dropped.
     drop(c);
     let start = std::time::Instant::now();
     let status = loop {
@@ -145,10 +147,12 @@ fn with_stdout(rt: &Runtime, dir: &Path, args: &[&str], out: OwnedFd) -> Output 
         assert!(start.elapsed() < T, "`{}` did not finish", args.join(" "));
         std::thread::sleep(Duration::from_millis(10));
     };
+    // The reader thread may still be on the last line.
+    std::thread::sleep(Duration::from_millis(100));
     Output {
         status,
         stdout: Vec::new(),
-        stderr: fs::read(&err).unwrap_or_default(),
+        stderr: err.all().join("\n").into_bytes(),
     }
 }
 
@@ -157,7 +161,6 @@ fn run_counting(env: &TestEnv) -> Lines {
     let (w, lines) = Lines::pipe();
     let out = with_stdout(
         &env.rt,
-        env.dir.path(),
         &["run", "-d", "--bundle", env.bundle.path_str(), env.id()],
         w,
     );
@@ -166,18 +169,12 @@ fn run_counting(env: &TestEnv) -> Lines {
 }
 
 /// `restore -d` with stdout a new pipe the test reads.
-fn restore_counting(
-    rt: &Runtime,
-    dir: &Path,
-    bundle: &Path,
-    id: &str,
-    extra: &[&str],
-) -> (Output, Lines) {
+fn restore_counting(rt: &Runtime, bundle: &Path, id: &str, extra: &[&str]) -> (Output, Lines) {
     let (w, lines) = Lines::pipe();
     let mut args = vec!["restore", "-d", "--bundle", bundle.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.push(id);
-    (with_stdout(rt, dir, &args, w), lines)
+    (with_stdout(rt, &args, w), lines)
 }
 
 /// A counter container, running and counting (at least to 5).
@@ -334,7 +331,6 @@ fn checkpoint_then_restore_continues_the_counter() {
     let pid_file = env.dir.join("restored.pid");
     let (out, after) = restore_counting(
         &env.rt,
-        env.dir.path(),
         env.bundle.path(),
         env.id(),
         &[
@@ -489,7 +485,6 @@ fn checkpoint_tcp_established_connection_survives_restore() {
     let at_dump = lines.last_number().unwrap();
     let (out, after) = restore_counting(
         &env.rt,
-        env.dir.path(),
         env.bundle.path(),
         env.id(),
         &[
@@ -557,7 +552,6 @@ fn checkpoint_pre_dump_then_dump_restores() {
     let at_dump = before.last_number().unwrap();
     let (out, after) = restore_counting(
         &env.rt,
-        env.dir.path(),
         env.bundle.path(),
         env.id(),
         &["--image-path", full.to_str().unwrap()],
@@ -597,8 +591,7 @@ fn restore_into_a_new_bundle_directory() {
     env.bundle.add_bind_mount(&data, "/data");
     env.bundle
         .set_script("i=0; while :; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done");
-    env.rt
-        .run_ok(&["run", "-d", "--bundle", env.bundle.path_str(), env.id()]);
+    let _out = run_counting(&env);
     let count = |d: &Path| -> u64 {
         fs::read_to_string(d.join("count"))
             .ok()
@@ -628,15 +621,13 @@ fn restore_into_a_new_bundle_directory() {
         .for_each(|m| m["source"] = json!(data2.to_str().unwrap()));
     *bundle.config_mut() = config;
     bundle.write();
-    env.rt.run_ok(&[
-        "restore",
-        "-d",
-        "--image-path",
-        images.to_str().unwrap(),
-        "--bundle",
-        bundle.path_str(),
+    let (out, _lines) = restore_counting(
+        &env.rt,
+        bundle.path(),
         env.id(),
-    ]);
+        &["--image-path", images.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "restore: {}", describe(&out));
     let state = env.rt.state(env.id());
     assert_eq!(state["bundle"], bundle.path_str(), "{state}");
     assert!(
@@ -667,17 +658,11 @@ fn restore_that_fails_leaves_nothing_behind() {
     env.bundle.edit(|c| {
         c["hooks"] = json!({"prestart": [{"path": "/bin/false"}]});
     });
-    let out = env.rt.cmd_timeout(
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            images.to_str().unwrap(),
-            "--bundle",
-            env.bundle.path_str(),
-            env.id(),
-        ],
-        T,
+    let (out, _lines) = restore_counting(
+        &env.rt,
+        env.bundle.path(),
+        env.id(),
+        &["--image-path", images.to_str().unwrap()],
     );
     assert_error(&out, &["hook", "prestart", "criu"]);
     assert_nothing_left(&env.rt, env.id(), &env.bundle);
@@ -834,8 +819,21 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]);
-        let _ = fs::remove_dir(format!("/sys/fs/cgroup{}", self.cgroup_parent));
+        remove_cgroup_tree(Path::new(&format!("/sys/fs/cgroup{}", self.cgroup_parent)));
     }
+}
+
+/// Removes a cgroup directory and those below it (empty ones: the engines
+/// have stopped their processes), deepest first.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 #[test]
@@ -985,7 +983,7 @@ impl Drop for Containerd {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        let _ = fs::remove_dir("/sys/fs/cgroup/rrun-test");
+        remove_cgroup_tree(Path::new("/sys/fs/cgroup/rrun-test"));
     }
 }
 
@@ -1064,8 +1062,15 @@ fn checkpoint_and_restore_through_containerd() {
     let before = count();
     let reference = format!("localhost/{id}-checkpoint:1");
     ok(
-        cd.ctr(&["container", "checkpoint", "--task", &id, &reference]),
-        "ctr container checkpoint --task",
+        cd.ctr(&[
+            "container",
+            "checkpoint",
+            "--image",
+            "--task",
+            &id,
+            &reference,
+        ]),
+        "ctr container checkpoint --image --task",
     );
     ok(
         cd.ctr(&["task", "kill", "-s", "SIGKILL", &id]),

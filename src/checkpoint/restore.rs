@@ -53,6 +53,20 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
     };
     let criu = Criu::new(global.criu.as_deref());
     criu.require_version()?;
+    // CRIU needs the root it restores into to be a mount point: rrun (and
+    // CRIU after it) works in a mount namespace of its own, a slave of the
+    // host's, where that bind is made; nothing is mounted on the host, and
+    // nothing can stay mounted there if rrun is killed. Before any
+    // directory is opened: CRIU mounts in the ones rrun names by fd.
+    sys::unshare(libc::CLONE_NEWNS as u64).context("restore: cannot make a mount namespace")?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .context("restore: cannot make its mount namespace a slave")?;
     let image_path = image_dir(o.image_path.as_deref())?;
     let images = open_dir(&image_path, "--image-path")?;
     let work_path = o.work_path.as_deref().map(absolute).transpose()?;
@@ -164,6 +178,9 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         .create(&criu_root)
         .with_context(|| format!("{}: cannot create", criu_root.display()))?;
     let criu_root = std::fs::canonicalize(&criu_root)?;
+    // Dropped before `cleanup` (declared after it): the state directory is
+    // never removed with the rootfs mounted inside it.
+    let root_mount = RootMount::bind(&bundle.rootfs, &criu_root)?;
 
     // The image and work directories are named by rrun's own fd numbers
     // (CRIU opens them through /proc/<the RPC peer's pid>/fd); what CRIU
@@ -219,7 +236,7 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         }
     }
 
-    let session = criu.spawn_with_root(&fds, Some((&bundle.rootfs, &criu_root)))?;
+    let session = criu.spawn(&fds)?;
     // CRIU restores the tree into its own cgroups, rebased on cg_root:
     // those of the container, where it is moved before the request.
     enter_cgroups(&record.cgroups, session.pid())?;
@@ -236,12 +253,10 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
                 hooks::run_all(h, hooks::Kind::Prestart, &state)?;
                 hooks::run_all(h, hooks::Kind::CreateRuntime, &state)?;
             }
-            "post-restore" => {
-                if restored != n.pid {
-                    restored = n.pid;
-                    cleanup.pids.push(n.pid);
-                    launch::record_pid(&locked, &mut record, n.pid)?;
-                }
+            "post-restore" if restored != n.pid => {
+                restored = n.pid;
+                cleanup.pids.push(n.pid);
+                launch::record_pid(&locked, &mut record, n.pid)?;
             }
             "orphan-pts-master" => {
                 let master: OwnedFd =
@@ -256,6 +271,7 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         Ok(())
     });
     let resp = result?;
+    drop(root_mount);
     if !resp.success {
         bail!("{}", criu.explain("restore", resp.cr_errmsg, &log));
     }
@@ -266,7 +282,6 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
     if pid != restored {
         cleanup.pids.push(pid);
     }
-    let _ = std::fs::remove_dir(&criu_root);
     made.container_holds_them(&record.cgroups)?;
     record.pid = pid;
     record.pid_start =
@@ -383,4 +398,33 @@ fn cgroup_roots(pid: i32, unified: bool) -> Result<Vec<(Option<String>, String)>
         }
     }
     Ok(out)
+}
+
+/// The rootfs bound on `criu-root` in rrun's own mount namespace, for CRIU;
+/// unmounted (and its directory removed) when dropped.
+struct RootMount {
+    at: PathBuf,
+}
+
+impl RootMount {
+    fn bind(rootfs: &Path, at: &Path) -> Result<RootMount> {
+        nix::mount::mount(
+            Some(rootfs),
+            at,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_context(|| format!("root.path {}: cannot bind it for CRIU", rootfs.display()))?;
+        Ok(RootMount {
+            at: at.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for RootMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.at, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.at);
+    }
 }

@@ -61,26 +61,6 @@ impl Criu {
     /// named by rrun's fd numbers (CRIU opens them through
     /// `/proc/<rrun>/fd`); fds it inherits by its own (`inherit_fd`).
     pub fn spawn(&self, fds: &[BorrowedFd<'_>]) -> Result<Session> {
-        self.spawn_with_root(fds, None)
-    }
-
-    /// [`Criu::spawn`], with `root = (dir, mount point)`: CRIU runs in a
-    /// mount namespace of its own where `dir` is bound (recursively) on
-    /// `mount point`, the root restore needs (a mount point whose parent
-    /// is not overmounted). The bind lives and dies with CRIU's namespace:
-    /// nothing is mounted on the host, whatever becomes of rrun.
-    pub fn spawn_with_root(
-        &self,
-        fds: &[BorrowedFd<'_>],
-        root: Option<(&Path, &Path)>,
-    ) -> Result<Session> {
-        let root = match root {
-            Some((src, dst)) => Some((
-                crate::rootfs::resolve::cstring(src)?,
-                crate::rootfs::resolve::cstring(dst)?,
-            )),
-            None => None,
-        };
         let (ours, theirs) = socket::socketpair(
             socket::AddressFamily::Unix,
             socket::SockType::SeqPacket,
@@ -102,31 +82,10 @@ impl Criu {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         // SAFETY: between fork and exec the child only makes syscalls
-        // (unshare, mount with strings made before the fork, dup2,
-        // close_range) on fds that stay open in the parent until the spawn
-        // returns.
+        // (dup2, close_range) on fds that stay open in the parent until the
+        // spawn returns.
         unsafe {
             cmd.pre_exec(move || {
-                if let Some((src, dst)) = &root {
-                    if libc::unshare(libc::CLONE_NEWNS) != 0
-                        || libc::mount(
-                            std::ptr::null(),
-                            c"/".as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_REC | libc::MS_SLAVE,
-                            std::ptr::null(),
-                        ) != 0
-                        || libc::mount(
-                            src.as_ptr(),
-                            dst.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND | libc::MS_REC,
-                            std::ptr::null(),
-                        ) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
                 for (i, &fd) in raw.iter().enumerate() {
                     // dup2 clears close-on-exec on the copy.
                     if libc::dup2(fd, 3 + i as i32) < 0 {
