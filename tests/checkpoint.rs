@@ -197,6 +197,17 @@ fn checkpoint(env: &TestEnv, images: &Path, extra: &[&str]) -> Output {
     env.rt.cmd_timeout(&args, T)
 }
 
+/// The last lines of a CRIU log, for a failure message.
+fn log_tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "--- {} (last 40 lines) ---\n{}",
+        log.display(),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
+}
+
 /// After a full checkpoint the container is gone, as with runc.
 fn assert_gone(env: &TestEnv) {
     let out = env.rt.cmd(&["state", env.id()]);
@@ -627,7 +638,12 @@ fn restore_into_a_new_bundle_directory() {
         env.id(),
         &["--image-path", images.to_str().unwrap()],
     );
-    assert!(out.status.success(), "restore: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "restore: {}\n{}",
+        describe(&out),
+        log_tail(&images.join("restore.log"))
+    );
     let state = env.rt.state(env.id());
     assert_eq!(state["bundle"], bundle.path_str(), "{state}");
     assert!(
@@ -1108,11 +1124,21 @@ fn checkpoint_and_restore_through_containerd() {
         let _ = restore.kill();
     }
     let _ = restore.wait();
-    assert!(
-        went_on,
-        "the restored task does not count (the file still says {at_kill}): {}",
-        fs::read_to_string(dir.join("restore.err")).unwrap_or_default()
-    );
+    if !went_on {
+        // What the checkpoint image holds, to see what restore missed.
+        let images = stdout(&cd.ctr(&["images", "ls"]));
+        let digest = images
+            .lines()
+            .find(|l| l.starts_with(&reference))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string();
+        let index = stdout(&cd.ctr(&["content", "get", &digest]));
+        panic!(
+            "the restored task does not count (the file still says {at_kill}): {}\nimages:\n{images}\nindex {digest}: {index}",
+            fs::read_to_string(dir.join("restore.err")).unwrap_or_default()
+        );
+    }
     assert!(
         first >= before,
         "the restored counter wrote {first}, below {before} seen before the checkpoint: it started again"
