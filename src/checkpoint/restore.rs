@@ -209,6 +209,7 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         empty_ns,
         lsm_profile: o.lsm_profile.clone(),
         join_ns,
+        mntns_compat_mode: true,
         ..Default::default()
     };
     for (key, file) in &ns_files {

@@ -96,6 +96,8 @@ pub struct Opts {
     pub freeze_cgroup: Option<String>,
     pub orphan_pts_master: bool,
     pub lsm_profile: Option<String>,
+    /// `mntns_compat_mode` (CRIU 3.17): the mount engine before mount-v2.
+    pub mntns_compat_mode: bool,
 }
 
 /// A request, ready to send.
@@ -195,6 +197,7 @@ fn encode_opts(o: &Opts) -> Vec<u8> {
     if let Some(p) = &o.lsm_profile {
         bytes_field(&mut m, 53, p.as_bytes());
     }
+    b(&mut m, 65, o.mntns_compat_mode);
     m
 }
 
