@@ -1072,14 +1072,27 @@ fn checkpoint_and_restore_through_containerd() {
         "the task stopped after ctr task checkpoint"
     );
 
-    // ctr task checkpoint --exit: checkpointed, then stopped.
-    let image = ok(
-        cd.ctr(&["task", "checkpoint", "--exit", &id]),
-        "ctr task checkpoint --exit",
+    // ctr task checkpoint --exit into a directory (the shim passes
+    // --image-path and --work-path): checkpointed, then stopped.
+    let images = dir.join("images");
+    let work = dir.join("work");
+    ok(
+        cd.ctr(&[
+            "task",
+            "checkpoint",
+            "--exit",
+            "--image-path",
+            images.to_str().unwrap(),
+            "--work-path",
+            work.to_str().unwrap(),
+            &id,
+        ]),
+        "ctr task checkpoint --exit --image-path",
     );
     assert!(
-        !image.trim().is_empty(),
-        "ctr task checkpoint --exit printed no image"
+        images.join("inventory.img").exists() && images.join("descriptors.json").exists(),
+        "no checkpoint in {}",
+        images.display()
     );
     assert!(
         wait_for(T, || stdout(&cd.ctr(&["task", "ls"]))
