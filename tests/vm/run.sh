@@ -68,8 +68,8 @@
 # pure cgroup v2 (systemd.unified_cgroup_hierarchy=1), as a current
 # distribution runs. tests/vm/systemd/mkroot.sh builds it once with
 # mmdebstrap from Debian's packages (systemd, dbus, Podman, containerd,
-# Docker, runc, crun, the NFS server and client, iproute2, procps,
-# busybox-static, python3-grpcio; every daemon disabled at boot but
+# Docker, runc, crun, the NFS server and client, CRIU and iptables,
+# iproute2, procps, busybox-static, python3-grpcio; every daemon disabled at boot but
 # startable) plus the kernel's modules, as an ext4 image cached in
 # target/vm-cache/rootfs-systemd-<key>.ext4; the key hashes mkroot.sh (its
 # package list) and the kernel version, so a change rebuilds it. Building
