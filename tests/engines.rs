@@ -30,6 +30,20 @@
 //! The image is a busybox rootfs built by `tests/engines/mkimage.sh` from
 //! busybox-static, imported into Podman and saved as archives for
 //! containerd and Docker: no registry is needed.
+//!
+//! `RRUN_ENGINE_CGROUP_DRIVER=systemd` starts every engine with its systemd
+//! cgroup driver, as on a current distribution (the default, `cgroupfs`, is
+//! what this host without systemd needs): Docker with
+//! `native.cgroupdriver=systemd`, Podman with `cgroup_manager = "systemd"`,
+//! containerd's CRI runtime `rrun` with `SystemdCgroup = true` (pods whose
+//! cgroup parent is a slice), `ctr run --runc-systemd-cgroup`. The engines
+//! then pass `--systemd-cgroup` and rrun makes each container a transient
+//! scope; every one goes under the slice `rrunteng<pid>.slice`, which is
+//! stopped at exit. The `systemd_` scenarios run in that mode only (and
+//! skip in the other); the mode is refused, every test skipping with the
+//! reason, where systemd is not pid 1 on cgroup v2. The systemd VM runs
+//! them: `RRUN_VM_INIT=systemd RRUN_VM_PLAN="RRUN_ENGINE_CGROUP_DRIVER=systemd
+//! engines --ignored systemd_" tests/vm/run.sh`.
 
 mod common;
 
@@ -43,6 +57,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::nfs::NfsVolume;
+use common::{unit_listed, unit_property};
 use serde_json::Value;
 
 const IMAGE: &str = "localhost/rrun-busybox:test";
@@ -260,7 +276,7 @@ fn ws() -> &'static Ws {
             fs::write(
                 &wrapper,
                 format!(
-                    "#!/bin/sh\nprintf '%s\\n' \"[$$] $0 $*\" >>{log}\n{rt} \"$@\"\nrc=$?\nprintf '%s\\n' \"[$$] exit $rc\" >>{log}\nexit $rc\n",
+                    "#!/bin/sh\nprintf '%s\\n' \"[$$ $(date +%T.%3N)] $0 $*\" >>{log}\n{rt} \"$@\"\nrc=$?\nprintf '%s\\n' \"[$$ $(date +%T.%3N)] exit $rc\" >>{log}\nexit $rc\n",
                     log = quote(log.to_str().unwrap()),
                     rt = quote(real_runtime.to_str().unwrap()),
                 ),
@@ -273,6 +289,108 @@ fn ws() -> &'static Ws {
         };
         Ws { dir, runtime, real_runtime }
     })
+}
+
+// ---------------------------------------------------------------------------
+// The cgroup driver
+// ---------------------------------------------------------------------------
+
+/// `RRUN_ENGINE_CGROUP_DRIVER=systemd`: the engines run with their systemd
+/// cgroup driver.
+fn systemd_mode() -> bool {
+    match std::env::var("RRUN_ENGINE_CGROUP_DRIVER").as_deref() {
+        Ok("systemd") => true,
+        Ok("cgroupfs") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("RRUN_ENGINE_CGROUP_DRIVER={other:?}: must be systemd or cgroupfs"),
+    }
+}
+
+/// systemd is pid 1 and cgroups are v2 only (what the `systemd_` scenarios
+/// read back).
+fn systemd_host() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Scenarios that only make sense with cgroupfs parents (paths).
+const CGROUPFS_ONLY: &[&str] = &[
+    "sibling_cgroups",
+    "containerd_systemd_cgroup_without_systemd",
+];
+
+/// Whether `test` runs in this mode; when not, says why (the test then
+/// passes without doing anything, as a skipped one). `RRUN_TEST_SYSTEMD`
+/// (set in the systemd VM) turns the refusal of the systemd mode into a
+/// failure.
+fn runs_here(test: &str) -> bool {
+    let systemd_only = test.starts_with("systemd_");
+    if !systemd_mode() {
+        if systemd_only {
+            eprintln!("skipped: {test} runs with RRUN_ENGINE_CGROUP_DRIVER=systemd only");
+        }
+        return !systemd_only;
+    }
+    if !systemd_host() {
+        assert!(
+            std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
+            "RRUN_TEST_SYSTEMD is set but systemd is not pid 1 on a cgroup v2 host here"
+        );
+        eprintln!(
+            "skipped: RRUN_ENGINE_CGROUP_DRIVER=systemd needs systemd as pid 1 on a cgroup v2 host \
+             (the systemd VM: RRUN_VM_INIT=systemd tests/vm/run.sh)"
+        );
+        return false;
+    }
+    if CGROUPFS_ONLY.contains(&test) {
+        eprintln!("skipped: {test} runs with the cgroupfs driver only");
+        return false;
+    }
+    true
+}
+
+/// The slice every container of the systemd mode goes under (stopped at
+/// exit, with anything left in it).
+fn test_slice() -> String {
+    format!("rrunteng{}.slice", std::process::id())
+}
+
+/// A slice inside [`test_slice`]: `rrunteng<pid>-<name>.slice` (systemd
+/// nests slices by their dashes).
+fn sub_slice(name: &str) -> String {
+    format!("rrunteng{}-{name}.slice", std::process::id())
+}
+
+/// Stop the test's slice and everything in it, saying what was still
+/// running (the scenarios remove their containers themselves).
+fn stop_test_slice() {
+    let slice = test_slice();
+    let out = run_argv(
+        &strings(&[
+            "systemctl",
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+            &format!("rrunteng{}*", std::process::id()),
+        ]),
+        &[],
+        Duration::from_secs(30),
+    );
+    let left: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|u| u.ends_with(".scope"))
+        .collect();
+    if !left.is_empty() {
+        eprintln!("engines: units left in {slice} at exit: {left:?}");
+    }
+    run_argv(
+        &strings(&["systemctl", "stop", &slice]),
+        &[],
+        Duration::from_secs(60),
+    );
 }
 
 fn on_exit(f: impl FnOnce() + Send + 'static) {
@@ -288,6 +406,9 @@ fn cleanup_all() {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     }
     let Some(ws) = WS.get() else { return };
+    if systemd_mode() && systemd_host() {
+        stop_test_slice();
+    }
     kill_procs_mentioning(&ws.dir);
     unmount_under(&ws.dir);
     if std::env::var_os("RRUN_ENGINE_KEEP").is_some_and(|v| !v.is_empty()) {
@@ -348,7 +469,7 @@ fn spawn_daemon(mut cmd: Command) -> std::io::Result<Child> {
             Ok(())
         });
     }
-    cmd.process_group(0).stdin(Stdio::null());
+    cmd.process_group(0);
     let (rtx, rrx) = mpsc::channel();
     tx.lock().unwrap().send((cmd, rtx)).unwrap();
     rrx.recv().unwrap()
@@ -483,21 +604,36 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Extra context for a failure: the runtime trace, when enabled.
+/// Extra context for a failure: with `RRUN_ENGINE_TRACE`, the runtime
+/// trace and the end of the daemons' logs (which a VM run cannot keep).
 fn hints() -> String {
     let Some(ws) = WS.get() else {
         return String::new();
     };
     let trace = ws.dir.join("runtime-trace.log");
-    if trace.exists() {
-        format!(
-            "\n--- runtime trace (last 30 lines of {}) ---\n{}\n",
-            trace.display(),
-            tail(&trace, 30)
-        )
-    } else {
-        String::new()
+    if !trace.exists() {
+        return String::new();
     }
+    let mut s = format!(
+        "\n--- runtime trace (last 30 lines of {}) ---\n{}\n",
+        trace.display(),
+        tail(&trace, 30)
+    );
+    for log in [
+        "containerd/containerd.log",
+        "containerd-cri/containerd.log",
+        "docker/dockerd.log",
+    ] {
+        let path = ws.dir.join(log);
+        if path.exists() {
+            s.push_str(&format!(
+                "--- last 15 lines of {} ---\n{}\n",
+                path.display(),
+                tail(&path, 15)
+            ));
+        }
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -636,6 +772,15 @@ trait Engine: Sync {
     fn has_pids_limit(&self) -> bool {
         true
     }
+    /// Options that bind the host directory `src` at `dst` (read-only with
+    /// `ro`): Docker's and Podman's `--mount` syntax.
+    fn bind_opts(&self, src: &Path, dst: &str, ro: bool) -> Vec<String> {
+        let ro = if ro { ",readonly" } else { "" };
+        strings(&[
+            "--mount",
+            &format!("type=bind,src={},dst={dst}{ro}", src.display()),
+        ])
+    }
     /// The client's command line for `run` with `flags` (engine options).
     fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String>;
     /// The client's command line for anything else.
@@ -649,6 +794,24 @@ trait Engine: Sync {
     }
     /// `kill -s SIGNAL` (a name like "USR1").
     fn signal(&self, name: &str, sig: &str) -> Out;
+    /// The container's full id (what the engine names its cgroup after).
+    fn id(&self, name: &str) -> String {
+        let argv = self.argv(&["inspect", "-f", "{{.Id}}", name]);
+        let out = run_argv(&argv, &self.env(), CMD_TIMEOUT).expect_ok();
+        out.stdout.trim().to_string()
+    }
+    /// The exit code of a stopped container, as the engine reports it.
+    fn stopped_exit_code(&self, name: &str) -> Option<i32> {
+        self.state(name).and_then(|s| s.exit_code)
+    }
+    /// With the systemd driver, a container is the scope
+    /// `<prefix>-<id>.scope`: the engine's prefix.
+    fn unit_prefix(&self) -> &'static str;
+    /// Options that mount the container's cgroup at /sys/fs/cgroup (the
+    /// engines do it by default, ctr does not).
+    fn cgroup_mount_opts(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn container_name(engine: &dyn Engine, test: &str) -> String {
@@ -726,7 +889,15 @@ fn start_docker() -> Result<Docker, String> {
     let dir = ws.dir.join("docker");
     fs::create_dir_all(&dir).unwrap();
     let sock = format!("{}/docker.sock", dir.display());
-    let cgroup_parent = format!("/rrun-test-engines-docker-{}", std::process::id());
+    // With systemd, the parent is a slice (Docker refuses anything else).
+    let (driver, cgroup_parent) = if systemd_mode() {
+        ("systemd", sub_slice("docker"))
+    } else {
+        (
+            "cgroupfs",
+            format!("/rrun-test-engines-docker-{}", std::process::id()),
+        )
+    };
     let config = serde_json::json!({
         "data-root": dir.join("data"),
         "exec-root": dir.join("exec"),
@@ -737,7 +908,7 @@ fn start_docker() -> Result<Docker, String> {
         "ip6tables": false,
         "ip-forward": false,
         "ip-masq": false,
-        "exec-opts": ["native.cgroupdriver=cgroupfs"],
+        "exec-opts": [format!("native.cgroupdriver={driver}")],
         "cgroup-parent": cgroup_parent,
         "runtimes": { "rrun": { "path": ws.runtime } },
     });
@@ -747,6 +918,7 @@ fn start_docker() -> Result<Docker, String> {
     let mut cmd = Command::new("dockerd");
     cmd.arg("--config-file")
         .arg(&conf_path)
+        .stdin(Stdio::null())
         .stdout(fs::File::create(&log).unwrap())
         .stderr(fs::File::create(&log).unwrap());
     let mut child = spawn_daemon(cmd).map_err(|e| format!("spawn dockerd: {e}"))?;
@@ -911,6 +1083,9 @@ impl Engine for Docker {
     fn limit_opts(&self) -> Vec<String> {
         strings(&["--memory", "64m", "--cpus", "0.5", "--pids-limit", "64"])
     }
+    fn unit_prefix(&self) -> &'static str {
+        "docker"
+    }
 }
 
 fn parse_state(out: &Out) -> Option<CState> {
@@ -942,7 +1117,8 @@ fn podman_dir() -> PathBuf {
 }
 
 /// The containers.conf the tests use: the README's `[engine.runtimes]`
-/// snippet, plus what this host needs (cgroupfs, file events).
+/// snippet with the cgroup manager of the mode, plus file events (this
+/// host has no journald).
 fn podman_conf() -> PathBuf {
     static CONF: OnceLock<PathBuf> = OnceLock::new();
     CONF.get_or_init(|| {
@@ -960,11 +1136,12 @@ fn podman_conf() -> PathBuf {
                     // error lines as it does runc's); the list replaces
                     // the default one.
                     "runtime_supports_json = [\"crun\", \"runc\", \"kata\", \"runsc\", \"youki\", \"krun\", \"rrun\"]\n",
-                    "cgroup_manager = \"cgroupfs\"\n",
+                    "cgroup_manager = \"{}\"\n",
                     "events_logger = \"file\"\n",
                     "\n[engine.runtimes]\n",
                     "rrun = [\"{}\"]\n",
                 ),
+                if systemd_mode() { "systemd" } else { "cgroupfs" },
                 ws().runtime.display()
             ),
         )
@@ -1022,7 +1199,12 @@ fn start_podman(store: PathBuf, cgroup_name: &str) -> Result<Podman, String> {
     let img = image().as_ref().map_err(|e| e.clone())?;
     let p = Podman {
         store,
-        cgroup_parent: format!("/rrun-test-engines-{cgroup_name}-{}", std::process::id()),
+        // With systemd, a slice (Podman refuses anything else).
+        cgroup_parent: if systemd_mode() {
+            sub_slice(&cgroup_name.replace('-', ""))
+        } else {
+            format!("/rrun-test-engines-{cgroup_name}-{}", std::process::id())
+        },
     };
     {
         let cg = p.cgroup_parent.clone();
@@ -1180,6 +1362,9 @@ impl Engine for Podman {
     fn limit_opts(&self) -> Vec<String> {
         strings(&["--memory", "64m", "--cpus", "0.5", "--pids-limit", "64"])
     }
+    fn unit_prefix(&self) -> &'static str {
+        "libpod"
+    }
 }
 
 // --- containerd --------------------------------------------------------------
@@ -1208,9 +1393,16 @@ fn containerd_cri() -> &'static Containerd {
     }
 }
 
-/// The CRI pods' cgroup parent.
+/// The CRI pods' cgroup parent: with systemd a slice, which is what makes
+/// containerd give the runtime a `slice:cri-containerd:ID` cgroupsPath (it
+/// looks at the suffix, as the kubelet's systemd driver sends
+/// `kubepods-burstable-pod<uid>.slice`).
 fn cri_cgroup_parent() -> String {
-    format!("/rrun-test-engines-k8s-{}", std::process::id())
+    if systemd_mode() {
+        sub_slice("k8s")
+    } else {
+        format!("/rrun-test-engines-k8s-{}", std::process::id())
+    }
 }
 
 /// The `options.Root` of the CRI `rrun` runtime: rrun's `--root` is
@@ -1249,11 +1441,16 @@ fn start_containerd(cri: bool) -> Result<Containerd, String> {
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rrun.options]
       BinaryName = "{rt}"
-      Root = "{root}"
+      Root = "{root}"{systemd}
 "#,
             d = dir.display(),
             rt = ws.runtime.display(),
             root = cri_runtime_root().display(),
+            systemd = if systemd_mode() {
+                "\n      SystemdCgroup = true"
+            } else {
+                ""
+            },
         )
     } else {
         "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
@@ -1285,6 +1482,7 @@ state = "{d}/state"
     let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(&conf_path)
+        .stdin(Stdio::null())
         .stdout(fs::File::create(&log).unwrap())
         .stderr(fs::File::create(&log).unwrap());
     let mut child = spawn_daemon(cmd).map_err(|e| format!("spawn containerd: {e}"))?;
@@ -1358,19 +1556,29 @@ impl Containerd {
         run_argv(&self.argv(args), &[], CMD_TIMEOUT)
     }
     fn runtime_flags(&self) -> Vec<String> {
-        vec![
-            "--runc-binary".into(),
-            ws().runtime.to_str().unwrap().into(),
-            "--runc-root".into(),
-            self.dir.join("runc-root").to_str().unwrap().into(),
-            "--fifo-dir".into(),
-            self.dir.join("fifo").to_str().unwrap().into(),
-        ]
+        let mut v = strings(&[
+            "--runc-binary",
+            ws().runtime.to_str().unwrap(),
+            "--runc-root",
+            self.dir.join("runc-root").to_str().unwrap(),
+            "--fifo-dir",
+            self.dir.join("fifo").to_str().unwrap(),
+        ]);
+        if systemd_mode() {
+            v.push("--runc-systemd-cgroup".into());
+        }
+        v
     }
     fn run_argv(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
         let mut v = self.argv(&["run"]);
         v.extend(self.runtime_flags());
         v.extend(strings(flags));
+        // ctr's default cgroupsPath is /<namespace>/<id>; systemd needs
+        // slice:prefix:name.
+        if systemd_mode() && !opts.contains(&"--cgroup") {
+            v.push("--cgroup".into());
+            v.push(format!("{}:ctr:{name}", sub_slice("ctr")));
+        }
         v.extend(strings(opts));
         v.push(IMAGE.into());
         v.push(name.into());
@@ -1457,9 +1665,10 @@ impl Engine for Containerd {
         }
         out
     }
+    /// Deletes the task (unless `stopped_exit_code` did) and the container.
     fn rm(&self, name: &str) -> Out {
         let (out, _) = self.delete_task(name);
-        if !out.ok() {
+        if !out.ok() && !out.stderr.contains("not found") {
             return out;
         }
         self.cli(&["container", "delete", name])
@@ -1527,6 +1736,407 @@ impl Engine for Containerd {
     }
     fn has_pids_limit(&self) -> bool {
         false
+    }
+    fn bind_opts(&self, src: &Path, dst: &str, ro: bool) -> Vec<String> {
+        let mode = if ro { "ro" } else { "rw" };
+        strings(&[
+            "--mount",
+            &format!(
+                "type=bind,src={},dst={dst},options=rbind:{mode}",
+                src.display()
+            ),
+        ])
+    }
+    fn id(&self, name: &str) -> String {
+        name.to_string()
+    }
+    /// ctr reports the exit code when it deletes the task.
+    fn stopped_exit_code(&self, name: &str) -> Option<i32> {
+        let (out, code) = self.delete_task(name);
+        assert!(out.ok(), "{}", out.describe());
+        code
+    }
+    fn unit_prefix(&self) -> &'static str {
+        "ctr"
+    }
+    fn cgroup_mount_opts(&self) -> Vec<String> {
+        strings(&[
+            "--mount",
+            "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev",
+        ])
+    }
+}
+
+// --- The CRI (containerd's, as the kubelet drives it) ------------------------
+
+const CRI_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/cri.py");
+
+/// The kubelet's path: each container in a pod of its own, made through
+/// containerd's CRI plugin with `runtime_handler: rrun` by `cri.py`'s
+/// single calls (RunPodSandbox, CreateContainer, StartContainer, ExecSync,
+/// StopContainer, ...), which one `cri.py serve` process makes. The CRI
+/// has no pause: `ctr task pause` on the CRI's namespace stands in for it,
+/// as it does for the task state.
+struct Cri {
+    /// The CRI daemon (namespace k8s.io) for ctr.
+    c: &'static Containerd,
+    pods: Mutex<std::collections::HashMap<String, CriPod>>,
+    server: Mutex<Option<CriServer>>,
+}
+
+/// `cri.py SOCKET serve`: calls in, answers out, one JSON line each.
+struct CriServer {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+#[derive(Clone)]
+struct CriPod {
+    sandbox: String,
+    container: String,
+    /// The pod's cgroup parent: with systemd its own slice, which the
+    /// kubelet stops when it removes the pod.
+    parent: String,
+    /// The pod's log directory (the container's log is `main.log`).
+    logs: PathBuf,
+}
+
+fn cri() -> &'static Cri {
+    static C: OnceLock<Cri> = OnceLock::new();
+    C.get_or_init(|| Cri {
+        c: containerd_cri(),
+        pods: Mutex::new(Default::default()),
+        server: Mutex::new(None),
+    })
+}
+
+impl Cri {
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        let mut v = strings(&["/usr/bin/python3", CRI_PY, &self.c.sock]);
+        v.extend(strings(args));
+        v
+    }
+    /// One CRI call, as `cri.py SOCKET ARGS...` would make it (and the
+    /// failure message shows), through the `serve` process.
+    fn call(&self, args: &[&str]) -> Out {
+        use std::io::{BufRead, Write};
+        let mut guard = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let mut cmd = Command::new("/usr/bin/python3");
+            cmd.args([CRI_PY, self.c.sock.as_str(), "serve"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(fs::File::create(ws().dir.join("cri-serve.log")).unwrap());
+            let mut child = spawn_daemon(cmd).expect("spawn cri.py serve");
+            let stdin = child.stdin.take().unwrap();
+            let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            *guard = Some(CriServer {
+                child,
+                stdin,
+                stdout,
+            });
+        }
+        let server = guard.as_mut().unwrap();
+        let request = serde_json::to_string(args).unwrap();
+        let mut line = String::new();
+        let sent = writeln!(server.stdin, "{request}").and_then(|_| server.stdin.flush());
+        let read = sent.and_then(|_| server.stdout.read_line(&mut line));
+        let answer: Option<Value> = match read {
+            Ok(n) if n > 0 => serde_json::from_str(&line).ok(),
+            _ => None,
+        };
+        let cmd = shell_line(&self.argv(args));
+        let Some(answer) = answer else {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            *guard = None;
+            return Out {
+                cmd,
+                code: -1,
+                stdout: String::new(),
+                stderr: format!(
+                    "[harness: cri.py serve failed ({read:?}, {line:?}); its log:\n{}]\n",
+                    tail(&ws().dir.join("cri-serve.log"), 20)
+                ),
+            };
+        };
+        let text = |k: &str| answer[k].as_str().unwrap_or("").to_string();
+        Out {
+            cmd,
+            code: answer["code"].as_i64().unwrap_or(-1) as i32,
+            stdout: text("stdout"),
+            stderr: text("stderr"),
+        }
+    }
+    fn pod(&self, name: &str) -> Option<CriPod> {
+        self.pods.lock().unwrap().get(name).cloned()
+    }
+    #[track_caller]
+    fn cid(&self, name: &str) -> String {
+        self.pod(name)
+            .unwrap_or_else(|| panic!("cri: no pod for {name}"))
+            .container
+    }
+    /// The container's log (CRI format: `TIME STREAM TAG TEXT`) as the
+    /// stdout and stderr a client would have shown.
+    fn log(&self, name: &str) -> (String, String) {
+        let Some(pod) = self.pod(name) else {
+            return Default::default();
+        };
+        let text = fs::read_to_string(pod.logs.join("main.log")).unwrap_or_default();
+        let (mut out, mut err) = (String::new(), String::new());
+        for line in text.lines() {
+            let f: Vec<&str> = line.splitn(4, ' ').collect();
+            let [_, stream, tag, msg] = f[..] else {
+                continue;
+            };
+            let s = if stream == "stderr" {
+                &mut err
+            } else {
+                &mut out
+            };
+            s.push_str(msg);
+            if tag == "F" {
+                s.push('\n');
+            }
+        }
+        (out, err)
+    }
+    /// The CRI's own view: ContainerStatus.
+    fn status(&self, name: &str) -> Option<CState> {
+        let pod = self.pod(name)?;
+        parse_state(&self.call(&["status", &pod.container]))
+    }
+}
+
+impl Engine for Cri {
+    fn name(&self) -> &'static str {
+        "cri"
+    }
+    /// RunPodSandbox, CreateContainer (`opts`: cri.py create's
+    /// `--memory`, `--cpu-quota`, `--cpu-period`), StartContainer; the
+    /// container's id on stdout.
+    fn run_detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
+        let n = seq();
+        let parent = if systemd_mode() {
+            cri_cgroup_parent().replace(".slice", &format!("-pod{n}.slice"))
+        } else {
+            format!("{}/pod{n}", cri_cgroup_parent())
+        };
+        let logs = ws().dir.join("cri-logs").join(name);
+        fs::create_dir_all(&logs).unwrap();
+        let logs_s = logs.to_str().unwrap();
+        let out = self.call(&["runp", "rrun", name, &parent, logs_s]);
+        if !out.ok() {
+            return out;
+        }
+        let sandbox = out.stdout.trim().to_string();
+        let mut pod = CriPod {
+            sandbox: sandbox.clone(),
+            container: String::new(),
+            parent: parent.clone(),
+            logs: logs.clone(),
+        };
+        self.pods
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), pod.clone());
+        let mut a = vec!["create"];
+        a.extend(opts);
+        a.extend([sandbox.as_str(), name, &parent, logs_s, IMAGE, "--"]);
+        a.extend(cmd);
+        let out = self.call(&a);
+        if !out.ok() {
+            return out;
+        }
+        pod.container = out.stdout.trim().to_string();
+        self.pods
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), pod.clone());
+        let started = self.call(&["start", &pod.container]);
+        if !started.ok() {
+            return started;
+        }
+        out
+    }
+    /// A pod whose container runs to its end: its log and exit code, as
+    /// `run --rm` shows them.
+    fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
+        let out = self.run_detached(name, opts, cmd);
+        if !out.ok() {
+            return out;
+        }
+        let exited = wait_for(CMD_TIMEOUT, || {
+            self.state(name).is_some_and(|s| s.status == "exited")
+        });
+        let (stdout, stderr) = self.log(name);
+        let code = if exited {
+            self.stopped_exit_code(name).unwrap_or(-1)
+        } else {
+            -1
+        };
+        self.rm_force(name);
+        Out {
+            cmd: format!("(cri) run {} {}", opts.join(" "), cmd.join(" ")),
+            code,
+            stdout,
+            stderr: if exited {
+                stderr
+            } else {
+                format!("{stderr}\n[harness: still running after {CMD_TIMEOUT:?}]\n")
+            },
+        }
+    }
+    fn run_tty(&self, _name: &str, _cmd: &[&str]) -> Out {
+        unreachable!("the CRI's tty needs its streaming server")
+    }
+    /// ExecSync (no tty, no options: the kubelet's exec probes).
+    fn exec(&self, name: &str, tty: bool, opts: &[&str], cmd: &[&str]) -> Out {
+        assert!(!tty && opts.is_empty(), "ExecSync has no tty or options");
+        let cid = self.cid(name);
+        let mut a = vec!["exec", cid.as_str(), "--"];
+        a.extend(cmd);
+        self.call(&a)
+    }
+    /// StopContainer: SIGTERM, SIGKILL after 5 s.
+    fn stop(&self, name: &str) -> Out {
+        self.call(&["stop", &self.cid(name), "5"])
+    }
+    /// StopContainer with no grace period: SIGKILL.
+    fn kill(&self, name: &str) -> Out {
+        self.call(&["stop", &self.cid(name), "0"])
+    }
+    /// RemoveContainer, StopPodSandbox, RemovePodSandbox, then (with
+    /// systemd) stop the pod's slice, as the kubelet does.
+    fn rm(&self, name: &str) -> Out {
+        let Some(pod) = self.pod(name) else {
+            return Out {
+                cmd: format!("(cri) rm {name}"),
+                code: 1,
+                stdout: String::new(),
+                stderr: format!("no pod for {name}\n"),
+            };
+        };
+        let mut steps = Vec::new();
+        if !pod.container.is_empty() {
+            steps.push(vec!["rm", pod.container.as_str()]);
+        }
+        steps.push(vec!["stopp", pod.sandbox.as_str()]);
+        steps.push(vec!["rmp", pod.sandbox.as_str()]);
+        let mut last = None;
+        for step in steps {
+            let out = self.call(&step);
+            if !out.ok() {
+                return out;
+            }
+            last = Some(out);
+        }
+        self.pods.lock().unwrap().remove(name);
+        if systemd_mode() {
+            run_argv(
+                &strings(&["systemctl", "stop", &pod.parent]),
+                &[],
+                CMD_TIMEOUT,
+            )
+            .expect_ok();
+        }
+        last.unwrap()
+    }
+    fn rm_force(&self, name: &str) -> Out {
+        match self.pod(name) {
+            Some(pod) if !pod.container.is_empty() => {
+                self.call(&["stop", &pod.container, "0"]);
+                self.rm(name)
+            }
+            Some(_) => self.rm(name),
+            None => Out {
+                cmd: format!("(cri) rm -f {name}"),
+                code: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+            },
+        }
+    }
+    fn pause(&self, name: &str) -> Out {
+        self.c.pause(&self.cid(name))
+    }
+    fn unpause(&self, name: &str) -> Out {
+        self.c.unpause(&self.cid(name))
+    }
+    fn top(&self, name: &str) -> Out {
+        self.c.top(&self.cid(name))
+    }
+    fn logs(&self, name: &str) -> Out {
+        let (stdout, stderr) = self.log(name);
+        Out {
+            cmd: format!("(cri) logs {name}"),
+            code: 0,
+            stdout,
+            stderr,
+        }
+    }
+    fn restart(&self, _name: &str) -> Out {
+        unreachable!("the kubelet restarts by making a new container")
+    }
+    fn update_memory(&self, _name: &str, _bytes: u64) -> Out {
+        unreachable!("not tested through the CRI")
+    }
+    fn stats(&self, _name: &str) -> Out {
+        unreachable!("not tested through the CRI")
+    }
+    /// The task as ctr sees it while there is one (the CRI has no
+    /// "paused"); once the CRI deleted it, ContainerStatus.
+    fn state(&self, name: &str) -> Option<CState> {
+        let pod = self.pod(name)?;
+        if pod.container.is_empty() {
+            return None;
+        }
+        self.c.state(&pod.container).or_else(|| self.status(name))
+    }
+    fn limit_opts(&self) -> Vec<String> {
+        strings(&[
+            "--memory",
+            "67108864",
+            "--cpu-quota",
+            "50000",
+            "--cpu-period",
+            "100000",
+        ])
+    }
+    fn has_pids_limit(&self) -> bool {
+        false
+    }
+    /// A hostPath volume: a CRI Mount (container_path, host_path, readonly).
+    fn bind_opts(&self, src: &Path, dst: &str, ro: bool) -> Vec<String> {
+        let ro = if ro { ":ro" } else { "" };
+        strings(&["--mount", &format!("{}:{dst}{ro}", src.display())])
+    }
+    fn argv_run(&self, _flags: &[&str], _name: &str, _opts: &[&str], _cmd: &[&str]) -> Vec<String> {
+        unreachable!("the CRI runs a container in several calls")
+    }
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        Cri::argv(self, args)
+    }
+    fn signal(&self, name: &str, sig: &str) -> Out {
+        self.c.signal(&self.cid(name), sig)
+    }
+    fn id(&self, name: &str) -> String {
+        self.cid(name)
+    }
+    /// ContainerStatus's exit code, once the CRI saw the exit.
+    fn stopped_exit_code(&self, name: &str) -> Option<i32> {
+        let mut last = None;
+        wait_for(Duration::from_secs(10), || {
+            last = self.status(name);
+            last.as_ref().is_some_and(|s| s.status == "exited")
+        });
+        last.filter(|s| s.status == "exited")
+            .and_then(|s| s.exit_code)
+    }
+    fn unit_prefix(&self) -> &'static str {
+        "cri-containerd"
     }
 }
 
@@ -1649,6 +2259,74 @@ fn exec_tty(e: &dyn Engine) {
     assert!(out.stdout.contains("no-tty"), "{}", out.describe());
 }
 
+/// The storage path of a Kubernetes node: a CSI driver (NetApp Trident,
+/// say) mounts an NFS-backed PersistentVolume on the node and the engine
+/// hands it to the runtime as a host path; here one NFSv4 export of the
+/// machine itself, bound read-write at /data and read-only at /data-ro.
+/// What the container writes is read back on the server's directory.
+/// Skips (saying so) where the kernel has no NFS; the systemd VM runs it
+/// with `RRUN_TEST_NFS=1`, where a missing NFS fails.
+fn nfs_volume(e: &dyn Engine) {
+    let dir = ws().dir.join(format!("nfs-{}", seq()));
+    fs::create_dir_all(&dir).unwrap();
+    let Some(pv) = NfsVolume::new(&dir) else {
+        return;
+    };
+    fs::write(pv.export.join("from-server"), "hello from the server\n").unwrap();
+    let name = container_name(e, "nfs");
+    let _g = guard(e, &name);
+    let mut opts = e.bind_opts(&pv.mount, "/data", false);
+    opts.extend(e.bind_opts(&pv.mount, "/data-ro", true));
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+    start_serving(e, &name, &opts);
+    let script = "cat /data/from-server && echo written-in-the-pod > /data/from-pod && \
+                  grep ' /data ' /proc/self/mountinfo && cat /data-ro/from-pod && \
+                  if echo x > /data-ro/new; then echo WROTE; else echo refused; fi";
+    let out = e.exec(&name, false, &[], &["sh", "-c", script]);
+    assert_eq!(out.code, 0, "{}{}", out.describe(), hints());
+    assert!(
+        out.stdout.contains("hello from the server"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains(" nfs4 "),
+        "/data is not the NFS mount: {}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.matches("written-in-the-pod").count() == 1 && out.stdout.contains("refused"),
+        "the read-only bind must read the volume and refuse writes: {}",
+        out.describe()
+    );
+    assert_eq!(
+        fs::read_to_string(pv.export.join("from-pod")).unwrap(),
+        "written-in-the-pod\n",
+        "the server's directory has what the container wrote"
+    );
+    assert!(
+        !pv.export.join("new").exists(),
+        "something came through the ro bind"
+    );
+    e.rm_force(&name).expect_ok();
+}
+
+/// `stop` (a 5 s grace period) and the proof that SIGTERM reached the
+/// container: its trap's exit code 42, not the 137 of the SIGKILL that
+/// follows the grace period. (Not the time `stop` took: under TCG with a
+/// busy host, Docker alone takes seconds.)
+fn stop_through_the_trap(e: &dyn Engine, name: &str) {
+    let t = Instant::now();
+    e.stop(name).expect_ok();
+    wait_status(e, name, "exited");
+    assert_eq!(
+        e.stopped_exit_code(name),
+        Some(42),
+        "stop took {:?}: SIGTERM did not reach the container (no exit code 42 from its trap)",
+        t.elapsed()
+    );
+}
+
 /// `stop` sends SIGTERM through the runtime (the container's trap exits
 /// 42), then `rm` removes it and its cgroup.
 fn stop_and_rm(e: &dyn Engine) {
@@ -1656,23 +2334,8 @@ fn stop_and_rm(e: &dyn Engine) {
     let _g = guard(e, &name);
     let st = start_serving(e, &name, &[]);
     let mem_cg = cgroup_file(st.pid, "memory", "", "");
-    let t = Instant::now();
-    e.stop(&name).expect_ok();
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "stop took {:?}: SIGTERM did not reach the container",
-        t.elapsed()
-    );
-    let st = wait_status(e, &name, "exited");
-    if e.name() == "containerd" {
-        let c = containerd();
-        let (out, code) = c.delete_task(&name);
-        assert_eq!(code, Some(42), "{}", out.describe());
-        c.cli(&["container", "delete", &name]).expect_ok();
-    } else {
-        assert_eq!(st.exit_code, Some(42), "{st:?}");
-        e.rm(&name).expect_ok();
-    }
+    stop_through_the_trap(e, &name);
+    e.rm(&name).expect_ok();
     assert!(e.state(&name).is_none(), "{name} still there after rm");
     assert!(
         wait_for(Duration::from_secs(5), || !mem_cg.exists()),
@@ -1687,14 +2350,9 @@ fn kill(e: &dyn Engine) {
     let _g = guard(e, &name);
     let st = start_serving(e, &name, &[]);
     e.kill(&name).expect_ok();
-    let after = wait_status(e, &name, "exited");
+    wait_status(e, &name, "exited");
     assert!(!alive(st.pid), "container process {} still alive", st.pid);
-    if e.name() == "containerd" {
-        let (out, code) = containerd().delete_task(&name);
-        assert_eq!(code, Some(137), "{}", out.describe());
-    } else {
-        assert_eq!(after.exit_code, Some(137), "{after:?}");
-    }
+    assert_eq!(e.stopped_exit_code(&name), Some(137));
 }
 
 /// `rm -f` on a running container kills and removes it.
@@ -2046,14 +2704,8 @@ fn mounts(e: &dyn Engine) {
     let host = ws().dir.join(format!("bind-{}", seq()));
     fs::create_dir_all(&host).unwrap();
     fs::write(host.join("hello"), "from-the-host\n").unwrap();
-    let bind = match e.name() {
-        "containerd" => format!(
-            "type=bind,src={},dst=/data,options=rbind:ro",
-            host.display()
-        ),
-        _ => format!("type=bind,src={},dst=/data,readonly", host.display()),
-    };
-    let mut opts = vec!["--mount", &bind];
+    let bind = e.bind_opts(&host, "/data", true);
+    let mut opts: Vec<&str> = bind.iter().map(String::as_str).collect();
     if e.name() != "containerd" {
         opts.extend(["--tmpfs", "/scratch:size=1m"]);
     }
@@ -2228,13 +2880,8 @@ fn oom_kill(e: &dyn Engine) {
     // `tail` of an endless line keeps all of it in memory.
     e.run_detached(&name, opts, &["tail", "/dev/zero"])
         .expect_ok();
-    let st = wait_status(e, &name, "exited");
-    if e.name() == "containerd" {
-        let (out, code) = containerd().delete_task(&name);
-        assert_eq!(code, Some(137), "{}", out.describe());
-    } else {
-        assert_eq!(st.exit_code, Some(137), "{st:?}");
-    }
+    wait_status(e, &name, "exited");
+    assert_eq!(e.stopped_exit_code(&name), Some(137));
     // Docker reads the OOM event from containerd (Podman 4.3's conmon does
     // not report it on cgroup v1).
     if e.name() == "docker" {
@@ -2400,6 +3047,197 @@ fn shared_pid_namespace_leftovers(e: &dyn Engine) {
 }
 
 // ---------------------------------------------------------------------------
+// Scenarios of the systemd driver (RRUN_ENGINE_CGROUP_DRIVER=systemd)
+// ---------------------------------------------------------------------------
+
+/// A container process's cgroup v2 path (from /proc/PID/cgroup) and its
+/// last component: with the systemd driver, the container's unit.
+#[track_caller]
+fn unit_of(pid: i32) -> (String, String) {
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"));
+    let path = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_else(|| panic!("pid {pid} has no cgroup v2 path:\n{cg}"))
+        .to_string();
+    let unit = path.rsplit('/').next().unwrap_or("").to_string();
+    (path, unit)
+}
+
+/// The container's unit as systemd shows it: the engine's
+/// `<prefix>-<id>.scope`, in a slice of the test's, active, delegated, with
+/// the container's cgroup as its own. Returns (cgroup path, unit).
+#[track_caller]
+fn check_scope(e: &dyn Engine, name: &str, pid: i32) -> (String, String) {
+    let (path, unit) = unit_of(pid);
+    let want = format!("{}-{}.scope", e.unit_prefix(), e.id(name));
+    assert_eq!(unit, want, "{name}'s cgroup is {path}");
+    assert!(
+        path.starts_with(&format!("/{}/", test_slice())),
+        "{unit} is not in {}: {path}",
+        test_slice()
+    );
+    let parent = path.rsplit('/').nth(1).unwrap_or("");
+    for (prop, want) in [
+        ("ActiveState", "active"),
+        ("Delegate", "yes"),
+        ("ControlGroup", path.as_str()),
+        ("Slice", parent),
+    ] {
+        assert_eq!(
+            unit_property(&unit, prop),
+            want,
+            "systemctl show -p {prop} {unit}{}",
+            hints()
+        );
+    }
+    (path, unit)
+}
+
+/// After the container's removal, systemd no longer lists its unit and its
+/// cgroup is gone.
+#[track_caller]
+fn assert_unit_gone(path: &str, unit: &str) {
+    assert!(
+        wait_for(Duration::from_secs(10), || !unit_listed(unit)),
+        "{unit} still in systemctl list-units --all after the container's removal: {}{}",
+        unit_property(unit, "ActiveState"),
+        hints()
+    );
+    let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// `run`: output and exit code; `run -d`: the container is the engine's
+/// scope in the test's slice, and `rm -f` stops it.
+fn systemd_run(e: &dyn Engine) {
+    let name = container_name(e, "sd-run");
+    let _g = guard(e, &name);
+    let out = e.run(
+        &name,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "echo hello from the scope; echo to-stderr >&2; exit 7",
+        ],
+    );
+    assert_eq!(out.code, 7, "{}{}", out.describe(), hints());
+    assert!(
+        out.stdout.contains("hello from the scope"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.all().contains("to-stderr"), "{}", out.describe());
+    let name = container_name(e, "sd-run-d");
+    let _g2 = guard(e, &name);
+    let st = start_serving(e, &name, &[]);
+    let (path, unit) = check_scope(e, &name, st.pid);
+    assert!(cgroup_procs(st.pid).contains(&st.pid));
+    e.rm_force(&name).expect_ok();
+    assert_unit_gone(&path, &unit);
+}
+
+/// `exec`: output and exit code, and the exec'd process is in the
+/// container's scope (its cgroup is the root of the container's cgroup
+/// namespace, or the scope's path without one).
+fn systemd_exec(e: &dyn Engine) {
+    let name = container_name(e, "sd-exec");
+    let _g = guard(e, &name);
+    let st = start_serving(e, &name, &[]);
+    let (path, _) = unit_of(st.pid);
+    let out = e.exec(
+        &name,
+        false,
+        &[],
+        &["sh", "-c", "echo in-container; echo err >&2; exit 5"],
+    );
+    assert_eq!(out.code, 5, "{}{}", out.describe(), hints());
+    assert!(out.stdout.contains("in-container"), "{}", out.describe());
+    assert!(out.all().contains("err"), "{}", out.describe());
+    let out = e
+        .exec(&name, false, &[], &["cat", "/proc/self/cgroup"])
+        .expect_ok();
+    let line = out.stdout.trim();
+    assert!(
+        line == "0::/" || line == format!("0::{path}"),
+        "the exec'd process is not in the container's scope {path}:\n{}",
+        out.describe()
+    );
+    assert_eq!(state_of(e, &name).status, "running");
+}
+
+/// `pause` freezes the scope's cgroup (the unit stays active), `unpause`
+/// thaws it.
+fn systemd_pause_resume(e: &dyn Engine) {
+    let name = container_name(e, "sd-pause");
+    let _g = guard(e, &name);
+    let st = start_serving(e, &name, &[]);
+    let (_, unit) = unit_of(st.pid);
+    e.pause(&name).expect_ok();
+    wait_status(e, &name, "paused");
+    assert!(frozen(st.pid), "{unit} not frozen after pause");
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    e.unpause(&name).expect_ok();
+    wait_status(e, &name, "running");
+    assert!(!frozen(st.pid), "{unit} still frozen after unpause");
+    e.exec(&name, false, &[], &["true"]).expect_ok();
+}
+
+/// `stop`: SIGTERM reaches the container through the runtime (its trap
+/// exits 42); after `rm` systemd no longer lists the unit.
+fn systemd_stop(e: &dyn Engine) {
+    let name = container_name(e, "sd-stop");
+    let _g = guard(e, &name);
+    let st = start_serving(e, &name, &[]);
+    let (path, unit) = unit_of(st.pid);
+    stop_through_the_trap(e, &name);
+    e.rm(&name).expect_ok();
+    assert!(e.state(&name).is_none(), "{name} still there after rm");
+    assert_unit_gone(&path, &unit);
+}
+
+/// A 64 MiB memory limit (with the engine's CPU and pids limits) is the
+/// unit's `MemoryMax` in `systemctl show` and what the container reads in
+/// its own cgroup's memory.max.
+fn systemd_memory_limit(e: &dyn Engine) {
+    let name = container_name(e, "sd-memory");
+    let _g = guard(e, &name);
+    let mut opts = e.limit_opts();
+    opts.extend(e.cgroup_mount_opts());
+    let opts: Vec<&str> = opts.iter().map(|s| s.as_str()).collect();
+    let st = start_serving(e, &name, &opts);
+    let (path, unit) = check_scope(e, &name, st.pid);
+    let out = e
+        .exec(
+            &name,
+            false,
+            &[],
+            &[
+                "sh",
+                "-c",
+                // rrun mounts the container's own cgroup there, with or
+                // without a cgroup namespace; runc the whole hierarchy
+                // when there is none (ctr's containers).
+                "f=/sys/fs/cgroup/memory.max; [ -e $f ] || \
+                 f=\"/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.max\"; \
+                 cat $f || grep cgroup /proc/self/mountinfo",
+            ],
+        )
+        .expect_ok();
+    assert_eq!(out.stdout.trim(), "67108864", "{}", out.describe());
+    assert_eq!(memory_limit(st.pid), "67108864");
+    assert_eq!(unit_property(&unit, "MemoryMax"), "67108864");
+    assert_eq!(unit_property(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    if e.has_pids_limit() {
+        assert_eq!(unit_property(&unit, "TasksMax"), "64");
+    }
+    e.rm_force(&name).expect_ok();
+    assert_unit_gone(&path, &unit);
+}
+
+// ---------------------------------------------------------------------------
 // The tests
 // ---------------------------------------------------------------------------
 
@@ -2410,7 +3248,9 @@ macro_rules! engine_tests {
                 #[test]
                 #[ignore = "engine suite: needs containerd/podman/docker.io; run by .ci/run's engines section"]
                 fn $scenario() {
-                    super::$scenario(super::$engine());
+                    if super::runs_here(stringify!($scenario)) {
+                        super::$scenario(super::$engine());
+                    }
                 }
             )*
         }
@@ -2424,6 +3264,8 @@ engine_tests!(containerd:
     stdin, run_process_options, mounts, devices, privileged, default_confinement,
     join_pid_namespace, kill_signal, oom_kill, user_namespace,
     sibling_cgroups, shared_pid_namespace_leftovers,
+    systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 engine_tests!(podman:
     run_output_and_exit_code, run_tty, exec, exec_tty, stop_and_rm, kill, rm_force_running,
@@ -2432,6 +3274,8 @@ engine_tests!(podman:
     stdin, run_process_options, mounts, devices, privileged, default_confinement,
     join_pid_namespace, kill_signal, oom_kill,
     sibling_cgroups, shared_pid_namespace_leftovers,
+    systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 // In a store of its own: see podman_userns().
 engine_tests!(podman_userns: user_namespace);
@@ -2442,14 +3286,31 @@ engine_tests!(docker:
     stdin, run_process_options, mounts, devices, default_confinement,
     join_pid_namespace, kill_signal, oom_kill, init,
     sibling_cgroups, shared_pid_namespace_leftovers,
+    systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
+);
+// Kubernetes' path: pods through containerd's CRI plugin (see Cri).
+engine_tests!(cri:
+    run_output_and_exit_code, stop_and_rm, kill, rm_force_running, pause_unpause, logs, limits,
+    kill_signal,
+    systemd_run, systemd_exec, systemd_pause_resume, systemd_stop, systemd_memory_limit,
+    nfs_volume,
 );
 
 /// containerd's `SystemdCgroup` option (`ctr run --runc-systemd-cgroup`)
-/// passes `--systemd-cgroup`: the runtime refuses it with a clear error that
-/// ctr shows.
+/// passes `--systemd-cgroup`: on a host without systemd the runtime fails
+/// with a clear error that ctr shows (on a systemd host the `systemd_`
+/// scenarios run instead).
 #[test]
 #[ignore = "engine suite"]
-fn containerd_systemd_cgroup_is_refused_clearly() {
+fn containerd_systemd_cgroup_without_systemd() {
+    if !runs_here("containerd_systemd_cgroup_without_systemd") {
+        return;
+    }
+    if systemd_host() {
+        eprintln!("skipped: systemd is pid 1 here");
+        return;
+    }
     let c = containerd();
     let name = container_name(c, "systemd");
     let _g = guard(c, &name);
@@ -2471,11 +3332,14 @@ fn containerd_systemd_cgroup_is_refused_clearly() {
 #[test]
 #[ignore = "engine suite"]
 fn containerd_cri_runtime_handler() {
+    if !runs_here("containerd_cri_runtime_handler") {
+        return;
+    }
     let c = containerd_cri();
     let root = cri_runtime_root().join("k8s.io");
     let argv = strings(&[
         "/usr/bin/python3",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/cri.py"),
+        CRI_PY,
         &c.sock,
         "rrun",
         IMAGE,
@@ -2527,6 +3391,9 @@ fn containerd_cri_runtime_handler() {
 #[test]
 #[ignore = "engine suite"]
 fn features_json() {
+    if !runs_here("features_json") {
+        return;
+    }
     let out = run_argv(
         &[
             ws().real_runtime.to_str().unwrap().to_string(),

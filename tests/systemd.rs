@@ -5,9 +5,11 @@
 //! list-units`. What a user sees is checked: `systemctl show`, the cgroup's
 //! files, the container's view.
 //!
-//! These need a host whose pid 1 is systemd on cgroup v2: they run in the
-//! systemd VM (`RRUN_VM_INIT=systemd tests/vm/run.sh`), and skip elsewhere
-//! saying why (`RRUN_TEST_SYSTEMD=1` makes them fail instead).
+//! These need a host whose pid 1 is systemd: they run in the systemd VM on
+//! cgroup v2 (`RRUN_VM_INIT=systemd tests/vm/run.sh`) and on systemd's
+//! hybrid v1 layout (`RRUN_VM_CGROUPS=v1`, where the cgroup files read are
+//! the v1 controllers' own), and skip elsewhere saying why
+//! (`RRUN_TEST_SYSTEMD=1` makes them fail instead).
 
 mod common;
 
@@ -18,19 +20,38 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// True on a systemd host; otherwise prints why the test skips (or fails
-/// when the harness says this is the systemd VM).
+/// True when this host's cgroups are systemd's hybrid v1 layout (v1
+/// controllers, name=systemd at /sys/fs/cgroup/systemd) rather than pure v2.
+fn v1_host() -> bool {
+    !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(" /sys/fs/cgroup/systemd ") && l.contains("name=systemd"))
+}
+
+/// The unit property of the memory limit: MemoryMax on v2, the v1
+/// hierarchy's MemoryLimit (as runc sets it there).
+fn memory_limit_property() -> &'static str {
+    if v1_host() {
+        "MemoryLimit"
+    } else {
+        "MemoryMax"
+    }
+}
+
+/// True on a systemd host (pure cgroup v2, or systemd's hybrid v1
+/// layout); otherwise prints why the test skips (or fails when the harness
+/// says this is the systemd VM).
 fn systemd_host() -> bool {
     let ok = Path::new("/run/systemd/system").is_dir()
-        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        && (Path::new("/sys/fs/cgroup/cgroup.controllers").exists() || v1_host());
     if !ok {
         assert!(
             std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
-            "RRUN_TEST_SYSTEMD is set but this is not a systemd host on cgroup v2"
+            "RRUN_TEST_SYSTEMD is set but this is not a systemd host"
         );
-        eprintln!(
-            "skipped: systemd is not pid 1 on a cgroup v2 host here (the systemd VM runs these)"
-        );
+        eprintln!("skipped: systemd is not pid 1 here (the systemd VM runs these)");
     }
     ok
 }
@@ -70,7 +91,9 @@ fn with_flag<'a>(args: &[&'a str]) -> Vec<&'a str> {
 struct SdEnv {
     env: TestEnv,
     unit: String,
-    dir: PathBuf,
+    /// The unit's cgroup below a hierarchy's root, e.g.
+    /// `system.slice/rrun-test-ID.scope`.
+    rel: PathBuf,
 }
 
 impl SdEnv {
@@ -82,8 +105,29 @@ impl SdEnv {
             c["process"]["args"] = json!(["sleep", "600"]);
         });
         let unit = format!("rrun-test-{id}.scope");
-        let dir = PathBuf::from("/sys/fs/cgroup/system.slice").join(&unit);
-        SdEnv { env, unit, dir }
+        let rel = PathBuf::from("system.slice").join(&unit);
+        SdEnv { env, unit, rel }
+    }
+
+    /// The unit's directory in the hierarchy of `controller` (v1), or the
+    /// cgroup2 one (v2: `controller` is ignored).
+    fn dir(&self, controller: &str) -> PathBuf {
+        let root = Path::new("/sys/fs/cgroup");
+        if v1_host() {
+            root.join(controller).join(&self.rel)
+        } else {
+            root.join(&self.rel)
+        }
+    }
+
+    /// Whether the unit's cgroup exists in any hierarchy.
+    fn cgroup_exists(&self) -> bool {
+        if !v1_host() {
+            return self.dir("").exists();
+        }
+        ["systemd", "memory", "pids", "cpu", "freezer", "devices"]
+            .iter()
+            .any(|c| self.dir(c).exists())
     }
 
     fn rrun(&self, args: &[&str]) -> std::process::Output {
@@ -108,15 +152,43 @@ impl SdEnv {
     fn delete_and_check_gone(&self) {
         self.rrun_ok(&["delete", "--force", &self.env.id]);
         assert!(!unit_listed(&self.unit), "{} is still a unit", self.unit);
-        assert!(!self.dir.exists(), "{} is still there", self.dir.display());
+        assert!(
+            !self.cgroup_exists(),
+            "{} is still there",
+            self.rel.display()
+        );
         self.env.assert_nothing_left();
     }
 
+    /// A cgroup v2 file of the unit's cgroup, or on v1 what the same value
+    /// is there (`memory.max` is memory.limit_in_bytes, `cpu.max` the quota
+    /// and period, `cgroup.freeze` the freezer's state as 1/0...).
     fn file(&self, name: &str) -> String {
-        fs::read_to_string(self.dir.join(name))
-            .unwrap_or_else(|e| panic!("{}: {e}", self.dir.join(name).display()))
-            .trim()
-            .to_string()
+        let read = |controller: &str, file: &str| {
+            let p = self.dir(controller).join(file);
+            fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .trim()
+                .to_string()
+        };
+        if !v1_host() {
+            return read("", name);
+        }
+        match name {
+            "memory.max" => read("memory", "memory.limit_in_bytes"),
+            "pids.max" => read("pids", "pids.max"),
+            "cpu.max" => format!(
+                "{} {}",
+                read("cpu", "cpu.cfs_quota_us"),
+                read("cpu", "cpu.cfs_period_us")
+            ),
+            "cgroup.procs" => read("systemd", "cgroup.procs"),
+            "cgroup.freeze" => match read("freezer", "freezer.state").as_str() {
+                "FROZEN" => "1".into(),
+                _ => "0".into(),
+            },
+            other => panic!("no v1 equivalent of {other} in this test"),
+        }
     }
 }
 
@@ -147,7 +219,10 @@ fn systemd_cgroup_makes_a_delegated_scope_with_the_limits() {
     assert_eq!(show(&sd.unit, "ActiveState"), "active");
     assert_eq!(show(&sd.unit, "Slice"), "system.slice");
     assert_eq!(show(&sd.unit, "Delegate"), "yes");
-    assert_eq!(show(&sd.unit, "MemoryMax"), (64u64 << 20).to_string());
+    assert_eq!(
+        show(&sd.unit, memory_limit_property()),
+        (64u64 << 20).to_string()
+    );
     assert_eq!(show(&sd.unit, "TasksMax"), "100");
     assert_eq!(show(&sd.unit, "CPUQuotaPerSecUSec"), "500ms");
     assert_eq!(sd.file("memory.max"), (64u64 << 20).to_string());
@@ -171,10 +246,10 @@ fn systemd_cgroup_default_path_is_a_scope_in_system_slice() {
         c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
     });
     sd.unit = format!("rrun-{}.scope", sd.env.id);
-    sd.dir = PathBuf::from("/sys/fs/cgroup/system.slice").join(&sd.unit);
+    sd.rel = PathBuf::from("system.slice").join(&sd.unit);
     sd.create();
     assert_eq!(show(&sd.unit, "ActiveState"), "active");
-    assert!(sd.dir.is_dir());
+    assert!(sd.dir("systemd").is_dir());
     sd.delete_and_check_gone();
 }
 
@@ -189,10 +264,14 @@ fn systemd_cgroup_nested_slice_is_expanded_as_systemd_does() {
         c["linux"]["cgroupsPath"] = json!(format!("rrunt-pod1.slice:cri:{id}"));
     });
     sd.unit = format!("cri-{id}.scope");
-    sd.dir = PathBuf::from("/sys/fs/cgroup/rrunt.slice/rrunt-pod1.slice").join(&sd.unit);
+    sd.rel = PathBuf::from("rrunt.slice/rrunt-pod1.slice").join(&sd.unit);
     sd.create();
     assert_eq!(show(&sd.unit, "Slice"), "rrunt-pod1.slice");
-    assert!(sd.dir.is_dir(), "{}", sd.dir.display());
+    assert!(
+        sd.dir("systemd").is_dir(),
+        "{}",
+        sd.dir("systemd").display()
+    );
     sd.delete_and_check_gone();
     let _ = Command::new("systemctl")
         .args(["stop", "rrunt-pod1.slice", "rrunt.slice"])
@@ -215,7 +294,7 @@ fn systemd_cgroup_update_sets_the_unit_properties_too() {
         "50",
         &sd.env.id,
     ]);
-    assert_eq!(show(&sd.unit, "MemoryMax"), "134217728");
+    assert_eq!(show(&sd.unit, memory_limit_property()), "134217728");
     assert_eq!(show(&sd.unit, "TasksMax"), "50");
     assert_eq!(sd.file("memory.max"), "134217728");
     // A daemon-reload re-applies the unit's properties: the update stays.
@@ -279,7 +358,7 @@ fn systemd_cgroup_failed_create_leaves_no_unit() {
     let out = sd.rrun(&["create", "--bundle", sd.env.bundle.path_str(), &sd.env.id]);
     assert!(!out.status.success(), "{}", describe(&out));
     assert!(!unit_listed(&sd.unit), "{} is still a unit", sd.unit);
-    assert!(!sd.dir.exists());
+    assert!(!sd.cgroup_exists());
     sd.env.assert_nothing_left();
 }
 
@@ -353,9 +432,9 @@ fn systemd_cgroup_kill_all_after_the_scope_ended_succeeds() {
         .rt
         .wait_status(&sd.env.id, "stopped", Duration::from_secs(10));
     assert!(
-        wait_for(Duration::from_secs(10), || !sd.dir.exists()),
+        wait_for(Duration::from_secs(10), || !sd.dir("systemd").exists()),
         "systemd did not remove the ended scope's cgroup {}",
-        sd.dir.display()
+        sd.dir("systemd").display()
     );
     sd.rrun_ok(&["kill", "--all", &sd.env.id, "9"]);
     sd.delete_and_check_gone();

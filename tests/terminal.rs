@@ -34,10 +34,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
 
-// ---------------------------------------------------------------------------
-// Pty helpers (the console socket receiver is common::console)
-// ---------------------------------------------------------------------------
-
 /// The pty number of a master (`TIOCGPTN`).
 fn pty_number(master: BorrowedFd<'_>) -> u32 {
     let mut n: libc::c_uint = 0;
@@ -45,6 +41,21 @@ fn pty_number(master: BorrowedFd<'_>) -> u32 {
     let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
     assert_eq!(r, 0, "TIOCGPTN: {}", std::io::Error::last_os_error());
     n
+}
+
+fn write_all(master: BorrowedFd<'_>, text: &str) {
+    let mut off = 0;
+    let b = text.as_bytes();
+    while off < b.len() {
+        // SAFETY: write from a valid buffer.
+        let n = unsafe { libc::write(master.as_raw_fd(), b[off..].as_ptr().cast(), b.len() - off) };
+        assert!(
+            n > 0,
+            "write to the pty master: {}",
+            std::io::Error::last_os_error()
+        );
+        off += n as usize;
+    }
 }
 
 /// The value after the first `key=` that starts a word (a terminal may put

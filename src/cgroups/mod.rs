@@ -267,7 +267,13 @@ pub fn plan_systemd(
         None => None,
     };
     let user = nix::unistd::geteuid().as_raw() != 0;
-    let unit = systemd::parse(text.as_deref(), id, user)?;
+    let mut unit = systemd::parse(text.as_deref(), id, user)?;
+    if user {
+        // The user's manager runs in a subtree of its own (user@UID.service,
+        // delegated to the user): its slices and scopes are below it.
+        let base = systemd_bus::Manager::connect(true)?.control_group()?;
+        unit.cgroup = format!("{}{}", base.trim_end_matches('/'), unit.cgroup);
+    }
     if !layout.is_unified()
         && !layout
             .hierarchies
@@ -336,6 +342,52 @@ pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     Ok(())
 }
 
+/// [`create`] for a rootless caller (see `sys::rootless`). The container's
+/// cgroups are made when the caller may make them (a cgroup v2 subtree
+/// delegated to it: systemd's `user@UID.service`, or a directory chowned to
+/// it); otherwise, as runc does, a config that asks for no limits runs
+/// without cgroups (the debug log says why), and one that asks for limits
+/// is refused with an error naming the first of them. Device rules are no
+/// limit here: a rootless container has no `mknod` and only the host
+/// devices its user may open.
+pub fn create_rootless(
+    layout: &Layout,
+    paths: &mut CgroupPaths,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> Result<()> {
+    let err = match create(layout, paths) {
+        Ok(()) => return Ok(()),
+        Err(e) if is_permission(&e) => e,
+        Err(e) => return Err(e),
+    };
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if let Some(field) = resources.and_then(resources::first_limit) {
+        bail!("{field}: cannot apply limits without cgroups: {err:#} (rootless, uid {uid}: the cgroup tree is not writable; limits need a cgroup v2 subtree delegated to the user, e.g. systemd's user@{uid}.service)");
+    }
+    crate::logging::debug(&format!(
+        "cgroups: running without cgroups (rootless, uid {uid}, and the config asks for no limits): {err:#}"
+    ));
+    *paths = CgroupPaths {
+        unified: paths.unified,
+        ..Default::default()
+    };
+    Ok(())
+}
+
+/// True when an error comes from the kernel refusing the caller access
+/// (a cgroup tree an ordinary user may not write).
+fn is_permission(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+            )
+        })
+}
+
 /// Makes whatever levels of the container's directories do not exist yet
 /// (with systemd, the hierarchies systemd does not manage) and records
 /// exactly those in `created`. On failure, removes them again.
@@ -371,13 +423,23 @@ fn levels(dir: &Path, h: &Hierarchy) -> Result<Vec<PathBuf>> {
 fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
     // Every level below the mount, top first. Each is made if missing (one
     // another creator made first is fine: EEXIST), and only the ones made
-    // here are recorded, so delete removes exactly those.
+    // here are recorded, so delete removes exactly those. A level whose
+    // parent another container's delete has just removed (an empty slice
+    // mirror, see `remove_slice_mirrors`) starts the walk again.
     let levels = levels(dir, h)?;
     let cpuset = h.controllers.iter().any(|c| c == "cpuset");
-    for d in &levels {
+    let mut restarts = 0;
+    let mut i = 0;
+    while let Some(d) = levels.get(i) {
+        i += 1;
         match fs::create_dir(d) {
             Ok(()) => created.push(d.clone()),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && i > 1 && restarts < 10 => {
+                restarts += 1;
+                i = 0;
+                continue;
+            }
             Err(e) => {
                 return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display()))
             }
@@ -589,6 +651,30 @@ pub fn set_frozen(paths: &CgroupPaths, frozen: bool) -> Result<()> {
 
 /// Removes the directories rrun created, deepest first. Processes must be
 /// gone; a busy cgroup is retried briefly (exiting tasks linger a moment).
+/// With systemd on cgroup v1, the hierarchies systemd does not manage
+/// (hugetlb, net_cls...) get the unit's slice path mirrored by whoever
+/// made a container there first; a sibling's `remove` could not take a
+/// slice directory that still held this container. Once the container's
+/// own directory is gone, its empty `*.slice` ancestors go too, up to the
+/// first that is busy. Only where rrun made the unit's own directory
+/// (systemd did not: it does not manage that hierarchy), and rmdir refuses
+/// any cgroup that has children or processes.
+fn remove_slice_mirrors(paths: &CgroupPaths) {
+    for dir in paths.dirs.iter().filter(|d| paths.created.contains(d)) {
+        let mut p = dir.parent();
+        while let Some(d) = p {
+            let is_slice = d
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".slice"));
+            if !is_slice || fs::remove_dir(d).is_err() {
+                break;
+            }
+            p = d.parent();
+        }
+    }
+}
+
 pub fn remove(paths: &CgroupPaths) -> Result<()> {
     let mut first_err = None;
     // systemd removes a unit's directories when the unit stops: one still
@@ -629,6 +715,9 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
                 }
             }
         }
+    }
+    if paths.systemd.is_some() {
+        remove_slice_mirrors(paths);
     }
     match first_err {
         Some(e) => Err(e),

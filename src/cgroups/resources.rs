@@ -646,6 +646,23 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
     Ok(())
 }
 
+/// The first field of `res` that asks for a limit (anything but device
+/// rules), e.g. `linux.resources.memory`; None when there is none.
+pub fn first_limit(res: &LinuxResources) -> Option<String> {
+    let v = serde_json::to_value(res).ok()?;
+    let mut keys: Vec<(&String, &serde_json::Value)> = v.as_object()?.iter().collect();
+    keys.sort_by_key(|(k, _)| k.as_str());
+    keys.into_iter()
+        .find(|(k, v)| {
+            k.as_str() != "devices"
+                && !v.is_null()
+                && v.as_object()
+                    .is_none_or(|o| o.values().any(|x| !x.is_null()))
+                && v.as_array().is_none_or(|a| !a.is_empty())
+        })
+        .map(|(k, _)| format!("linux.resources.{k}"))
+}
+
 /// Applies `res` to the container's cgroups.
 pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
     if paths.unified {

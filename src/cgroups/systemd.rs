@@ -156,6 +156,7 @@ pub fn unit_properties(
     id: &str,
     pid: u32,
     res: Option<&LinuxResources>,
+    legacy: bool,
 ) -> Vec<(&'static str, Prop)> {
     let mut props = vec![("Description", Prop::Str(format!("rrun container {id}")))];
     if path.is_slice() {
@@ -173,22 +174,61 @@ pub fn unit_properties(
     // A unit that ends failed (its processes killed) is unloaded all the
     // same: nothing of a container stays in `systemctl list-units`.
     props.push(("CollectMode", Prop::Str("inactive-or-failed".into())));
-    for a in [
-        "CPUAccounting",
-        "IOAccounting",
-        "MemoryAccounting",
-        "TasksAccounting",
-    ] {
+    let io = if legacy {
+        "BlockIOAccounting"
+    } else {
+        "IOAccounting"
+    };
+    for a in ["CPUAccounting", io, "MemoryAccounting", "TasksAccounting"] {
         props.push((a, Prop::Bool(true)));
     }
     if let Some(r) = res {
-        props.extend(resource_properties(r));
+        props.extend(resource_properties(r, legacy));
     }
     props
 }
 
-/// The resources systemd has properties for (cgroup v2), as runc maps them.
-pub fn resource_properties(r: &LinuxResources) -> Vec<(&'static str, Prop)> {
+/// The resources systemd has properties for, as runc maps them: cgroup
+/// v2's, or with `legacy` (systemd's v1 hierarchies) the v1 properties.
+pub fn resource_properties(r: &LinuxResources, legacy: bool) -> Vec<(&'static str, Prop)> {
+    let props = v2_resource_properties(r);
+    if legacy {
+        to_legacy(props, r)
+    } else {
+        props
+    }
+}
+
+/// On v1, systemd's v1 properties with the spec's own values (CPUShares,
+/// not a weight converted back; systemd would otherwise write its own
+/// rounding over what rrun wrote into cpu.shares), and nothing of what v1
+/// has no property for (rrun writes those files itself).
+fn to_legacy(props: Vec<(&'static str, Prop)>, r: &LinuxResources) -> Vec<(&'static str, Prop)> {
+    props
+        .into_iter()
+        .filter_map(|(name, p)| match name {
+            "MemoryMax" => Some(("MemoryLimit", p)),
+            "CPUWeight" => r
+                .cpu()
+                .as_ref()
+                .and_then(|c| c.shares())
+                .filter(|&s| s > 0)
+                .map(|s| ("CPUShares", Prop::U64(s))),
+            "IOWeight" => r
+                .block_io()
+                .as_ref()
+                .and_then(|b| b.weight())
+                .filter(|&w| w > 0)
+                .map(|w| ("BlockIOWeight", Prop::U64(u64::from(w)))),
+            "MemoryLow" | "MemoryHigh" | "MemoryMin" | "MemorySwapMax" | "AllowedCPUs"
+            | "AllowedMemoryNodes" => None,
+            _ => Some((name, p)),
+        })
+        .collect()
+}
+
+/// The resources systemd has properties for on cgroup v2.
+fn v2_resource_properties(r: &LinuxResources) -> Vec<(&'static str, Prop)> {
     let mut props = Vec::new();
     let limit = |v: i64| if v < 0 { INFINITY } else { v as u64 };
     if let Some(m) = r.memory() {
@@ -387,6 +427,38 @@ fn major_name(devices: &str, kind: &str, major: i64) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn v2(r: &LinuxResources) -> Vec<(&'static str, Prop)> {
+        resource_properties(r, false)
+    }
+
+    #[test]
+    fn legacy_hierarchies_get_the_v1_properties_with_the_specs_own_values() {
+        let r = res(serde_json::json!({
+            "memory": {"limit": 1048576, "reservation": 4096},
+            "cpu": {"shares": 1024, "quota": 50000, "cpus": "0"},
+            "blockIO": {"weight": 500},
+            "pids": {"limit": 10}
+        }));
+        let p = resource_properties(&r, true);
+        let names: Vec<&str> = p.iter().map(|(n, _)| *n).collect();
+        assert!(
+            p.contains(&("MemoryLimit", Prop::U64(1048576))),
+            "{names:?}"
+        );
+        assert!(p.contains(&("CPUShares", Prop::U64(1024))), "{names:?}");
+        assert!(p.contains(&("BlockIOWeight", Prop::U64(500))), "{names:?}");
+        assert!(p.contains(&("TasksMax", Prop::U64(10))), "{names:?}");
+        for v2_only in [
+            "MemoryMax",
+            "MemoryLow",
+            "CPUWeight",
+            "IOWeight",
+            "AllowedCPUs",
+        ] {
+            assert!(!names.contains(&v2_only), "{v2_only} in {names:?}");
+        }
+    }
+
     #[test]
     fn slices_nest_by_their_dashes() {
         assert_eq!(expand_slice("system.slice").unwrap(), "/system.slice");
@@ -472,7 +544,7 @@ mod tests {
 
     #[test]
     fn resources_become_the_properties_runc_sets() {
-        let p = resource_properties(&res(serde_json::json!({
+        let p = v2(&res(serde_json::json!({
             "memory": {"limit": 1048576, "reservation": 524288, "swap": 3145728},
             "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1,3"},
             "pids": {"limit": 42},
@@ -491,7 +563,7 @@ mod tests {
 
     #[test]
     fn unlimited_values_are_infinity() {
-        let p = resource_properties(&res(serde_json::json!({
+        let p = v2(&res(serde_json::json!({
             "memory": {"limit": -1, "swap": -1},
             "cpu": {"quota": -1},
             "pids": {"limit": -1}
@@ -508,7 +580,7 @@ mod tests {
 
     #[test]
     fn odd_quotas_round_up_to_systemds_10ms_steps() {
-        let p = resource_properties(&res(serde_json::json!({
+        let p = v2(&res(serde_json::json!({
             "cpu": {"quota": 12345, "period": 100000}
         })));
         assert_eq!(prop(&p, "CPUQuotaPerSecUSec"), Some(&Prop::U64(130_000)));
@@ -516,7 +588,7 @@ mod tests {
 
     #[test]
     fn unified_values_override_the_structured_ones() {
-        let p = resource_properties(&res(serde_json::json!({
+        let p = v2(&res(serde_json::json!({
             "memory": {"limit": 1048576},
             "unified": {"memory.max": "2097152", "memory.high": "max"}
         })));
@@ -526,7 +598,7 @@ mod tests {
 
     #[test]
     fn device_rules_become_a_strict_policy_when_systemd_can_say_them() {
-        let p = resource_properties(&res(serde_json::json!({
+        let p = v2(&res(serde_json::json!({
             "devices": [
                 {"allow": false, "access": "rwm"},
                 {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
@@ -546,7 +618,7 @@ mod tests {
             "{allow:?}"
         );
         // A deny after an allow cannot be said in DeviceAllow: none at all.
-        let p = resource_properties(&res(serde_json::json!({
+        let p = v2(&res(serde_json::json!({
             "devices": [
                 {"allow": false, "access": "rwm"},
                 {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
@@ -567,7 +639,7 @@ mod tests {
     #[test]
     fn a_new_scope_is_delegated_and_holds_the_first_process() {
         let path = parse(Some("system.slice:docker:c1"), "c1", false).unwrap();
-        let p = unit_properties(&path, "c1", 42, None);
+        let p = unit_properties(&path, "c1", 42, None, false);
         assert_eq!(prop(&p, "Slice"), Some(&Prop::Str("system.slice".into())));
         assert_eq!(prop(&p, "Delegate"), Some(&Prop::Bool(true)));
         assert_eq!(prop(&p, "DefaultDependencies"), Some(&Prop::Bool(false)));

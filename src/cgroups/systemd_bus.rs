@@ -95,6 +95,27 @@ impl Manager {
         Ok(())
     }
 
+    /// The manager's own cgroup (`ControlGroup`): where a user manager's
+    /// slices live (`/user.slice/user-1000.slice/user@1000.service`).
+    pub fn control_group(&mut self) -> Result<String> {
+        let reply = self
+            .bus
+            .call(
+                SYSTEMD,
+                MANAGER_PATH,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[Value::str(MANAGER), Value::str("ControlGroup")],
+            )
+            .context("systemd: cannot read the manager's ControlGroup")?;
+        reply
+            .first()
+            .map(Value::unvariant)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .context("systemd: the manager's ControlGroup is not a string")
+    }
+
     fn manager_call(&mut self, member: &str, args: &[Value]) -> Result<Vec<Value>> {
         self.bus.call(SYSTEMD, MANAGER_PATH, MANAGER, member, args)
     }

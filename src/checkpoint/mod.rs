@@ -54,6 +54,9 @@ pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
     }
     let cg_mode = cgroups_mode(o.manage_cgroups_mode.as_deref())?;
     let empty_ns = empty_ns_mask(&o.empty_ns)?;
+    if crate::sys::rootless() {
+        bail!("checkpoint: CRIU needs root; rrun runs as an ordinary user here");
+    }
     let store = Store::new(&global.root);
     let locked = store.open(&o.id)?;
     let c = locked.load()?;

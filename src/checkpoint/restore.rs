@@ -39,6 +39,9 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         bail!("restore: --lazy-pages and --lsm-mount-context are not supported by rrun");
     }
     state::validate_id(&o.id)?;
+    if sys::rootless() {
+        bail!("restore: CRIU needs root; rrun runs as an ordinary user here");
+    }
     let cg_mode = cgroups_mode(o.manage_cgroups_mode.as_deref())?;
     let empty_ns = empty_ns_mask(&o.empty_ns)?;
     // The restored init is rrun's child (CRIU's rst_sibling); in the
@@ -157,6 +160,7 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         unit.as_ref(),
         spec,
         &o.id,
+        false,
         &locked,
         &mut record,
         &mut cleanup,

@@ -26,8 +26,9 @@ pub struct Cli {
 /// Flags accepted before the command, as runc accepts them.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = "/run/rrun")]
+    /// Root directory for container state (`$XDG_RUNTIME_DIR/rrun` for an
+    /// ordinary user)
+    #[arg(long, global = true, default_value_os_t = crate::state::default_root())]
     pub root: PathBuf,
     /// Also write log messages to this file
     #[arg(long, global = true)]

@@ -21,8 +21,18 @@ fn load(global: &Global, id: &str) -> Result<(crate::state::Locked, Container, S
     Ok((locked, c, status))
 }
 
+/// A container without cgroups (rootless, the cgroup tree not writable)
+/// has no freezer: `pause`, `resume` and `update` say so.
+fn needs_cgroups(c: &Container, what: &str) -> Result<()> {
+    if c.cgroups.dirs.is_empty() {
+        bail!("{what}: container {} has no cgroup (rootless, and the cgroup tree is not writable by its user): no freezer or limits to use", c.id);
+    }
+    Ok(())
+}
+
 pub fn pause(global: &Global, id: &str) -> Result<()> {
     let (_l, c, status) = load(global, id)?;
+    needs_cgroups(&c, "pause")?;
     match status {
         Status::Running | Status::Created => cgroups::set_frozen(&c.cgroups, true),
         Status::Paused => bail!("container {id} is already paused"),
@@ -32,6 +42,7 @@ pub fn pause(global: &Global, id: &str) -> Result<()> {
 
 pub fn resume(global: &Global, id: &str) -> Result<()> {
     let (_l, c, status) = load(global, id)?;
+    needs_cgroups(&c, "resume")?;
     match status {
         Status::Paused => cgroups::set_frozen(&c.cgroups, false),
         _ => bail!("container not paused"),
@@ -44,7 +55,7 @@ pub fn ps(global: &Global, id: &str, format: ListFormat, ps_args: &[String]) -> 
     let pids = if status == Status::Stopped {
         Vec::new()
     } else {
-        cgroups::pids(&c.cgroups)?
+        super::container_pids(&c)?
     };
     if format == ListFormat::Json {
         println!("{}", serde_json::to_string(&pids)?);
@@ -312,6 +323,7 @@ pub fn update(global: &Global, u: &Update) -> Result<()> {
     if status == Status::Stopped {
         bail!("container not running");
     }
+    needs_cgroups(&c, "update")?;
     if res.devices().is_some() {
         bail!("update: device rules cannot be changed on a running container");
     }
@@ -319,7 +331,8 @@ pub fn update(global: &Global, u: &Update) -> Result<()> {
     // The unit's properties too, or a `systemctl daemon-reload` would put
     // the old values back.
     if let Some(unit) = &c.cgroups.systemd {
-        cgroups::systemd_bus::set(unit, &cgroups::systemd::resource_properties(&res))?;
+        let legacy = !c.cgroups.unified;
+        cgroups::systemd_bus::set(unit, &cgroups::systemd::resource_properties(&res, legacy))?;
     }
     Ok(())
 }

@@ -18,9 +18,8 @@ use crate::state::{Container, Locked, Status, Store};
 use crate::sys;
 
 pub fn state(global: &Global, id: &str) -> Result<()> {
-    crate::state::validate_id(id)?;
     let store = Store::new(&global.root);
-    let dir = store.dir(id);
+    let dir = store.existing(id)?;
     let text = std::fs::read(dir.join(crate::state::STATE_FILE))
         .map_err(|_| anyhow::anyhow!("container {id} does not exist"))?;
     let c: Container = serde_json::from_slice(&text)?;
@@ -85,13 +84,64 @@ pub fn kill(global: &Global, id: &str, signal: Option<&str>, all: bool) -> Resul
         // Also after init exited: what is left in its cgroup (processes of a
         // container sharing another's pid namespace) still gets the signal,
         // as the containerd shim expects.
-        cgroups::signal_all(&c.cgroups, sig)?;
+        for pid in container_pids(&c)? {
+            sys::kill_positive(pid, sig);
+        }
         return Ok(());
     }
     if c.status(&locked.dir) == Status::Stopped {
         bail!("container not running");
     }
     signal_init(&c, sig)
+}
+
+/// Every process of the container: its cgroup's, or, for a container
+/// without cgroups (rootless, the tree not writable), its init and the
+/// processes in init's pid namespace or below init (the processes `exec`
+/// started are in the namespace; init's children are below it).
+pub(crate) fn container_pids(c: &Container) -> Result<Vec<i32>> {
+    if !c.cgroups.dirs.is_empty() {
+        return cgroups::pids(&c.cgroups);
+    }
+    if !c.init_alive() {
+        return Ok(Vec::new());
+    }
+    let ns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init_ns = ns_of(c.pid).filter(|_| c.own_pid_ns);
+    let mut parents = Vec::new();
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name: state, then the parent's pid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok())
+            .unwrap_or(0);
+        parents.push((pid, ppid));
+    }
+    let mut pids = vec![c.pid];
+    loop {
+        let before = pids.len();
+        for &(pid, ppid) in &parents {
+            if pids.contains(&pid) {
+                continue;
+            }
+            let in_ns = init_ns.is_some() && ns_of(pid) == init_ns;
+            if in_ns || pids.contains(&ppid) {
+                pids.push(pid);
+            }
+        }
+        if pids.len() == before {
+            break;
+        }
+    }
+    pids.sort();
+    Ok(pids)
 }
 
 /// Waits until the init process is gone and the cgroup is empty.
@@ -149,7 +199,7 @@ fn delete_one(store: &Store, id: &str, force: bool) -> Result<()> {
     let locked = match store.open(id) {
         Ok(l) => l,
         // runc: deleting a missing container with --force succeeds.
-        Err(_) if force && crate::state::validate_id(id).is_ok() => {
+        Err(_) if force && crate::state::validate_id(id).is_ok() && !store.foreign(id) => {
             let dir = store.dir(id);
             if dir.exists() {
                 let _ = std::fs::remove_dir_all(&dir);

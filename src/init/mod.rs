@@ -3,7 +3,9 @@
 //!
 //!  1. Close the state lock's fd; die with the parent (`PDEATHSIG`) until
 //!     ready; become non-dumpable (no `/proc/PID/exe` access to rrun's binary
-//!     from the container, CVE-2019-5736).
+//!     from the container, CVE-2019-5736); rootless, right after its id
+//!     maps are written (step 2 or 3): an unprivileged writer, and
+//!     newuidmap, need the child's /proc files to be the caller's.
 //!  2. Wait for the parent's `Go` (id maps written; cgroup2 entered by
 //!     `CLONE_INTO_CGROUP` or by the parent).
 //!  3. Enter the v1 cgroups by writing `0` to their `tasks` fds (see
@@ -87,12 +89,17 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     if ppid != 0 && ppid != plan.parent_pid {
         unsafe { libc::_exit(1) };
     }
-    sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+    if !plan.ns.dumpable_until_maps {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+    }
     if let Some(cpus) = &plan.process.affinity_initial {
         process::set_affinity(cpus).context("process.execCPUAffinity.initial")?;
     }
     // 2.
     expect_go(sock)?;
+    if plan.ns.dumpable_until_maps && !plan.ns.two_stage {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+    }
     // 3.
     crate::cgroups::join_self(&plan.cgroup_tasks)?;
     let ns = &plan.ns;
@@ -109,6 +116,9 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             sys::unshare(libc::CLONE_NEWUSER as u64).context("cannot create user namespace")?;
             sync::send(sock, &Msg::NeedMaps)?;
             expect_go(sock)?;
+            if plan.ns.dumpable_until_maps {
+                sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+            }
         }
         let rest = ns.unshare_flags & !(libc::CLONE_NEWUSER as u64);
         if rest != 0 {

@@ -137,6 +137,10 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             }
         });
 
+    let rootless = rootless_mode(global)?;
+    if rootless {
+        refuse_privileged(&bundle.spec)?;
+    }
     let store = Store::new(&global.root);
     let locked = store.create_dir(&opts.id)?;
     let mut cleanup = Cleanup {
@@ -181,6 +185,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         unit.as_ref(),
         spec,
         &opts.id,
+        rootless,
         &locked,
         &mut record,
         &mut cleanup,
@@ -203,7 +208,15 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         })
         .collect();
 
-    let mut plan = build_plan(spec, &bundle.dir, &bundle.rootfs, &cg_names, opts, &locked)?;
+    let mut plan = build_plan(
+        spec,
+        &bundle.dir,
+        &bundle.rootfs,
+        &cg_names,
+        opts,
+        &locked,
+        rootless,
+    )?;
     plan.rootfs.layers = rootfs::overlay::plan(
         &bundle.dir,
         spec.annotations().as_ref(),
@@ -250,6 +263,12 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     step("cloned");
     if entry.clone_into.is_some() && !into_cgroup {
         cgroups::add_pid_v2(&cg, first)?;
+    }
+    // While the child is still dumpable (rootless: its /proc files are
+    // the caller's only until it sets up); the forked init inherits it.
+    let early_oom = plan.ns.dumpable_until_maps;
+    if let Some(adj) = plan.process.oom_score_adj.filter(|_| early_oom) {
+        write_oom_score_adj(first, adj)?;
     }
     if plan.ns.new_user && !plan.ns.two_stage {
         write_id_maps(first, &plan.ns)?;
@@ -329,9 +348,8 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     step("init ready");
     made.container_holds_them(&record.cgroups)?;
     move_net_devices(&plan.net_devices, init_pid)?;
-    if let Some(adj) = plan.process.oom_score_adj {
-        std::fs::write(format!("/proc/{init_pid}/oom_score_adj"), adj.to_string())
-            .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))?;
+    if let Some(adj) = plan.process.oom_score_adj.filter(|_| !early_oom) {
+        write_oom_score_adj(init_pid, adj)?;
     }
     let mut container = record;
     container.pid = init_pid;
@@ -359,6 +377,11 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         container,
         master,
     })
+}
+
+fn write_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+        .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))
 }
 
 /// A debug line (`--debug`) for each step of `create`.
@@ -401,17 +424,31 @@ pub(crate) struct MadeCgroups {
 /// Makes the planned cgroups (`record.cgroups`) and applies the spec's
 /// resources, recording each step in the state file first so a killed
 /// `create` (or `restore`) can be cleaned up, and arming `cleanup`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn make_cgroups(
     layout: &Layout,
     unit: Option<&cgroups::systemd::UnitPath>,
     spec: &Spec,
     id: &str,
+    rootless: bool,
     locked: &Locked,
     record: &mut Container,
     cleanup: &mut Cleanup<'_>,
 ) -> Result<MadeCgroups> {
     cleanup.cgroups = Some(record.cgroups.clone());
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    // Device rules need privilege (a v1 devices cgroup, a v2 BPF program);
+    // a rootless container cannot mknod and opens only what its user may.
+    let rootless_res;
+    let resources = match resources {
+        Some(r) if rootless && r.devices().is_some() => {
+            let mut r = r.clone();
+            r.set_devices(None);
+            rootless_res = r;
+            Some(&rootless_res)
+        }
+        r => r,
+    };
     let mut made = MadeCgroups {
         holder: None,
         deferred_pids: None,
@@ -430,20 +467,28 @@ pub(crate) fn make_cgroups(
     match unit {
         Some(u) => {
             let h = cgroups::systemd_bus::Holder::spawn()?;
-            let props = cgroups::systemd::unit_properties(u, id, h.pid(), resources_now.as_ref());
+            let props = cgroups::systemd::unit_properties(
+                u,
+                id,
+                h.pid(),
+                resources_now.as_ref(),
+                !record.cgroups.unified,
+            );
             made.holder = Some(h);
             let user = record.cgroups.systemd.as_ref().is_some_and(|s| s.user);
             cgroups::systemd_bus::start(u, user, &props)?;
             cgroups::create_dirs(layout, &mut record.cgroups)?;
             cgroups::refuse_frozen(&record.cgroups)?;
         }
+        None if rootless => cgroups::create_rootless(layout, &mut record.cgroups, resources)?,
         None => cgroups::create(layout, &mut record.cgroups)?,
     }
     cleanup.cgroups = Some(record.cgroups.clone());
     locked.save(record)?;
     step("cgroups created");
-    if let Some(res) = &resources_now {
-        cgroups::resources::apply(&record.cgroups, res)?;
+    let cg = &record.cgroups;
+    if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {
+        cgroups::resources::apply(cg, res)?;
     }
     Ok(made)
 }
@@ -457,7 +502,10 @@ impl MadeCgroups {
             drop(h);
             if let (Some(r), Some(u)) = (&self.deferred_pids, &cg.systemd) {
                 cgroups::resources::apply(cg, r)?;
-                cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r))?;
+                cgroups::systemd_bus::set(
+                    u,
+                    &cgroups::systemd::resource_properties(r, !cg.unified),
+                )?;
             }
         }
         Ok(())
@@ -643,8 +691,13 @@ fn build_plan(
     cgroup_dirs: &[rootfs::CgroupView],
     opts: &cli::Create,
     locked: &Locked,
+    rootless: bool,
 ) -> Result<Plan> {
-    let ns = namespaces::plan(spec)?;
+    let mut ns = namespaces::plan(spec)?;
+    // An unprivileged parent may write only the maps of a process whose
+    // /proc files are its own (newuidmap/newgidmap check the same): the
+    // child stays dumpable until its maps are written.
+    ns.dumpable_until_maps = ns.new_user && rootless;
     if !ns.new_mount && !ns.join.iter().any(|j| j.flag == libc::CLONE_NEWNS as u64) {
         bail!("linux.namespaces: a mount namespace is required");
     }
@@ -653,7 +706,14 @@ fn build_plan(
         .into();
     let process = process::prepare(spec, root_fd.as_fd())?;
     let needs_state = process.seccomp_listener.is_some();
-    let rootfs_plan = rootfs::prepare(spec, bundle, rootfs, cgroup_dirs, opts.no_pivot)?;
+    let host = rootfs::HostAccess {
+        // open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over the caller's
+        // mount namespace: an ordinary user's child clones bind sources
+        // itself, as root of its new user and mount namespaces.
+        defer_clones: rootless && ns.new_user && nix::unistd::geteuid().as_raw() != 0,
+        unprivileged: rootless || ns.new_user,
+    };
+    let rootfs_plan = rootfs::prepare(spec, bundle, rootfs, cgroup_dirs, opts.no_pivot, host)?;
     let mut sysctls = Vec::new();
     if let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         let mut keys: Vec<_> = map.keys().collect();
@@ -990,11 +1050,103 @@ pub(crate) fn reap(init: i32) -> Option<i32> {
 }
 
 /// Parent side: writes the id maps of a process that is in a new user
-/// namespace.
+/// namespace. Root writes them itself. An ordinary user may write one
+/// mapping of its own uid and gid (the gid map only once `setgroups` is
+/// denied, so the container cannot drop a group the user has); anything
+/// more goes through the setuid `newuidmap`/`newgidmap`, which allow the
+/// ranges `/etc/subuid` and `/etc/subgid` give the user (as Podman and
+/// runc do).
 pub fn write_id_maps(pid: i32, ns: &NsPlan) -> Result<()> {
-    std::fs::write(format!("/proc/{pid}/uid_map"), &ns.uid_map)
-        .with_context(|| format!("linux.uidMappings: cannot write {:?}", ns.uid_map.trim()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &ns.gid_map)
-        .with_context(|| format!("linux.gidMappings: cannot write {:?}", ns.gid_map.trim()))?;
+    write_id_map(pid, "uid", &ns.uid_map, "linux.uidMappings")?;
+    write_id_map(pid, "gid", &ns.gid_map, "linux.gidMappings")
+}
+
+fn write_id_map(pid: i32, kind: &str, map: &str, field: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{kind}_map");
+    let err = match std::fs::write(&path, map) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && sys::rootless() => e,
+        Err(e) => return Err(e).with_context(|| format!("{field}: cannot write {:?}", map.trim())),
+    };
+    // SAFETY: getegid cannot fail.
+    let egid = unsafe { libc::getegid() };
+    if kind == "gid" && single_own_id(map, egid) {
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+            .with_context(|| format!("{field}: cannot deny setgroups to write {:?}", map.trim()))?;
+        return std::fs::write(&path, map)
+            .with_context(|| format!("{field}: cannot write {:?}", map.trim()));
+    }
+    let tool = format!("new{kind}map");
+    let mut args = vec![pid.to_string()];
+    args.extend(map.split_whitespace().map(str::to_string));
+    let run = |prog: &str| std::process::Command::new(prog).args(&args).output();
+    let out = match run(&tool) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => run(&format!("/usr/bin/{tool}")),
+        r => r,
+    }
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{field}: {:?} is more than the caller's own id ({err}), and {tool} cannot run: {e} (install uidmap)",
+            map.trim()
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "{field}: {tool} refused {:?}: {} (the ranges must be the caller's own id or listed for it in /etc/sub{kind})",
+            map.trim().replace('\n', ", "),
+            String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ")
+        );
+    }
+    Ok(())
+}
+
+/// True when `map` is one line mapping one id to `id` on the host.
+fn single_own_id(map: &str, id: u32) -> bool {
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    matches!(lines.as_slice(), [l] if l.len() == 3 && l[1] == id.to_string() && l[2] == "1")
+}
+
+/// Whether this `create` runs rootless: `--rootless true|false`, or (auto,
+/// runc's default) when rrun lacks the host root's privileges.
+fn rootless_mode(global: &Global) -> Result<bool> {
+    match global.rootless_mode.as_deref() {
+        None | Some("auto") => Ok(sys::rootless()),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => bail!("--rootless {v}: must be auto, true or false"),
+    }
+}
+
+/// Refuses, for a rootless caller, what needs the host root's privileges,
+/// before anything is made: namespaces an ordinary user may only create
+/// inside a user namespace of its own, and an `oomScoreAdj` below rrun's
+/// own (the kernel lets only CAP_SYS_RESOURCE lower it).
+fn refuse_privileged(spec: &Spec) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let listed = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let user = listed
+        .iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User);
+    if uid != 0 && !user {
+        bail!("linux.namespaces: rrun runs as an ordinary user (uid {uid}) and the config has no user namespace, which it needs to create the others: add {{\"type\": \"user\"}} with uidMappings and gidMappings (`rrun spec --rootless` writes such a config)");
+    }
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if adj < own {
+            bail!("process.oomScoreAdj {adj}: below rrun's own ({own}); rootless, it can only be raised (lowering it needs CAP_SYS_RESOURCE)");
+        }
+    }
     Ok(())
 }

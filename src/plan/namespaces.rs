@@ -54,6 +54,11 @@ pub struct NsPlan {
     pub new_mount: bool,
     pub uid_map: String,
     pub gid_map: String,
+    /// A rootless parent (or newuidmap/newgidmap for it) may write the maps
+    /// only while the child's /proc files are the caller's: the child
+    /// becomes non-dumpable once they are written (it is then in fresh
+    /// namespaces where nothing of the container runs yet).
+    pub dumpable_until_maps: bool,
     /// Contents for `/proc/self/timens_offsets`.
     pub time_offsets: String,
 }
@@ -258,6 +263,7 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         new_mount: new_flags & libc::CLONE_NEWNS as u64 != 0,
         uid_map: id_map(linux.and_then(|l| l.uid_mappings().as_ref())),
         gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
+        dumpable_until_maps: false,
         time_offsets,
     })
 }

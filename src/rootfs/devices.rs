@@ -9,7 +9,7 @@
 //! the parent clones it as a detached mount and checks its device number.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -27,7 +27,7 @@ pub struct DeviceStep {
     pub uid: u32,
     pub gid: u32,
     /// In a user namespace: the host device, as a detached mount to bind.
-    pub host: Option<OwnedFd>,
+    pub host: Option<super::HostTree>,
 }
 
 pub struct DevicePlan {
@@ -56,7 +56,7 @@ const LINKS: [(&str, &str); 5] = [
 
 /// Parent side: the device list, with host devices cloned for binding when
 /// the container has a user namespace.
-pub fn prepare(spec: &Spec, userns: bool) -> Result<DevicePlan> {
+pub fn prepare(spec: &Spec, userns: bool, defer: bool) -> Result<DevicePlan> {
     let mut devices = Vec::new();
     let configured = spec
         .linux()
@@ -75,6 +75,7 @@ pub fn prepare(spec: &Spec, userns: bool) -> Result<DevicePlan> {
             0,
             0,
             userns,
+            defer,
             "",
         )?);
     }
@@ -98,6 +99,7 @@ pub fn prepare(spec: &Spec, userns: bool) -> Result<DevicePlan> {
             d.uid().unwrap_or(0),
             d.gid().unwrap_or(0),
             userns && kind != libc::S_IFIFO,
+            defer,
             &field,
         )?);
     }
@@ -118,10 +120,25 @@ fn step(
     uid: u32,
     gid: u32,
     bind_host: bool,
+    defer: bool,
     field: &str,
 ) -> Result<DeviceStep> {
     let rdev = libc::makedev(major as u32, minor as u32);
-    let host = if bind_host {
+    let host = if bind_host && defer {
+        // Checked by the child as it clones it.
+        let tree = super::HostTree::new(
+            &path,
+            false,
+            Default::default(),
+            Default::default(),
+            Some((mode & libc::S_IFMT, rdev)),
+            true,
+        )
+        .with_context(|| {
+            format!("{field} {}: in a user namespace devices are bound from the host, and the host has none there", path.display())
+        })?;
+        Some(tree)
+    } else if bind_host {
         let tree = super::clone_tree(&path, false).with_context(|| {
             format!("{field} {}: in a user namespace devices are bound from the host, and the host has none there", path.display())
         })?;
@@ -132,7 +149,7 @@ fn step(
                 path.display()
             );
         }
-        Some(tree)
+        Some(super::HostTree::ready(tree))
     } else {
         None
     };
@@ -144,6 +161,19 @@ fn step(
         gid,
         host,
     })
+}
+
+impl DevicePlan {
+    /// Child side: clones the host devices the parent could not.
+    pub fn clone_deferred(&self) -> Result<()> {
+        for d in &self.devices {
+            if let Some(h) = &d.host {
+                h.fd()
+                    .with_context(|| format!("device {}: cannot bind", d.path.display()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Child side: creates the devices and links under the container's `/dev`.
@@ -203,7 +233,7 @@ fn create(root: BorrowedFd<'_>, dev: BorrowedFd<'_>, d: &DeviceStep) -> Result<(
         if already_there(target.as_fd(), d) {
             return Ok(());
         }
-        mapi::move_mount_fd(host.as_fd(), target.as_fd()).context("cannot bind host device")?;
+        mapi::move_mount_fd(host.fd()?, target.as_fd()).context("cannot bind host device")?;
         return Ok(());
     }
     // SAFETY: NUL-terminated name relative to a directory fd we hold.

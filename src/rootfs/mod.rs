@@ -29,21 +29,25 @@ use resolve::Kind;
 /// What one entry of `mounts` attaches.
 pub enum Source {
     /// A detached copy of a host path, attributes already applied.
-    Bind { tree: OwnedFd, is_dir: bool },
+    Bind { tree: HostTree, is_dir: bool },
     /// A new instance of a file system, made in the child's namespaces.
     /// `root_label`: the SELinux label for its root directory (mqueue,
     /// whose superblock an ipc namespace shares, gets `linux.mountLabel`
     /// this way instead of as a `context=` option, as with runc).
+    /// `fallback`: sysfs in a user namespace without a network namespace
+    /// of its own, which the kernel refuses to mount: the host's `/sys`
+    /// bound instead with the mount's flags, as runc does.
     Fs {
         fstype: CString,
         source: CString,
         root_label: Option<CString>,
+        fallback: Option<HostTree>,
     },
     /// The v1/hybrid cgroup view: a tmpfs holding one bind per hierarchy,
     /// and a symlink per controller of a combined hierarchy (`cpu` ->
     /// `cpu,cpuacct`), as the host and runc show them.
     CgroupV1 {
-        hierarchies: Vec<(CString, OwnedFd)>,
+        hierarchies: Vec<(CString, HostTree)>,
         links: Vec<(CString, CString)>,
     },
 }
@@ -72,7 +76,7 @@ pub struct RootfsPlan {
     pub mounts: Vec<MountStep>,
     pub devices: DevicePlan,
     /// One detached, verified `/dev/null` per masked path.
-    pub masked: Vec<(PathBuf, OwnedFd)>,
+    pub masked: Vec<(PathBuf, HostTree)>,
     pub readonly: Vec<PathBuf>,
     pub readonly_root: bool,
     /// Propagation requested for the container's `/`.
@@ -88,6 +92,34 @@ pub struct RootfsPlan {
     pub mount_label: Option<String>,
 }
 
+impl RootfsPlan {
+    /// Child side: clones every deferred bind source ([`HostTree`]), each
+    /// error naming its field.
+    pub fn clone_deferred(&self) -> Result<()> {
+        for step in &self.mounts {
+            let ctx = || format!("mounts[{}] ({})", step.index, step.dest.display());
+            match &step.source {
+                Source::Bind { tree, .. } => {
+                    tree.fd()
+                        .with_context(|| format!("{}: cannot bind", ctx()))?;
+                }
+                Source::CgroupV1 { hierarchies, .. } => {
+                    for (_, tree) in hierarchies {
+                        tree.fd()
+                            .with_context(|| format!("{}: cannot bind", ctx()))?;
+                    }
+                }
+                Source::Fs { .. } => {}
+            }
+        }
+        for (path, tree) in &self.masked {
+            tree.fd()
+                .with_context(|| format!("linux.maskedPaths {}: /dev/null", path.display()))?;
+        }
+        self.devices.clone_deferred()
+    }
+}
+
 /// Opens a host path as a detached mount tree (a bind source).
 pub fn clone_tree(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
     let c = resolve::cstring(path)?;
@@ -98,6 +130,119 @@ pub fn clone_tree(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
     // SAFETY: AT_FDCWD is a valid dirfd for any process.
     let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
     mapi::open_tree(cwd, &c, flags)
+}
+
+/// What the caller may do on the host side, for [`prepare`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostAccess {
+    /// The parent may not clone mounts (an ordinary user: `open_tree`
+    /// with `OPEN_TREE_CLONE` needs CAP_SYS_ADMIN over the caller's mount
+    /// namespace): the child clones every bind source (see [`HostTree`]).
+    pub defer_clones: bool,
+    /// The container's setup runs in a user namespace (its own, or the
+    /// rootless caller's): no `mknod`, so devices are bound from the host,
+    /// and no sysfs without a network namespace of its own.
+    pub unprivileged: bool,
+}
+
+/// A host path as a detached mount tree (`open_tree(OPEN_TREE_CLONE)`),
+/// its attributes set. The parent clones it; or, for an ordinary user
+/// ([`HostAccess::defer_clones`]), the child does, as root of the
+/// container's new user namespace, from its new mount namespace (a copy of
+/// the caller's), at the very start of the root's setup, before anything
+/// is mounted there ([`RootfsPlan::clone_deferred`]). Either way the path
+/// is the config's host path (trusted) and the parent has parsed
+/// everything: the child only makes the syscalls.
+pub struct HostTree {
+    fd: std::cell::OnceCell<OwnedFd>,
+    deferred: Option<TreeSpec>,
+}
+
+struct TreeSpec {
+    path: CString,
+    recursive: bool,
+    attr: MountAttr,
+    rattr: MountAttr,
+    /// The file type and device number it must have (`/dev/null`, devices).
+    expect: Option<(u32, u64)>,
+}
+
+impl TreeSpec {
+    fn clone_now(&self) -> std::io::Result<OwnedFd> {
+        let mut flags = mapi::OPEN_TREE_CLONE;
+        if self.recursive {
+            flags |= mapi::AT_RECURSIVE;
+        }
+        // SAFETY: AT_FDCWD is a valid dirfd for any process.
+        let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+        let tree = mapi::open_tree(cwd, &self.path, flags)?;
+        setattr_if(tree.as_fd(), false, &self.attr)?;
+        setattr_if(tree.as_fd(), true, &self.rattr)?;
+        if let Some((fmt, rdev)) = self.expect {
+            let st = resolve::fstat(tree.as_fd())?;
+            if st.st_mode & libc::S_IFMT != fmt || st.st_rdev != rdev {
+                return Err(std::io::Error::other(format!(
+                    "the host's {} is not device {}:{}",
+                    self.path.to_string_lossy(),
+                    libc::major(rdev),
+                    libc::minor(rdev)
+                )));
+            }
+        }
+        Ok(tree)
+    }
+}
+
+impl HostTree {
+    /// Clones `path` now, or (`defer`) records how the child will.
+    fn new(
+        path: &Path,
+        recursive: bool,
+        attr: MountAttr,
+        rattr: MountAttr,
+        expect: Option<(u32, u64)>,
+        defer: bool,
+    ) -> std::io::Result<HostTree> {
+        let spec = TreeSpec {
+            path: resolve::cstring(path)?,
+            recursive,
+            attr,
+            rattr,
+            expect,
+        };
+        if defer {
+            // What the parent can check without the clone: it exists.
+            std::fs::metadata(path)?;
+            return Ok(HostTree {
+                fd: std::cell::OnceCell::new(),
+                deferred: Some(spec),
+            });
+        }
+        Ok(HostTree::ready(spec.clone_now()?))
+    }
+
+    /// A tree the parent has already cloned and checked.
+    fn ready(fd: OwnedFd) -> HostTree {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(fd);
+        HostTree {
+            fd: cell,
+            deferred: None,
+        }
+    }
+
+    /// The tree's fd, cloned now if it was deferred (child side).
+    pub fn fd(&self) -> std::io::Result<BorrowedFd<'_>> {
+        if let Some(fd) = self.fd.get() {
+            return Ok(fd.as_fd());
+        }
+        let spec = self
+            .deferred
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("mount tree missing"))?;
+        let fd = spec.clone_now()?;
+        Ok(self.fd.get_or_init(|| fd).as_fd())
+    }
 }
 
 fn setattr_if(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> std::io::Result<()> {
@@ -125,6 +270,7 @@ pub fn prepare(
     rootfs: &Path,
     cgroup_dirs: &[CgroupView],
     no_pivot: bool,
+    host: HostAccess,
 ) -> Result<RootfsPlan> {
     let linux = spec.linux().as_ref();
     let has_ns = |t: LinuxNamespaceType| {
@@ -133,6 +279,13 @@ pub fn prepare(
             .is_some_and(|n| n.iter().any(|ns| ns.typ() == t))
     };
     let userns = has_ns(LinuxNamespaceType::User);
+    let defer = host.defer_clones;
+    let own_netns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none())
+        });
     let mount_label =
         crate::security::lsm::mount_label(linux.and_then(|l| l.mount_label().as_deref()))?;
     // mqueue shows the ipc namespace's one file system: relabel it only
@@ -166,26 +319,47 @@ pub fn prepare(
             } else {
                 bundle.join(src)
             };
-            let tree = clone_tree(&src, opts.recursive_bind)
-                .with_context(|| format!("mounts[{i}].source {}: cannot bind", src.display()))?;
-            setattr_if(tree.as_fd(), false, &opts.attr)
-                .with_context(|| format!("mounts[{i}] ({}): options", m.destination().display()))?;
-            setattr_if(tree.as_fd(), true, &opts.rattr).with_context(|| {
-                format!(
-                    "mounts[{i}] ({}): recursive options",
-                    m.destination().display()
-                )
-            })?;
-            if idmapped {
-                idmap(tree.as_fd(), m, linux, opts.recursive_bind).with_context(|| {
+            if defer {
+                if idmapped {
+                    bail!(
+                        "mounts[{i}] ({}): idmapped mounts need root (rrun runs as an ordinary user)",
+                        m.destination().display()
+                    );
+                }
+                let tree =
+                    HostTree::new(&src, opts.recursive_bind, opts.attr, opts.rattr, None, true)
+                        .with_context(|| {
+                            format!("mounts[{i}].source {}: cannot bind", src.display())
+                        })?;
+                let is_dir = src.is_dir();
+                Source::Bind { tree, is_dir }
+            } else {
+                let tree = clone_tree(&src, opts.recursive_bind).with_context(|| {
+                    format!("mounts[{i}].source {}: cannot bind", src.display())
+                })?;
+                setattr_if(tree.as_fd(), false, &opts.attr).with_context(|| {
+                    format!("mounts[{i}] ({}): options", m.destination().display())
+                })?;
+                setattr_if(tree.as_fd(), true, &opts.rattr).with_context(|| {
                     format!(
-                        "mounts[{i}] ({}): idmapped mount",
+                        "mounts[{i}] ({}): recursive options",
                         m.destination().display()
                     )
                 })?;
+                if idmapped {
+                    idmap(tree.as_fd(), m, linux, opts.recursive_bind).with_context(|| {
+                        format!(
+                            "mounts[{i}] ({}): idmapped mount",
+                            m.destination().display()
+                        )
+                    })?;
+                }
+                let is_dir = resolve::is_dir(tree.as_fd())?;
+                Source::Bind {
+                    tree: HostTree::ready(tree),
+                    is_dir,
+                }
             }
-            let is_dir = resolve::is_dir(tree.as_fd())?;
-            Source::Bind { tree, is_dir }
         } else if fstype == "cgroup" || fstype == "cgroup2" {
             cgroup_source(
                 i,
@@ -193,6 +367,7 @@ pub fn prepare(
                 fstype == "cgroup2",
                 has_ns(LinuxNamespaceType::Cgroup),
                 &opts,
+                defer,
             )?
         } else {
             if fstype.is_empty() || fstype == "none" {
@@ -212,10 +387,27 @@ pub fn prepare(
                     _ => opts.data.push(("context".into(), Some(label.clone()))),
                 }
             }
+            let fallback = if fstype == "sysfs" && host.unprivileged && !own_netns {
+                let mut rattr = opts.rattr;
+                rattr.attr_set |= opts.attr.attr_set;
+                let tree = HostTree::new(
+                    Path::new("/sys"),
+                    true,
+                    MountAttr::default(),
+                    rattr,
+                    None,
+                    defer,
+                )
+                .with_context(|| format!("mounts[{i}] (sysfs): cannot bind the host's /sys"))?;
+                Some(tree)
+            } else {
+                None
+            };
             Source::Fs {
                 fstype: resolve::cstring(&fstype)?,
                 source: resolve::cstring(src)?,
                 root_label,
+                fallback,
             }
         };
         mounts.push(MountStep {
@@ -232,7 +424,21 @@ pub fn prepare(
         .map(PathBuf::from)
         .collect();
     let mut masked = Vec::new();
-    if !masked_paths.is_empty() {
+    let null = (libc::S_IFCHR, libc::makedev(1, 3));
+    if defer {
+        for p in masked_paths {
+            let tree = HostTree::new(
+                Path::new("/dev/null"),
+                false,
+                MountAttr::default(),
+                MountAttr::default(),
+                Some(null),
+                true,
+            )
+            .context("/dev/null: cannot open")?;
+            masked.push((p, tree));
+        }
+    } else if !masked_paths.is_empty() {
         let first = verified_dev_null()?;
         for (n, p) in masked_paths.into_iter().enumerate() {
             let fd = if n == 0 {
@@ -245,7 +451,7 @@ pub fn prepare(
             if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
                 bail!("/dev/null changed while preparing maskedPaths");
             }
-            masked.push((p, fd));
+            masked.push((p, HostTree::ready(fd)));
         }
     }
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
@@ -257,7 +463,7 @@ pub fn prepare(
     Ok(RootfsPlan {
         rootfs: resolve::cstring(rootfs)?,
         mounts,
-        devices: devices::prepare(spec, userns)?,
+        devices: devices::prepare(spec, userns || host.unprivileged, defer)?,
         masked,
         readonly: linux
             .and_then(|l| l.readonly_paths().clone())
@@ -334,18 +540,25 @@ fn cgroup_source(
     v2_only: bool,
     cgroupns: bool,
     opts: &MountOptions,
+    defer: bool,
 ) -> Result<Source> {
     // Read-only unless the spec explicitly asks for "rw" (CVE-2023-25809).
     let mut attr = opts.attr;
     if attr.attr_clr & mapi::MOUNT_ATTR_RDONLY == 0 {
         attr.attr_set |= mapi::MOUNT_ATTR_RDONLY;
     }
-    let bind = |p: &Path| -> Result<OwnedFd> {
-        let tree = clone_tree(p, false)
-            .with_context(|| format!("mounts[{i}]: cgroup {}: cannot bind", p.display()))?;
-        setattr_if(tree.as_fd(), false, &attr)?;
-        Ok(tree)
+    let bind = |p: &Path| -> Result<HostTree> {
+        HostTree::new(p, false, attr, MountAttr::default(), None, defer)
+            .with_context(|| format!("mounts[{i}]: cgroup {}: cannot bind", p.display()))
     };
+    if views.is_empty() {
+        // No cgroups (rootless, the tree not writable): an empty,
+        // read-only tmpfs rather than anything of the host's.
+        return Ok(Source::CgroupV1 {
+            hierarchies: Vec::new(),
+            links: Vec::new(),
+        });
+    }
     let all_v2 = !views.is_empty() && views.iter().all(|v| v.v2);
     if v2_only || all_v2 {
         // cgroup2 (or a pure v2 host): the container's v2 directory is the
@@ -452,6 +665,9 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
         None::<&str>,
     )
     .context("cannot make / private in the container's mount namespace")?;
+    // Bind sources the parent could not clone (an ordinary user's), now,
+    // before anything is mounted.
+    plan.clone_deferred()?;
     // 2. The rootfs becomes a mount point of its own (pivot_root needs one):
     //    the overlay of image layers, or the rootfs bound onto itself.
     let rootfs = plan.rootfs.as_c_str();
@@ -492,7 +708,7 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
     devices::setup(root.as_fd(), &plan.devices)?;
     // 5. Masked and read-only paths.
     for (path, devnull) in &plan.masked {
-        mask(root.as_fd(), path, devnull.as_fd(), label)
+        mask(root.as_fd(), path, devnull.fd()?, label)
             .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
     }
     for path in &plan.readonly {
@@ -594,21 +810,32 @@ fn mount_one(
     }
     let attached: OwnedFd = match &step.source {
         Source::Bind { tree, .. } => {
-            mapi::move_mount_fd(tree.as_fd(), target.as_fd())
-                .context("cannot attach bind mount")?;
-            tree.try_clone()?
+            let tree = tree.fd()?;
+            mapi::move_mount_fd(tree, target.as_fd()).context("cannot attach bind mount")?;
+            tree.try_clone_to_owned()?
         }
         Source::Fs {
             fstype,
             source,
             root_label,
+            fallback,
         } => {
-            let m = if rw_for_now {
+            let made = if rw_for_now {
                 let mut opts = step.opts.clone();
                 opts.attr.attr_set &= !mapi::MOUNT_ATTR_RDONLY;
-                new_fs(fstype, source, &opts)?
+                new_fs(fstype, source, &opts)
             } else {
-                new_fs(fstype, source, &step.opts)?
+                new_fs(fstype, source, &step.opts)
+            };
+            let m = match (made, fallback) {
+                (Ok(m), _) => m,
+                (Err(_), Some(host)) => {
+                    let tree = host.fd().context("cannot bind the host's /sys")?;
+                    mapi::move_mount_fd(tree, target.as_fd())
+                        .context("cannot attach the host's /sys")?;
+                    return Ok(tree.try_clone_to_owned()?);
+                }
+                (Err(e), None) => return Err(e),
             };
             if let Some(l) = root_label {
                 label_root(m.as_fd(), l)?;
@@ -626,7 +853,7 @@ fn mount_one(
             for (name, tree) in hierarchies {
                 let dir =
                     resolve::ensure_in_root(tmpfs.as_fd(), Path::new(name.to_str()?), Kind::Dir)?;
-                mapi::move_mount_fd(tree.as_fd(), dir.as_fd())
+                mapi::move_mount_fd(tree.fd()?, dir.as_fd())
                     .with_context(|| format!("cannot attach cgroup {}", name.to_string_lossy()))?;
             }
             for (name, target) in links {

@@ -71,6 +71,13 @@ pub fn default_spec(rootless: bool) -> Value {
         linux.as_object_mut().unwrap().remove("resources");
         let mounts = spec["mounts"].as_array_mut().unwrap();
         for m in mounts.iter_mut() {
+            // gid 5 (tty) is not mapped in a one-id user namespace (runc
+            // drops it too).
+            if m["destination"] == "/dev/pts" {
+                if let Some(o) = m["options"].as_array_mut() {
+                    o.retain(|x| x != "gid=5");
+                }
+            }
             if m["destination"] == "/sys" {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});

@@ -114,6 +114,21 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The default `--root`: `/run/rrun`, or `$XDG_RUNTIME_DIR/rrun` for an
+/// ordinary user (and for root of a user namespace other than the host's
+/// unless `USER=root`), as runc picks `$XDG_RUNTIME_DIR/runc`.
+pub fn default_root() -> PathBuf {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let honour = euid != 0
+        || (crate::sys::in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root"));
+    match xdg {
+        Some(d) if honour => Path::new(&d).join("rrun"),
+        _ => PathBuf::from("/run/rrun"),
+    }
+}
+
 /// The state root (`--root`).
 pub struct Store {
     pub root: PathBuf,
@@ -140,9 +155,11 @@ impl Store {
     /// taken.
     pub fn create_dir(&self, id: &str) -> Result<Locked> {
         validate_id(id)?;
+        // An ordinary user's root is theirs alone (runc: 0700 too).
+        let mode = if crate::sys::rootless() { 0o700 } else { 0o711 };
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o711)
+            .mode(mode)
             .create(&self.root)
             .with_context(|| format!("--root {}: cannot create", self.root.display()))?;
         let dir = self.dir(id);
@@ -158,12 +175,31 @@ impl Store {
 
     /// Locks an existing container's directory.
     pub fn open(&self, id: &str) -> Result<Locked> {
+        let dir = self.existing(id)?;
+        lock(&dir).map_err(|_| anyhow::anyhow!("container {id} does not exist"))
+    }
+
+    /// The state directory of an existing container the caller owns. An
+    /// ordinary user sharing a `--root` with others never reads, signals or
+    /// deletes a container another uid made (root may).
+    pub fn existing(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
         let dir = self.dir(id);
         if !dir.join(STATE_FILE).exists() {
             bail!("container {id} does not exist");
         }
-        lock(&dir).map_err(|_| anyhow::anyhow!("container {id} does not exist"))
+        if let Some(uid) = foreign_owner(&dir) {
+            // SAFETY: geteuid cannot fail.
+            let me = unsafe { libc::geteuid() };
+            bail!("container {id} belongs to uid {uid}, not to the caller (uid {me}): refusing");
+        }
+        Ok(dir)
+    }
+
+    /// True when `id`'s state directory exists and belongs to another uid
+    /// than the (non-root) caller's.
+    pub fn foreign(&self, id: &str) -> bool {
+        foreign_owner(&self.dir(id)).is_some()
     }
 
     /// Ids of all containers, sorted.
@@ -175,13 +211,25 @@ impl Store {
             Err(e) => return Err(e).with_context(|| format!("{}", self.root.display())),
         };
         for entry in entries.flatten() {
-            if entry.path().join(STATE_FILE).exists() {
+            if entry.path().join(STATE_FILE).exists() && foreign_owner(&entry.path()).is_none() {
                 ids.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
         ids.sort();
         Ok(ids)
     }
+}
+
+/// The owner of a state directory when it is not the (non-root) caller.
+fn foreign_owner(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 {
+        return None;
+    }
+    let owner = fs::metadata(dir).ok()?.uid();
+    (owner != me).then_some(owner)
 }
 
 fn lock(dir: &Path) -> Result<Locked> {

@@ -443,3 +443,27 @@ pub fn private_procfs() -> io::Result<OwnedFd> {
     }
     Ok(proc)
 }
+
+/// True when rrun runs without the host root's privileges: as an ordinary
+/// user, or as root of a user namespace that is not the host's (rootless
+/// Podman runs its runtime so). Host-wide steps (cgroupfs, `mknod`, mounts
+/// in the caller's mount namespace) then take their rootless paths.
+pub fn rootless() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return true;
+    }
+    in_user_namespace()
+}
+
+/// True when the calling process's user namespace is not the initial one
+/// (its uid map is not the identity over every id).
+pub fn in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let f: Vec<&str> = map.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        }
+        Err(_) => false,
+    }
+}

@@ -1,5 +1,5 @@
-//! A stand-in for an engine's console socket (`--console-socket`), and
-//! reading and writing a pty master, for the terminal and checkpoint tests.
+//! A console socket receiver standing in for an engine's, shared by the
+//! terminal and rootless tests.
 
 use std::fs;
 use std::io::IoSliceMut;
@@ -7,6 +7,12 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// The console socket receiver
+// ---------------------------------------------------------------------------
 
 /// A listening unix socket standing in for an engine's console socket. The
 /// runtime's `connect` completes against the listen backlog, so the test
@@ -55,10 +61,10 @@ impl ConsoleSocket {
     /// fds.
     pub fn receive(&self) -> Received {
         let s = self
-            .accept(Duration::from_secs(10))
+            .accept(T)
             .expect("nobody connected to the console socket");
         s.set_nonblocking(false).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
         let mut buf = [0u8; 4096];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([RawFd; 8]);
@@ -143,19 +149,4 @@ pub fn read_until(master: BorrowedFd<'_>, needle: &str, timeout: Duration) -> St
         data.extend_from_slice(&buf[..n as usize]);
     }
     String::from_utf8_lossy(&data).replace("\r\n", "\n")
-}
-
-pub fn write_all(master: BorrowedFd<'_>, text: &str) {
-    let mut off = 0;
-    let b = text.as_bytes();
-    while off < b.len() {
-        // SAFETY: write from a valid buffer.
-        let n = unsafe { libc::write(master.as_raw_fd(), b[off..].as_ptr().cast(), b.len() - off) };
-        assert!(
-            n > 0,
-            "write to the pty master: {}",
-            std::io::Error::last_os_error()
-        );
-        off += n as usize;
-    }
 }

@@ -16,6 +16,8 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod nfs;
+pub mod rootless;
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
@@ -872,6 +874,34 @@ pub fn unique_id(name: &str) -> String {
 // ---------------------------------------------------------------------------
 
 /// Poll `cond` every 20ms until it is true or `timeout` passes.
+/// `systemctl show -p PROP --value UNIT` (empty when systemctl fails).
+pub fn unit_property(unit: &str, prop: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", prop, "--value", unit])
+        .output()
+        .expect("systemctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether systemd knows the unit at all (`systemctl list-units --all`,
+/// which also lists failed and inactive units not yet collected).
+pub fn unit_listed(unit: &str) -> bool {
+    let out = Command::new("systemctl")
+        .args([
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+            unit,
+        ])
+        .output()
+        .expect("systemctl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(unit))
+}
+
 pub fn wait_for<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
     let start = Instant::now();
     loop {

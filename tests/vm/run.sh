@@ -90,7 +90,7 @@
 # that service: systemctl, busctl and journalctl work as on any host; the
 # engines are installed (start them with systemctl start, or as the engine
 # suite does, its own daemons). With no filter it runs SYSTEMD_PLAN
-# (lifecycle, cgroups; see RRUN_VM_PLAN). Kernel command line:
+# (lifecycle, cgroups, systemd, nfs, rootless; see RRUN_VM_PLAN). Kernel command line:
 # apparmor=0 (Docker needs it), no cgroup_no_v1 (systemd alone decides).
 # systemd's "SELinux: Could not open policy file" line on the console is
 # harmless (the kernel has SELinux built in, not enabled).
@@ -128,7 +128,10 @@
 #   RRUN_VM_CACHE=target/vm-cache   where the kernel, the systemd image
 #                             and the console log go
 #   RRUN_VM_INIT=busybox      "systemd": the systemd VM (see above);
-#                             RRUN_VM_CGROUPS and RRUN_VM_LSM do not apply
+#                             RRUN_VM_LSM does not apply; RRUN_VM_CGROUPS=v1
+#                             boots it with systemd's hybrid v1 layout
+#                             (systemd.unified_cgroup_hierarchy=0) and runs
+#                             SYSTEMD_V1_PLAN: the systemd driver on v1
 #   RRUN_VM_FILES=DIR         systemd VM: DIR's contents are copied over the
 #                             root file system before systemd starts (unit
 #                             files, engine configuration, test data)
@@ -210,9 +213,15 @@ SYSTEMD_PLAN=${RRUN_VM_PLAN:-"lifecycle
 cgroups
 systemd
 RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
-RRUN_TEST_CGROUP_DRIVER=systemd cgroups --skip blkio_weight_without_weight_support_is_refused_with_the_field
-RRUN_TEST_NFS=1 nfs"}
-[ -z "$CHECKPOINT_PLAN" ] || SYSTEMD_PLAN=${RRUN_VM_PLAN:-$CHECKPOINT_PLAN}
+RRUN_TEST_CGROUP_DRIVER=systemd cgroups
+RRUN_TEST_NFS=1 nfs
+RRUN_ENGINE_CGROUP_DRIVER=systemd RRUN_TEST_NFS=1 engines --ignored systemd_ containerd_cri_runtime_handler nfs_volume
+rootless --include-ignored"}
+# The systemd VM on cgroup v1 (RRUN_VM_CGROUPS=v1): the systemd driver
+# through name=systemd, its own tests and lifecycle and cgroups in it.
+SYSTEMD_V1_PLAN="systemd
+RRUN_TEST_CGROUP_DRIVER=systemd lifecycle
+RRUN_TEST_CGROUP_DRIVER=systemd cgroups"
 CMDLINE_LSM=
 case "$LSM" in
 "") ;;
@@ -227,14 +236,24 @@ case "$INIT" in
 busybox) ;;
 systemd)
     [ -z "$LSM" ] || die "RRUN_VM_LSM does not apply to RRUN_VM_INIT=systemd"
-    [ "$CGROUP_SETUP" = systemd ] ||
-        die "RRUN_VM_CGROUPS does not apply to RRUN_VM_INIT=systemd (systemd sets cgroup v2 up)"
     # Debian's default AppArmor would confine Docker's containers with a
     # profile the image does not load.
-    CMDLINE_CGROUPS="systemd.unified_cgroup_hierarchy=1 apparmor=0"
+    case "$CGROUP_SETUP" in
+    systemd) CMDLINE_CGROUPS="systemd.unified_cgroup_hierarchy=1 apparmor=0" ;;
+    v1)
+        # systemd's hybrid ("legacy") layout: the v1 controllers, the
+        # name=systemd hierarchy it manages units in, and an empty cgroup2
+        # at /sys/fs/cgroup/unified, as on this development host.
+        CMDLINE_CGROUPS="systemd.unified_cgroup_hierarchy=0 apparmor=0"
+        REQUIRE_CONTROLLERS=
+        SYSTEMD_PLAN=${RRUN_VM_PLAN:-"$SYSTEMD_V1_PLAN"}
+        ;;
+    *) die "RRUN_VM_CGROUPS with RRUN_VM_INIT=systemd: systemd (cgroup v2, the default) or v1 (systemd's hybrid layout), not '$CGROUP_SETUP'" ;;
+    esac
     ;;
 *) die "RRUN_VM_INIT must be busybox or systemd, not '$INIT'" ;;
 esac
+[ -z "$CHECKPOINT_PLAN" ] || SYSTEMD_PLAN=${RRUN_VM_PLAN:-$CHECKPOINT_PLAN}
 for v in RRUN_VM_PLAN RRUN_VM_TEST_ENV RRUN_VM_FILES; do
     [ -z "${!v:-}" ] || [ "$INIT" = systemd ] || die "$v applies to RRUN_VM_INIT=systemd only"
 done

@@ -34,6 +34,7 @@ SUITE=bookworm
 PACKAGES="systemd systemd-sysv dbus udev kmod
     podman containerd docker.io runc crun
     nfs-kernel-server nfs-common
+    uidmap dbus-user-session
     iproute2 procps busybox-static python3-grpcio
     criu iptables"
 # Module directories no VM test needs (sound, graphics, real hardware):
