@@ -5,9 +5,11 @@
 //! tests can reach the parsers and compilers directly.
 
 pub mod cgroups;
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod console;
+pub mod criu;
 pub mod dbus;
 pub mod hooks;
 pub mod image;

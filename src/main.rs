@@ -67,6 +67,8 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
             rrun::image::commit::commit(g, id, output.as_deref(), image.as_deref()).map(|_| 0)
         }
         Bundle { image, bundle } => rrun::image::bundle::create(image, bundle).map(|_| 0),
+        Checkpoint(c) => rrun::checkpoint::checkpoint(g, c).map(|_| 0),
+        Restore(r) => rrun::checkpoint::restore::restore(g, r),
         Spec { bundle, rootless } => commands::spec(bundle.as_deref(), *rootless).map(|_| 0),
     }
 }

@@ -42,8 +42,8 @@ pub struct Global {
     /// Use systemd to manage cgroups: a transient unit per container
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility; ignored
-    #[arg(long, hide = true)]
+    /// Path to the criu binary (checkpoint, restore; default: criu in PATH)
+    #[arg(long, global = true)]
     pub criu: Option<String>,
     /// Accepted for runc compatibility (auto|true|false); ignored
     #[arg(long = "rootless", hide = true)]
@@ -143,6 +143,10 @@ pub enum Command {
         /// The bundle directory to create
         bundle: PathBuf,
     },
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Box<Checkpoint>),
+    /// Restore a container from a CRIU checkpoint
+    Restore(Box<Restore>),
     /// Write a default config.json
     Spec {
         /// Directory to write config.json into
@@ -299,4 +303,118 @@ pub struct Run {
     /// Keep the container's state after it exits
     #[arg(long)]
     pub keep: bool,
+}
+
+// `checkpoint`: runc's flags. A flag given twice is accepted (Podman
+// passes --leave-running twice).
+#[derive(Args, Debug, Clone, Default)]
+#[command(args_override_self = true)]
+pub struct Checkpoint {
+    /// Directory for CRIU's image files (default: ./checkpoint)
+    #[arg(long)]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and log (default: the image directory)
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// The previous (pre-dump) images, relative to the image directory
+    #[arg(long)]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Allow established TCP connections
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Checkpoint file locks
+    #[arg(long)]
+    pub file_locks: bool,
+    /// Dump memory only and leave the container running (iterative migration)
+    #[arg(long)]
+    pub pre_dump: bool,
+    /// cgroups mode: soft (default), full, strict or ignore
+    #[arg(long)]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespace to create empty on restore, without its contents (repeatable; network)
+    #[arg(long)]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images against the parent's
+    #[arg(long)]
+    pub auto_dedup: bool,
+    /// Not supported by rrun (refused)
+    #[arg(long, hide = true)]
+    pub lazy_pages: bool,
+    /// Not supported by rrun (refused)
+    #[arg(long, hide = true)]
+    pub page_server: Option<String>,
+    /// Not supported by rrun (refused)
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    pub status_fd: Option<i32>,
+    pub id: String,
+}
+
+// `restore`: runc's flags.
+#[derive(Args, Debug, Clone, Default)]
+#[command(args_override_self = true)]
+pub struct Restore {
+    /// Directory of CRIU's image files (default: ./checkpoint)
+    #[arg(long)]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and log (default: the image directory)
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// Path to the bundle directory (default: the current directory)
+    #[arg(short, long)]
+    pub bundle: Option<PathBuf>,
+    /// Do not wait for the restored container
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the new pty master of a container with a terminal
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (CRIU restores the root as it was)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility: rrun does not become a subreaper
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Allow established TCP connections
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Restore file locks
+    #[arg(long)]
+    pub file_locks: bool,
+    /// cgroups mode: soft (default), full, strict or ignore
+    #[arg(long)]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespace to create empty, without its contents (repeatable; network)
+    #[arg(long)]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images as they are restored
+    #[arg(long)]
+    pub auto_dedup: bool,
+    /// LSM profile (TYPE:NAME) for the restored processes
+    #[arg(long)]
+    pub lsm_profile: Option<String>,
+    /// Not supported by rrun (refused)
+    #[arg(long, hide = true)]
+    pub lsm_mount_context: Option<String>,
+    /// Not supported by rrun (refused)
+    #[arg(long, hide = true)]
+    pub lazy_pages: bool,
+    pub id: String,
 }

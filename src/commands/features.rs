@@ -119,7 +119,11 @@ pub fn features() -> Result<()> {
             "memoryPolicy": {"modes": ["MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"],
                              "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]}
         },
-        "annotations": {"rrun.version": env!("CARGO_PKG_VERSION")}
+        // runc's key: checkpoint and restore (through CRIU) are built in.
+        "annotations": {
+            "org.opencontainers.runc.checkpoint.enabled": "true",
+            "rrun.version": env!("CARGO_PKG_VERSION")
+        }
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

@@ -22,7 +22,9 @@
 //!     read-only if asked.
 //!  7. Sysctls through a private procfs instance the container cannot see;
 //!     the terminal (pty from the container's devpts, `/dev/console`, master
-//!     sent over the console socket).
+//!     sent over the console socket); stdio on the host's `/dev/null` moved
+//!     onto the container's own (as runc and crun do: CRIU cannot
+//!     checkpoint a file of a mount outside the container).
 //!  8. Open `/proc/PID/attr` in a private procfs if there are LSM labels
 //!     (before any seccomp filter); rlimits, personality, I/O priority,
 //!     scheduler, memory policy, session keyring (with the SELinux label).
@@ -193,6 +195,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             (plan.process.uid, plan.process.gid),
         )?;
     }
+    reopen_dev_null().context("cannot reopen /dev/null in the container")?;
     // 8.–10.
     let exe = process::prepare(
         &plan.process,
@@ -241,6 +244,52 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     }
     // 12.
     process::exec(&plan.process, &exe)
+}
+
+/// Points stdin, stdout and stderr that are the null device opened outside
+/// the container (an engine's "no input") at the container's own
+/// `/dev/null`, as runc's reOpenDevNull does. Only a `/dev/null` that is
+/// the null device (1:3) is used; opened without following a last
+/// symlink and without blocking (a FIFO planted there cannot hang init).
+fn reopen_dev_null() -> Result<()> {
+    let null = match nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR
+            | nix::fcntl::OFlag::O_CLOEXEC
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_NONBLOCK,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // No /dev/null in the container: nothing to move to.
+        Err(_) => return Ok(()),
+    };
+    let ours = resolve::fstat(null.as_fd())?;
+    let is_null = |st: &libc::stat| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
+    };
+    if !is_null(&ours) {
+        return Ok(());
+    }
+    nix::fcntl::fcntl(
+        &null,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_RDWR),
+    )?;
+    for fd in 0..3 {
+        // SAFETY: fstat of a small integer fd into a local buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || !is_null(&st) {
+            continue;
+        }
+        if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino) {
+            continue;
+        }
+        // SAFETY: dup3 onto a stdio fd; `null` stays open until then.
+        if unsafe { libc::dup3(null.as_raw_fd(), fd, 0) } < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+    }
+    Ok(())
 }
 
 /// What hooks run in the container's namespaces inherit: the container

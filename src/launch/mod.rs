@@ -32,14 +32,14 @@ use crate::state::{self, Container, Locked, Status, Store};
 use crate::sys::{self, CloneArgs, Forked};
 
 /// Undoes a half-made container unless disarmed.
-struct Cleanup<'a> {
-    store_dir: Option<&'a Locked>,
-    cgroups: Option<CgroupPaths>,
-    pids: Vec<i32>,
+pub(crate) struct Cleanup<'a> {
+    pub(crate) store_dir: Option<&'a Locked>,
+    pub(crate) cgroups: Option<CgroupPaths>,
+    pub(crate) pids: Vec<i32>,
     /// The poststop hooks and their state (`stopped`): a failed create ends
     /// at lifecycle steps 12 and 13, as `delete` does (runtime-spec
     /// Lifecycle 3-5; runc's destroy runs them too).
-    poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
+    pub(crate) poststop: Option<(oci_spec::runtime::Hooks, Vec<u8>)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -153,15 +153,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let spec = &bundle.spec;
 
     let layout = Layout::detect()?;
-    let linux = spec.linux().as_ref();
-    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let (cgroup_plan, unit) = if global.systemd_cgroup {
-        let (p, u) = cgroups::plan_systemd(&layout, cgroups_path, &opts.id)?;
-        (p, Some(u))
-    } else {
-        let dirs = layout.container_dirs(cgroups_path, &opts.id)?;
-        (cgroups::plan(&layout, dirs)?, None)
-    };
+    let (cgroup_plan, unit) = plan_cgroups(global, &layout, spec, &opts.id)?;
     // Record before acting: the state file names everything create is about
     // to make, and is rewritten as each thing is made, so `delete --force`
     // finds and removes all of it if this process is killed at any moment.
@@ -188,62 +180,17 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         .map(|h| (h, record.hook_state(Status::Stopped)));
     locked.save(&record)?;
     step("state recorded");
-    cleanup.cgroups = Some(record.cgroups.clone());
-    let resources = linux.and_then(|l| l.resources().as_ref());
-    // Device rules need privilege (a v1 devices cgroup, a v2 BPF program);
-    // a rootless container cannot mknod and opens only what its user may.
-    let rootless_res;
-    let resources = match resources {
-        Some(r) if rootless && r.devices().is_some() => {
-            let mut r = r.clone();
-            r.set_devices(None);
-            rootless_res = r;
-            Some(&rootless_res)
-        }
-        r => r,
-    };
-    // With systemd, the scope's first process is a holder until init is
-    // ready; a pids limit is applied once the holder is gone (a limit of 1
-    // would refuse the clone while both are there).
-    let mut holder = None;
-    let mut deferred_pids = None;
-    let resources_now = match (&unit, resources) {
-        (Some(_), Some(r)) if r.pids().is_some() => {
-            let mut pids_only = oci_spec::runtime::LinuxResources::default();
-            pids_only.set_pids(*r.pids());
-            deferred_pids = Some(pids_only);
-            let mut r = r.clone();
-            r.set_pids(None);
-            Some(r)
-        }
-        (_, r) => r.cloned(),
-    };
-    match &unit {
-        Some(u) => {
-            let h = cgroups::systemd_bus::Holder::spawn()?;
-            let props = cgroups::systemd::unit_properties(
-                u,
-                &opts.id,
-                h.pid(),
-                resources_now.as_ref(),
-                !record.cgroups.unified,
-            );
-            holder = Some(h);
-            let user = record.cgroups.systemd.as_ref().is_some_and(|s| s.user);
-            cgroups::systemd_bus::start(u, user, &props)?;
-            cgroups::create_dirs(&layout, &mut record.cgroups)?;
-            cgroups::refuse_frozen(&record.cgroups)?;
-        }
-        None if rootless => cgroups::create_rootless(&layout, &mut record.cgroups, resources)?,
-        None => cgroups::create(&layout, &mut record.cgroups)?,
-    }
-    cleanup.cgroups = Some(record.cgroups.clone());
-    locked.save(&record)?;
-    step("cgroups created");
+    let mut made = make_cgroups(
+        &layout,
+        unit.as_ref(),
+        spec,
+        &opts.id,
+        rootless,
+        &locked,
+        &mut record,
+        &mut cleanup,
+    )?;
     let cg = record.cgroups.clone();
-    if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {
-        cgroups::resources::apply(&cg, res)?;
-    }
     step("resources applied");
     let cg_names: Vec<rootfs::CgroupView> = layout
         .hierarchies
@@ -399,16 +346,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
     }
     step("init ready");
-    // The holder kept the unit from emptying (and systemd from removing
-    // it, and its memory.events with it) while init set up; init holds it
-    // now. Then the deferred pids limit.
-    if let Some(h) = holder.take() {
-        drop(h);
-        if let (Some(r), Some(u)) = (&deferred_pids, &record.cgroups.systemd) {
-            cgroups::resources::apply(&cg, r)?;
-            cgroups::systemd_bus::set(u, &cgroups::systemd::resource_properties(r, !cg.unified))?;
-        }
-    }
+    made.container_holds_them(&record.cgroups)?;
     move_net_devices(&plan.net_devices, init_pid)?;
     if let Some(adj) = plan.process.oom_score_adj.filter(|_| !early_oom) {
         write_oom_score_adj(init_pid, adj)?;
@@ -451,10 +389,133 @@ fn step(what: &str) {
     crate::logging::log(crate::logging::Level::Debug, &format!("create: {what}"));
 }
 
+/// Where the container's cgroups go: cgroupfs directories, or a systemd
+/// unit (`--systemd-cgroup`) and its directories.
+pub(crate) fn plan_cgroups(
+    global: &Global,
+    layout: &Layout,
+    spec: &Spec,
+    id: &str,
+) -> Result<(CgroupPaths, Option<cgroups::systemd::UnitPath>)> {
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    if global.systemd_cgroup {
+        let (p, u) = cgroups::plan_systemd(layout, cgroups_path, id)?;
+        Ok((p, Some(u)))
+    } else {
+        let dirs = layout.container_dirs(cgroups_path, id)?;
+        Ok((cgroups::plan(layout, dirs)?, None))
+    }
+}
+
+/// The container's cgroups, made: what remains to do once a process of the
+/// container is in them ([`MadeCgroups::container_holds_them`]).
+pub(crate) struct MadeCgroups {
+    /// With systemd, the scope's first process is a holder until the
+    /// container's own process is in it.
+    holder: Option<cgroups::systemd_bus::Holder>,
+    /// A pids limit is applied once the holder is gone (a limit of 1
+    /// would refuse the container's process while both are there).
+    deferred_pids: Option<oci_spec::runtime::LinuxResources>,
+}
+
+/// Makes the planned cgroups (`record.cgroups`) and applies the spec's
+/// resources, recording each step in the state file first so a killed
+/// `create` (or `restore`) can be cleaned up, and arming `cleanup`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_cgroups(
+    layout: &Layout,
+    unit: Option<&cgroups::systemd::UnitPath>,
+    spec: &Spec,
+    id: &str,
+    rootless: bool,
+    locked: &Locked,
+    record: &mut Container,
+    cleanup: &mut Cleanup<'_>,
+) -> Result<MadeCgroups> {
+    cleanup.cgroups = Some(record.cgroups.clone());
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    // Device rules need privilege (a v1 devices cgroup, a v2 BPF program);
+    // a rootless container cannot mknod and opens only what its user may.
+    let rootless_res;
+    let resources = match resources {
+        Some(r) if rootless && r.devices().is_some() => {
+            let mut r = r.clone();
+            r.set_devices(None);
+            rootless_res = r;
+            Some(&rootless_res)
+        }
+        r => r,
+    };
+    let mut made = MadeCgroups {
+        holder: None,
+        deferred_pids: None,
+    };
+    let resources_now = match (unit, resources) {
+        (Some(_), Some(r)) if r.pids().is_some() => {
+            let mut pids_only = oci_spec::runtime::LinuxResources::default();
+            pids_only.set_pids(*r.pids());
+            made.deferred_pids = Some(pids_only);
+            let mut r = r.clone();
+            r.set_pids(None);
+            Some(r)
+        }
+        (_, r) => r.cloned(),
+    };
+    match unit {
+        Some(u) => {
+            let h = cgroups::systemd_bus::Holder::spawn()?;
+            let props = cgroups::systemd::unit_properties(
+                u,
+                id,
+                h.pid(),
+                resources_now.as_ref(),
+                !record.cgroups.unified,
+            );
+            made.holder = Some(h);
+            let user = record.cgroups.systemd.as_ref().is_some_and(|s| s.user);
+            cgroups::systemd_bus::start(u, user, &props)?;
+            cgroups::create_dirs(layout, &mut record.cgroups)?;
+            cgroups::refuse_frozen(&record.cgroups)?;
+        }
+        None if rootless => cgroups::create_rootless(layout, &mut record.cgroups, resources)?,
+        None => cgroups::create(layout, &mut record.cgroups)?,
+    }
+    cleanup.cgroups = Some(record.cgroups.clone());
+    locked.save(record)?;
+    step("cgroups created");
+    let cg = &record.cgroups;
+    if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {
+        cgroups::resources::apply(cg, res)?;
+    }
+    Ok(made)
+}
+
+impl MadeCgroups {
+    /// The holder kept the unit from emptying (and systemd from removing
+    /// it, and its memory.events with it) while the container's process
+    /// was set up; that process holds it now. Then the deferred pids limit.
+    pub(crate) fn container_holds_them(&mut self, cg: &CgroupPaths) -> Result<()> {
+        if let Some(h) = self.holder.take() {
+            drop(h);
+            if let (Some(r), Some(u)) = (&self.deferred_pids, &cg.systemd) {
+                cgroups::resources::apply(cg, r)?;
+                cgroups::systemd_bus::set(
+                    u,
+                    &cgroups::systemd::resource_properties(r, !cg.unified),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Records a process of the container as soon as it exists (with its start
 /// time, so a reused pid is never mistaken for it), for `delete --force`
 /// after a `create` killed half-way.
-fn record_pid(locked: &Locked, record: &mut Container, pid: i32) -> Result<()> {
+pub(crate) fn record_pid(locked: &Locked, record: &mut Container, pid: i32) -> Result<()> {
     record.pid = pid;
     record.pid_start = sys::process_start_time(pid).unwrap_or(0);
     locked.save(record)

@@ -537,13 +537,13 @@ impl Runtime {
         v
     }
 
-    /// Track the id of `create`/`run` for cleanup, unless it could name a
+    /// Track the id of `create`/`run`/`restore` for cleanup, unless it could name a
     /// path outside the root (`delete --force ..` against a runtime that does
     /// not validate ids would remove the root's parent).
     fn maybe_track(&self, args: &[&str]) {
         // Global flags (`--systemd-cgroup`, `--debug`) may come first.
         let command = args.iter().find(|a| !a.starts_with('-'));
-        if matches!(command, Some(&"create") | Some(&"run")) {
+        if matches!(command, Some(&"create") | Some(&"run") | Some(&"restore")) {
             if let Some(id) = args.last() {
                 if !id.is_empty() && !id.contains('/') && *id != "." && *id != ".." {
                     self.track(id);

@@ -12,6 +12,15 @@
 #     RRUN_VM_LSM=apparmor tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_LSM=selinux tests/vm/run.sh [TEST_FILTER...]
 #     RRUN_VM_INIT=systemd tests/vm/run.sh [TEST_FILTER...]
+#     tests/vm/run.sh checkpoint [TEST_FILTER...]
+#
+# `checkpoint` is the systemd VM running tests/checkpoint.rs (checkpoint
+# and restore with Debian's CRIU on Debian's kernel, also through Podman
+# and containerd; then a restore and a failed one with the systemd cgroup
+# driver) with RRUN_TEST_REQUIRE_CRIU=1, so a CRIU that cannot work there
+# fails the tests instead of skipping them; filters narrow the first run
+# (and drop the second). About 3.5 min with the image cached (120-125 s
+# of tests, debug build), plus the image's build when its packages changed.
 #
 # With no filter the VM runs every test of the `lifecycle`, `cgroups` and
 # `host_safety` binaries plus, from every other test binary (unit tests included), the
@@ -61,8 +70,8 @@
 # pure cgroup v2 (systemd.unified_cgroup_hierarchy=1), as a current
 # distribution runs. tests/vm/systemd/mkroot.sh builds it once with
 # mmdebstrap from Debian's packages (systemd, dbus, Podman, containerd,
-# Docker, runc, crun, the NFS server and client, iproute2, procps,
-# busybox-static, python3-grpcio; every daemon disabled at boot but
+# Docker, runc, crun, the NFS server and client, CRIU and iptables,
+# iproute2, procps, busybox-static, python3-grpcio; every daemon disabled at boot but
 # startable) plus the kernel's modules, as an ext4 image cached in
 # target/vm-cache/rootfs-systemd-<key>.ext4; the key hashes mkroot.sh (its
 # package list) and the kernel version, so a change rebuilds it. Building
@@ -178,6 +187,16 @@ esac
 for f in "$@"; do
     [[ $f != *[[:space:]]* ]] || die "test filters cannot contain spaces: '$f'"
 done
+CHECKPOINT_PLAN=
+if [ "${1:-}" = checkpoint ]; then
+    shift
+    INIT=systemd
+    CHECKPOINT_PLAN="RRUN_TEST_REQUIRE_CRIU=1 checkpoint $*"
+    # Restore makes its cgroups as create does: with the systemd driver too.
+    [ $# -gt 0 ] || CHECKPOINT_PLAN="$CHECKPOINT_PLAN
+RRUN_TEST_REQUIRE_CRIU=1 RRUN_TEST_CGROUP_DRIVER=systemd checkpoint then_restore restore_that_fails"
+    set --
+fi
 case "$CGROUP_SETUP" in
 systemd | bare)
     REQUIRE_CONTROLLERS="hugetlb rdma"
@@ -239,6 +258,7 @@ systemd)
     ;;
 *) die "RRUN_VM_INIT must be busybox or systemd, not '$INIT'" ;;
 esac
+[ -z "$CHECKPOINT_PLAN" ] || SYSTEMD_PLAN=${RRUN_VM_PLAN:-$CHECKPOINT_PLAN}
 for v in RRUN_VM_PLAN RRUN_VM_TEST_ENV RRUN_VM_FILES; do
     [ -z "${!v:-}" ] || [ "$INIT" = systemd ] || die "$v applies to RRUN_VM_INIT=systemd only"
 done

@@ -28,13 +28,15 @@ SUITE=bookworm
 # systemd as pid 1 with D-Bus and udev; and what the later passes of the
 # systemd VM drive: the engines (Podman, containerd with the engine suite's
 # CRI client in python3-grpcio, Docker), runc and crun for comparisons,
-# an NFS server and client, and the tools the tests call (busybox-static
-# for their bundles, ip, ps). Add packages here: the image is rebuilt.
+# an NFS server and client, CRIU (checkpoint/restore; iptables for its
+# network lock), and the tools the tests call (busybox-static for their
+# bundles, ip, ps). Add packages here: the image is rebuilt.
 PACKAGES="systemd systemd-sysv dbus udev kmod
     podman containerd docker.io runc crun
     nfs-kernel-server nfs-common
     uidmap dbus-user-session
-    iproute2 procps busybox-static python3-grpcio"
+    iproute2 procps busybox-static python3-grpcio
+    criu iptables"
 # Module directories no VM test needs (sound, graphics, real hardware):
 # ~270 of the kernel's ~390 MiB of modules.
 SKIP_MODULES="sound drivers/gpu drivers/media drivers/net/wireless
