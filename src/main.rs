@@ -2,13 +2,21 @@
 //! way runc does. Everything else lives in the library (src/lib.rs).
 
 use clap::Parser;
-use rrun::{cli, commands, launch, logging, SPEC_VERSION};
+use rrun::{cli, commands, launch, logging, timing, SPEC_VERSION};
 
 fn main() {
+    let start = timing::now_usec();
     let cli = cli::Cli::parse();
     let g = &cli.global;
     logging::init(g.log.as_deref(), g.log_format, g.debug);
+    if g.debug {
+        timing::enable();
+        timing::mark_at("main", start);
+        timing::mark("cli-parsed");
+    }
     let result = dispatch(&cli);
+    timing::mark("done");
+    timing::report();
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

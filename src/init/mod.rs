@@ -76,6 +76,8 @@ fn expect_go(sock: &OwnedFd) -> Result<()> {
 }
 
 fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    use crate::timing::mark;
+    mark("child: started");
     // A foreground `run` blocks signals before the clone; not for us.
     nix::sys::signal::SigSet::all().thread_unblock()?;
     // 1.
@@ -98,8 +100,10 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     if plan.ns.dumpable_until_maps && !plan.ns.two_stage {
         sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
     }
+    mark("child: go received");
     // 3.
     crate::cgroups::join_self(&plan.cgroup_tasks)?;
+    mark("child: cgroups joined");
     let ns = &plan.ns;
     for j in &ns.join {
         // The type is checked by the kernel too, not only by the parent.
@@ -157,6 +161,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             return Err(std::io::Error::last_os_error()).context("domainname: cannot set");
         }
     }
+    mark("child: namespaces, hostname");
     // 6.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let root = rootfs::setup(&plan.rootfs)?;
@@ -181,6 +186,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         )?;
     }
     rootfs::enter(&plan.rootfs, root)?;
+    mark("child: old root detached");
     // 7.
     if !plan.sysctls.is_empty() {
         write_sysctls(&plan.sysctls)?;
@@ -201,6 +207,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         Some(hook_state.as_str()).filter(|s| !s.is_empty()),
         plan.preserve_fds,
     )?;
+    mark("child: process prepared (caps, user)");
     // 11.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
     sync::send(sock, &Msg::Ready)?;
@@ -214,6 +221,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             _ => unsafe { libc::_exit(1) },
         }
     }
+    mark("child: start received");
     if plan
         .hooks
         .as_ref()

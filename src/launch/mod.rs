@@ -112,6 +112,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     }
     let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut bundle = crate::spec::load_bundle(&bundle_dir)?;
+    crate::timing::mark("config loaded");
     let listen_fds = socket_activation(&mut bundle.spec);
     let proc = bundle.spec.process().as_ref().context("process: missing")?;
     let terminal = proc.terminal().unwrap_or(false);
@@ -143,6 +144,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     }
     let store = Store::new(&global.root);
     let locked = store.create_dir(&opts.id)?;
+    crate::timing::mark("state dir made");
     let mut cleanup = Cleanup {
         store_dir: Some(&locked),
         cgroups: None,
@@ -276,11 +278,13 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             .and_then(|r| r.readonly())
             .unwrap_or(false),
     )?;
+    crate::timing::mark("plan built");
     plan.preserve_fds += listen_fds;
     plan.console = console.0;
     plan.console_size = console_size;
     let sock = sync::pair().context("cannot create sync socket")?;
     let entry = cgroups::prepare_entry(&cg)?;
+    crate::timing::mark("cgroup entry opened");
     plan.cgroup_tasks = entry.tasks;
     // The child enters its v1 cgroups itself after the clone, so a new
     // cgroup namespace must wait until then (it is rooted where it starts).
@@ -304,6 +308,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
         Forked::Parent { pid } => pid,
     };
+    crate::timing::mark("clone3 returned");
     drop(sock.1);
     plan.cgroup_tasks.clear();
     cleanup.pids.push(first);
@@ -329,6 +334,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
         Ok(())
     };
+    crate::timing::mark("pid recorded");
     if let Err(e) = sync::send(&sock.0, &Msg::Go) {
         oom_check()?;
         return Err(e).context("container init died before setup");
@@ -441,8 +447,9 @@ fn write_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
         .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))
 }
 
-/// A debug line (`--debug`) for each step of `create`.
-fn step(what: &str) {
+/// A debug line (`--debug`) for each step of `create`, and its timing mark.
+fn step(what: &'static str) {
+    crate::timing::mark(what);
     crate::logging::log(crate::logging::Level::Debug, &format!("create: {what}"));
 }
 
@@ -864,11 +871,14 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         hooks::Kind::Poststart,
         &container.hook_state(Status::Running),
     );
+    crate::timing::mark("released");
     let code = foreground(pid, &sfd, master)?;
+    crate::timing::mark("container reaped");
     if !opts.keep {
         let store = Store::new(&global.root);
         let locked = store.open(&opts.create.id)?;
         crate::commands::destroy(locked, &container)?;
+        crate::timing::mark("deleted");
     }
     Ok(code)
 }

@@ -3,6 +3,7 @@
 #
 # Usage (as root):
 #   tests/bench/bench.sh [-n RUNS] [--floor] [--guard] [RUNTIME...]
+#   tests/bench/bench.sh --breakdown [-n RUNS] [RRUN]
 #
 #   RUNTIME   a name on PATH or a path to a binary. "rrun" means this repo's
 #             target/<host tuple>/release/rrun (built with `cargo build --release` if it
@@ -15,11 +16,17 @@
 #             medians of run, create+start+delete, exec, and the concurrent
 #             wall time) or its peak RSS is larger (regression guard; needs
 #             rrun and crun).
+#   --breakdown  instead of the comparison: where rrun's `run` spends its
+#             time, step by step (median ms of each step of the launch
+#             checklist over RUNS runs, from rrun's `--debug` timing marks,
+#             see src/timing.rs), for /bin/true and, if available, under
+#             Podman's seccomp profile; with the kernel floor for reference.
 #
 # Examples:
 #   tests/bench/bench.sh                     # rrun vs crun vs runc, 30 runs
 #   tests/bench/bench.sh -n 5 runc crun      # quick check without rrun
 #   tests/bench/bench.sh --floor --guard rrun crun
+#   tests/bench/bench.sh --breakdown -n 50  # docs/PERFORMANCE.md's tables
 #
 # What is measured, per runtime (each has its own --root in a temp dir):
 #   run          `run` of /bin/true (median, p90)
@@ -63,6 +70,7 @@ export LC_ALL=C
 RUNS=30
 FLOOR=0
 GUARD=0
+BREAKDOWN=0
 CONCURRENT=50
 RUNTIMES=()
 
@@ -76,6 +84,7 @@ while [ $# -gt 0 ]; do
     -n*) RUNS=${1#-n}; shift ;;
     --floor) FLOOR=1; shift ;;
     --guard) GUARD=1; shift ;;
+    --breakdown) BREAKDOWN=1; shift ;;
     -h | --help) usage 0 ;;
     --) shift; RUNTIMES+=("$@"); break ;;
     -*) echo "bench: unknown option $1" >&2; usage ;;
@@ -89,6 +98,11 @@ done
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
 EXPLICIT=1
+if [ "$BREAKDOWN" = 1 ]; then
+    [ "$FLOOR$GUARD" = 00 ] || die "--breakdown takes no --floor or --guard"
+    [ ${#RUNTIMES[@]} -le 1 ] || die "--breakdown measures one rrun binary"
+    [ ${#RUNTIMES[@]} = 1 ] || RUNTIMES=(rrun)
+fi
 if [ ${#RUNTIMES[@]} -eq 0 ]; then
     EXPLICIT=0
     RUNTIMES=(rrun crun runc)
@@ -132,6 +146,7 @@ if [ -z "${RRUN_BENCH_IN_NS:-}" ]; then
     args=(-n "$RUNS")
     if [ "$FLOOR" = 1 ]; then args+=(--floor); fi
     if [ "$GUARD" = 1 ]; then args+=(--guard); fi
+    if [ "$BREAKDOWN" = 1 ]; then args+=(--breakdown); fi
     # Absolute paths whose basenames are the runtimes' names.
     exec unshare --mount --propagation private "$BASH" "$SELF" "${args[@]}" -- "${RT_BIN[@]}"
 fi
@@ -402,6 +417,122 @@ timed() {
         RES["$metric.p90|$k"]=$P90
     done
 }
+
+# ------------------------------------------------------------ breakdown ----
+# The steps of a foreground `run`, in the order of its critical path: each
+# is the timing mark (src/timing.rs) logged when the step ends, then what
+# the time up to it was spent on. A step's time is its mark minus the
+# latest earlier mark of the list (parent and child overlap: a step that
+# ended before an earlier one counts 0), so the steps of one run add up to
+# its wall time. t0 is taken before the fork of rrun, `exit` after its
+# exit status is collected.
+BD_STEPS=(
+    "main|process start: fork, execve, static-pie start, Rust runtime"
+    "cli-parsed|command line (clap)"
+    "config loaded|config.json: read, parse, validate"
+    "state dir made|state dir: mkdir, lock"
+    "state recorded|state.json: record before acting"
+    "cgroups created|cgroups: layout, mkdir, checks"
+    "resources applied|cgroups: limits, v1 device rules"
+    "plan built|plan: bind sources, masked-path /dev/null, devices, process, seccomp compile, exec fifo"
+    "cgroup entry opened|plan: cgroup fds for the child"
+    "clone3 returned|clone3: new namespaces (pid, mount, net, uts, ipc)"
+    "child: go received|parent: pid recorded; Go"
+    "child: cgroups joined|child: join v1 cgroups (tasks fds)"
+    "child: namespaces, hostname|child: setns/unshare, setsid, hostname"
+    "child: rootfs bound|mounts: / slave, rootfs bind"
+    "child: mounts|mounts: config.json's mounts"
+    "child: devices|devices: nodes, /dev links"
+    "child: masked and read-only paths|mounts: masked and read-only paths"
+    "child: pivot_root|pivot_root"
+    "child: old root detached|detach the old root (umount2 MNT_DETACH)"
+    "child: process prepared (caps, user)|process: fds, rlimits, keyring, cwd, exe, caps, user"
+    "init ready|Ready to the parent"
+    "created|state.json: created"
+    "child: start received|start: exec fifo written, child wakes"
+    "child: seccomp loaded|seccomp: load the filter"
+    "container reaped|execve, /bin/true runs and exits, wait"
+    "deleted|delete: cgroups, state dir"
+    "done|report"
+    "exit|rrun's exit (process teardown)"
+)
+
+# breakdown_of LABEL BUNDLE: RUNS timed runs of rrun with --debug; prints
+# the table.
+breakdown_of() {
+    local label=$1 bundle=$2 i t0 log=$TMP/bd.log
+    local steps
+    steps=$(printf '%s\n' "${BD_STEPS[@]}")
+    : >"$TMP/bd"
+    say "breakdown: $label ($RUNS runs)"
+    for ((i = -2; i < RUNS; i++)); do
+        newid bd
+        : >"$log"
+        now; t0=$NOW
+        "${RT_BIN[0]}" --debug --log "$log" --log-format json --root "$TMP/root-0" \
+            run --bundle "$bundle" "$ID" </dev/null >/dev/null 2>>"$ERRLOG" ||
+            die "rrun run failed: $(tail -n 3 "$ERRLOG")"
+        now
+        [ "$i" -ge 0 ] || continue
+        {
+            echo "$t0 t0"
+            sed -n 's/.*"msg":"timing \([0-9]*\) [0-9]* \([^"]*\)".*/\1 \2/p' "$log"
+            echo "$NOW exit"
+        } | awk -v run="$i" -v steps="$steps" '
+            BEGIN { n = split(steps, s, "\n") }
+            { t = $1; $1 = ""; sub(/^ /, ""); at[$0] = t }
+            END {
+                last = at["t0"]
+                for (k = 1; k <= n; k++) {
+                    split(s[k], f, "|")
+                    if (!(f[1] in at)) continue
+                    d = at[f[1]] - last
+                    if (d < 0) d = 0; else last = at[f[1]]
+                    print k, d
+                }
+                print 0, at["exit"] - at["t0"]
+            }' >>"$TMP/bd"
+    done
+    echo
+    echo "rrun run breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
+    echo "median ms per step (sum of medians and median total below)"
+    awk -v steps="$steps" -v runs="$RUNS" '
+        BEGIN { n = split(steps, s, "\n") }
+        { v[$1, ++c[$1]] = $2 }
+        function median(k,   m, i, j, t, a) {
+            m = c[k]
+            for (i = 1; i <= m; i++) a[i] = v[k, i]
+            for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        END {
+            for (k = 1; k <= n; k++) {
+                if (!(k in c)) continue
+                split(s[k], f, "|")
+                md = median(k); sum += md
+                printf "  %7.3f  %s\n", md / 1000, f[2]
+            }
+            printf "  %7.3f  sum of the medians\n", sum / 1000
+            printf "  %7.3f  median wall time of a run (t0 to exit)\n", median(0) / 1000
+        }' "$TMP/bd"
+}
+
+if [ "$BREAKDOWN" = 1 ]; then
+    [ "${RT_NAME[0]}" = rrun ] || die "--breakdown needs rrun, not ${RT_NAME[0]}"
+    breakdown_of "run /bin/true" "$B_TRUE"
+    if [ -n "$B_SECCOMP" ]; then
+        breakdown_of "run /bin/true, Podman's seccomp profile" "$B_SECCOMP"
+    fi
+    : >"$TMP/s-floor"
+    for ((i = -2; i < RUNS; i++)); do
+        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
+        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
+    done
+    stats "$TMP/s-floor"
+    echo
+    echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), same run: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
+    exit 0
+fi
 
 # --------------------------------------------------------- measurements ----
 say "runtimes: ${RT_NAME[*]}; $RUNS runs; bundle in $TMP"
