@@ -323,10 +323,11 @@ pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
 pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     create_dirs(layout, paths)?;
     // Any hierarchy will do (on a hybrid host the cgroup2 one is often
-    // unused, so look at each).
+    // unused, so look at each); a directory made just now has no process.
     let n = paths
         .dirs
         .iter()
+        .filter(|d| !paths.created.contains(d))
         .map(|d| fs::read_to_string(d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len()))
         .max()
         .unwrap_or(0);
@@ -427,15 +428,18 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
     let levels = levels(dir, h)?;
     let cpuset = h.controllers.iter().any(|c| c == "cpuset");
     for d in &levels {
-        match fs::create_dir(d) {
-            Ok(()) => created.push(d.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        let made = match fs::create_dir(d) {
+            Ok(()) => {
+                created.push(d.clone());
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(e) => {
                 return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display()))
             }
-        }
+        };
         if cpuset {
-            fill_cpuset(d)?;
+            fill_cpuset(d, made)?;
         }
     }
     Ok(())
@@ -446,16 +450,20 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
 /// is checked, not only the ones made here: a level another rrun has just
 /// made may not have been filled yet, and a parent that was always empty
 /// must be filled before a child can be. Levels are done top first, so the
-/// parent's values are there to copy.
-fn fill_cpuset(d: &Path) -> Result<()> {
+/// parent's values are there to copy. A level made just now (`made`) gets
+/// the parent's values without a look at its own: they are empty, or
+/// already the parent's (`cgroup.clone_children`).
+fn fill_cpuset(d: &Path, made: bool) -> Result<()> {
     let Some(parent) = d.parent() else {
         return Ok(());
     };
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let cur = fs::read_to_string(d.join(f))
-            .with_context(|| format!("cgroup {}: cannot read {f}", d.display()))?;
-        if !cur.trim().is_empty() {
-            continue;
+        if !made {
+            let cur = fs::read_to_string(d.join(f))
+                .with_context(|| format!("cgroup {}: cannot read {f}", d.display()))?;
+            if !cur.trim().is_empty() {
+                continue;
+            }
         }
         let from = fs::read_to_string(parent.join(f))
             .with_context(|| format!("cgroup {}: cannot read {f}", parent.display()))?;
