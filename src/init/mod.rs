@@ -6,8 +6,10 @@
 //!     from the container, CVE-2019-5736); rootless, right after its id
 //!     maps are written (step 2 or 3): an unprivileged writer, and
 //!     newuidmap, need the child's /proc files to be the caller's.
-//!  2. Wait for the parent's `Go` (id maps written; cgroup2 entered by
-//!     `CLONE_INTO_CGROUP` or by the parent).
+//!  2. If the parent has work to do on this process first (`Plan::wait_go`:
+//!     id maps to write, or cgroup2 to enter when `CLONE_INTO_CGROUP` was
+//!     refused), wait for its `Go`; otherwise go on at once (cgroup2 was
+//!     entered by `CLONE_INTO_CGROUP`).
 //!  3. Enter the v1 cgroups by writing `0` to their `tasks` fds (see
 //!     `cgroups::Entry`). Namespaces: `setns` into joined ones (user first),
 //!     the deferred cgroup namespace. Two-stage only:
@@ -96,7 +98,10 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         process::set_affinity(cpus).context("process.execCPUAffinity.initial")?;
     }
     // 2.
-    expect_go(sock)?;
+    if plan.wait_go {
+        expect_go(sock)?;
+    }
+    // (`wait_go` is set whenever the maps are written before `Go`.)
     if plan.ns.dumpable_until_maps && !plan.ns.two_stage {
         sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
     }

@@ -210,6 +210,9 @@ struct ExecPlan {
     id: String,
     /// The container's v1 cgroups' `tasks` files (see `cgroups::Entry`).
     cgroup_tasks: Vec<(std::fs::File, std::path::PathBuf)>,
+    /// Wait for the parent's `Go`: it moves the process into its cgroup2
+    /// directory first (when the kernel refused `CLONE_INTO_CGROUP`).
+    wait_go: bool,
 }
 
 pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
@@ -278,6 +281,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         preserve_fds: e.preserve_fds,
         id: c.id.clone(),
         cgroup_tasks: Vec::new(),
+        wait_go: false,
     };
     if !e.detach {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
@@ -296,8 +300,10 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         ..Default::default()
     };
     let sock = sync::pair()?;
-    let (first, into_cgroup) = super::clone_entering(&mut args, entry.clone_into.as_ref(), |_| {})
-        .context("clone3 failed")?;
+    let (first, into_cgroup) = super::clone_entering(&mut args, entry.clone_into.as_ref(), |_| {
+        plan.wait_go = true
+    })
+    .context("clone3 failed")?;
     let first = match first {
         Forked::Child => {
             drop(sock.0);
@@ -317,7 +323,9 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
             return Err(err);
         }
     }
-    sync::send(&sock.0, &Msg::Go)?;
+    if plan.wait_go {
+        sync::send(&sock.0, &Msg::Go)?;
+    }
     let mut pid = first;
     let mut got_pid = false;
     let mut ready = false;
@@ -379,10 +387,12 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
     nix::sys::signal::SigSet::all().thread_unblock()?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64)?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
-    match sync::recv(sock)? {
-        Some(Msg::Go) => {}
-        // SAFETY: the parent is gone; nothing to report to.
-        _ => unsafe { libc::_exit(1) },
+    if plan.wait_go {
+        match sync::recv(sock)? {
+            Some(Msg::Go) => {}
+            // SAFETY: the parent is gone; nothing to report to.
+            _ => unsafe { libc::_exit(1) },
+        }
     }
     cgroups::join_self(&plan.cgroup_tasks)?;
     for (name, flag, fd) in &plan.joins {

@@ -234,8 +234,13 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         None if rootless => cgroups::create_rootless(&layout, &mut record.cgroups, resources)?,
         None => cgroups::create(&layout, &mut record.cgroups)?,
     }
+    // The record lists every level that did not exist; rewritten only if
+    // some existed after all (another creator made it meanwhile), so that
+    // `delete` never removes a directory this create did not make.
+    if cleanup.cgroups.as_ref().map(|c| &c.created) != Some(&record.cgroups.created) {
+        locked.save(&record)?;
+    }
     cleanup.cgroups = Some(record.cgroups.clone());
-    locked.save(&record)?;
     step("cgroups created");
     let cg = record.cgroups.clone();
     if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {
@@ -296,9 +301,14 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    // Id maps are written before `Go`; a two-stage launch asks for them
+    // (and reports init's pid) over the same exchange.
+    plan.wait_go = plan.ns.new_user || plan.ns.two_stage;
     let (first, into_cgroup) = clone_entering(&mut args, entry.clone_into.as_ref(), |a| {
         plan.ns.defer_cgroup_namespace();
         a.flags = plan.ns.clone_flags;
+        // The parent places the child in its cgroup2 directory first.
+        plan.wait_go = true;
     })
     .context("clone3 failed")?;
     let first = match first {
@@ -335,9 +345,11 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         Ok(())
     };
     crate::timing::mark("pid recorded");
-    if let Err(e) = sync::send(&sock.0, &Msg::Go) {
-        oom_check()?;
-        return Err(e).context("container init died before setup");
+    if plan.wait_go {
+        if let Err(e) = sync::send(&sock.0, &Msg::Go) {
+            oom_check()?;
+            return Err(e).context("container init died before setup");
+        }
     }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
@@ -693,6 +705,7 @@ fn build_plan(
         parent_pid: std::process::id() as i32,
         net_devices: net_devices(spec)?,
         cgroup_tasks: Vec::new(),
+        wait_go: true,
         console: None,
         console_size: None,
         hooks: spec.hooks().clone(),
