@@ -4,23 +4,26 @@
 //! Layout of the program: check the architecture (x86_64 and, when
 //! listed, i386 get the rules compiled with their own syscall tables;
 //! anything else is killed), then, per architecture, a binary search on
-//! the system call number (see [`tree`]) whose leaves return a rule's
-//! action at once when the call has one rule without arguments, or jump
-//! to the call's body: its rules in the profile's order, each checking its
-//! arguments with full 64-bit comparisons and returning its action, then
-//! the default action. Rules of different calls never match the same call,
-//! so grouping them by number keeps the profile's first-match order.
-//! Jumps inside a body stay inside its rule, so the 8-bit BPF offsets never
-//! overflow; longer jumps are `JA`s (32-bit). Names unknown to this
-//! architecture are skipped, as runc does.
+//! the system call number (see [`tree`]) whose leaves return an action at
+//! once where it does not depend on arguments (a call with one rule
+//! without arguments, a run of such calls with the same action, a gap of
+//! unlisted calls), or jump to a call's body: its rules in the profile's
+//! order, each checking its arguments with full 64-bit comparisons and
+//! returning its action, then the default action. Rules of different
+//! calls never match the same call, so grouping them by number keeps the
+//! profile's first-match order. Jumps inside a body stay inside its rule,
+//! so the 8-bit BPF offsets never overflow; longer jumps are `JA`s
+//! (32-bit). Names unknown to this architecture are skipped, as runc does.
 //!
-//! Why a tree: when a filter is loaded, the kernel runs it once for every
-//! system call number of each architecture to find the calls it always
-//! allows (`seccomp_cache_prepare`, Linux 5.11+); a chain of one compare
-//! per name costs that emulation hundreds of steps per number (1.6 ms of
-//! the child's time for Podman's 370-name profile on the development VM),
-//! a tree about fifteen. Calls the cache does not cover run the filter the
-//! same short way.
+//! Why a search: when a filter is loaded, the kernel runs it once for
+//! every system call number of each architecture to find the calls it
+//! always allows (`seccomp_cache_prepare`, Linux 5.11+), after checking
+//! and JIT-compiling it. A chain of one compare per name costs that pass
+//! hundreds of steps per number and the program 2313 instructions for
+//! Podman's profile; the search takes about ten steps and 450
+//! instructions (the load measured 1.7 ms before, see
+//! `docs/PERFORMANCE.md`). Calls the cache does not cover run the filter
+//! the same short way.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -154,54 +157,105 @@ struct Body {
     decided: bool,
 }
 
-/// How many calls a leaf of [`tree`] compares one after the other.
-const LEAF: usize = 4;
+/// Where a call number leads: a constant action, or the body of
+/// `calls[i]` (see [`tree`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Ret(u32),
+    Body(usize),
+}
 
 /// The binary search over `calls` (sorted by number, each with its body),
 /// starting with the number in the accumulator; the bodies follow it.
-/// Internal nodes are one `JGE` (and a `JA` when the left half is longer
-/// than a conditional jump reaches); a leaf compares up to [`LEAF`]
-/// numbers, returns a body that is a single `RET` in place and jumps to
-/// the others, and returns `default` when none matched.
+/// The numbers are cut into intervals that lead to the same place (a run
+/// of neighbouring calls with the same constant action, a call with a
+/// body of its own, a gap of unlisted calls to the default action), and
+/// the search is over the intervals' starts: each internal node is one
+/// `JGE` (and a `JA` when its left half is longer than a conditional jump
+/// reaches), each leaf one `RET` or a `JA` to its call's body.
 fn tree(calls: &[(u32, Vec<Insn>)], default: u32) -> Vec<Insn> {
     /// A tree instruction, or a `JA` to the body of `calls[i]`.
     enum Node {
         Insn(Insn),
         ToBody(usize),
     }
-    fn build(calls: &[(u32, Vec<Insn>)], first: usize, default: u32, out: &mut Vec<Node>) {
-        let ins = |code: u16, jt: u8, jf: u8, k: u32| Node::Insn(Insn { code, jt, jf, k });
-        if calls.len() <= LEAF {
-            for (i, (nr, body)) in calls.iter().enumerate() {
-                out.push(ins(JEQ, 0, 1, *nr));
-                match body.as_slice() {
-                    [ret] if ret.code == RET => out.push(Node::Insn(*ret)),
-                    _ => out.push(Node::ToBody(first + i)),
-                }
+    // Intervals as (first number, target), the first starting at 0.
+    let mut iv: Vec<(u32, Target)> = vec![(0, Target::Ret(default))];
+    let push = |iv: &mut Vec<(u32, Target)>, start: u32, t: Target| {
+        let last = iv.len() - 1;
+        if iv[last].0 == start {
+            iv[last].1 = t;
+            if last > 0 && iv[last - 1].1 == t {
+                iv.pop();
             }
-            out.push(ins(RET, 0, 0, default));
+        } else if iv[last].1 != t {
+            iv.push((start, t));
+        }
+    };
+    // A body that is one `RET` is returned in place; the others follow
+    // the tree.
+    let inline = |body: &[Insn]| match body {
+        [ret] if ret.code == RET => Some(ret.k),
+        _ => None,
+    };
+    for (i, (nr, body)) in calls.iter().enumerate() {
+        let t = inline(body).map_or(Target::Body(i), Target::Ret);
+        push(&mut iv, *nr, t);
+        if let Some(next) = nr.checked_add(1) {
+            push(&mut iv, next, Target::Ret(default));
+        }
+    }
+    fn build(iv: &[(u32, Target)], out: &mut Vec<Node>) {
+        if let [(_, t)] = iv {
+            out.push(match *t {
+                Target::Ret(k) => Node::Insn(Insn {
+                    code: RET,
+                    jt: 0,
+                    jf: 0,
+                    k,
+                }),
+                Target::Body(i) => Node::ToBody(i),
+            });
             return;
         }
-        let mid = calls.len() / 2;
+        let mid = iv.len() / 2;
         let mut left = Vec::new();
-        build(&calls[..mid], first, default, &mut left);
+        build(&iv[..mid], &mut left);
+        let k = iv[mid].0;
         match u8::try_from(left.len()) {
-            Ok(n) => out.push(ins(JGE, n, 0, calls[mid].0)),
+            Ok(n) => out.push(Node::Insn(Insn {
+                code: JGE,
+                jt: n,
+                jf: 0,
+                k,
+            })),
             Err(_) => {
-                out.push(ins(JGE, 0, 1, calls[mid].0));
-                out.push(ins(JA, 0, 0, left.len() as u32));
+                out.push(Node::Insn(Insn {
+                    code: JGE,
+                    jt: 0,
+                    jf: 1,
+                    k,
+                }));
+                out.push(Node::Insn(Insn {
+                    code: JA,
+                    jt: 0,
+                    jf: 0,
+                    k: left.len() as u32,
+                }));
             }
         }
         out.extend(left);
-        build(&calls[mid..], first + mid, default, out);
+        build(&iv[mid..], out);
     }
     let mut nodes = Vec::new();
-    build(calls, 0, default, &mut nodes);
+    build(&iv, &mut nodes);
     let mut starts = Vec::with_capacity(calls.len());
     let mut at = nodes.len();
     for (_, body) in calls {
         starts.push(at);
-        at += body.len();
+        if inline(body).is_none() {
+            at += body.len();
+        }
     }
     let mut out: Vec<Insn> = nodes
         .into_iter()
@@ -216,7 +270,7 @@ fn tree(calls: &[(u32, Vec<Insn>)], default: u32) -> Vec<Insn> {
             },
         })
         .collect();
-    for (_, body) in calls {
+    for (_, body) in calls.iter().filter(|(_, b)| inline(b).is_none()) {
         out.extend_from_slice(body);
     }
     out
