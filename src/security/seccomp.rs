@@ -149,13 +149,28 @@ impl Block {
     }
 }
 
-/// One system call's rules, compiled in the profile's order.
-#[derive(Default)]
-struct Body {
-    ins: Vec<Insn>,
-    /// A rule without arguments came: it decides, later ones are dead.
-    decided: bool,
+/// FNV-1a, for the name → number index of one compile: the names are
+/// short and trusted-shape, and SipHash's setup dominates at this size.
+struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
 }
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 
 /// Where a call number leads: a constant action, or the body of
 /// `calls[i]` (see [`tree`]).
@@ -406,26 +421,52 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     let ins = |code: u16, jt: u8, jf: u8, k: u32| Insn { code, jt, jf, k };
     let i386_listed = arches.contains(&AUDIT_ARCH_I386);
     // The rules of one architecture: each call's body, then the tree.
-    let section = |table: &[(&str, u32)], notify: &mut bool| -> Result<Vec<Insn>> {
-        let mut calls: std::collections::BTreeMap<u32, Body> = Default::default();
-        for (i, sc) in s.syscalls().iter().flatten().enumerate() {
-            // A rule's errnoRet defaults to EPERM, not to defaultErrnoRet.
-            let act = action(sc.action(), sc.errno_ret(), libc::EPERM as u32);
-            if sc.action() == LinuxSeccompAction::ScmpActNotify {
-                *notify = true;
-            }
-            // Rules keep their order even when their action is the default:
-            // the first matching rule decides.
-            for name in sc.names() {
-                let Some(nr) = lookup(table, name) else {
-                    continue; // unknown on this architecture: skipped, as runc does
-                };
-                let body = calls.entry(nr).or_default();
-                if body.decided {
-                    continue; // an earlier rule without arguments always matches
+    let rules: Vec<&oci_spec::runtime::LinuxSyscall> = s.syscalls().iter().flatten().collect();
+    // A rule's errnoRet defaults to EPERM, not to defaultErrnoRet.
+    let acts: Vec<u32> = rules
+        .iter()
+        .map(|sc| action(sc.action(), sc.errno_ret(), libc::EPERM as u32))
+        .collect();
+    notify |= rules
+        .iter()
+        .any(|sc| sc.action() == LinuxSeccompAction::ScmpActNotify);
+    // The rules of one architecture: each call's body, then the search.
+    let section = |table: &[(&str, u32)]| -> Result<Vec<Insn>> {
+        let index: std::collections::HashMap<&str, u32, Fnv> = table.iter().copied().collect();
+        // (number, rule, name) for every name this architecture knows;
+        // unknown names are skipped, as runc does.
+        let mut hits: Vec<(u32, usize, usize)> = Vec::new();
+        for (i, sc) in rules.iter().enumerate() {
+            let before = hits.len();
+            for (j, name) in sc.names().iter().enumerate() {
+                if let Some(&nr) = index.get(name.as_str()) {
+                    hits.push((nr, i, j));
                 }
+            }
+            // A bad argument is reported for the rule's first known name,
+            // in the profile's order.
+            if let (Some(&(_, _, j)), Some(a)) = (
+                hits.get(before),
+                sc.args().iter().flatten().find(|a| a.index() > 5),
+            ) {
+                bail!(
+                    "linux.seccomp.syscalls[{i}] ({}): argument index {} is out of range (0-5)",
+                    sc.names()[j],
+                    a.index()
+                );
+            }
+        }
+        // By number, then in the profile's order: the first matching rule
+        // of a call decides.
+        hits.sort_unstable();
+        hits.dedup_by_key(|h| (h.0, h.1));
+        let mut calls: Vec<(u32, Vec<Insn>)> = Vec::new();
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            let mut body = Vec::new();
+            let mut decided = false;
+            for &(_, i, j) in group {
                 let mut b = Block::new();
-                for a in sc.args().iter().flatten() {
+                for a in rules[i].args().iter().flatten() {
                     arg_check(
                         &mut b,
                         a.index(),
@@ -433,30 +474,31 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
                         a.value(),
                         a.value_two().unwrap_or(0),
                     )
-                    .with_context(|| format!("linux.seccomp.syscalls[{i}] ({name})"))?;
+                    .with_context(|| {
+                        format!("linux.seccomp.syscalls[{i}] ({})", rules[i].names()[j])
+                    })?;
                 }
-                body.decided = b.ins.is_empty();
-                b.op(RET, act);
-                b.resolve(&mut body.ins)?;
+                // A rule without arguments always matches: later ones are dead.
+                decided = b.ins.is_empty();
+                b.op(RET, acts[i]);
+                b.resolve(&mut body)?;
+                if decided {
+                    break;
+                }
             }
+            if !decided {
+                body.push(ins(RET, 0, 0, default));
+            }
+            calls.push((group[0].0, body));
         }
-        let calls: Vec<(u32, Vec<Insn>)> = calls
-            .into_iter()
-            .map(|(nr, mut b)| {
-                if !b.decided {
-                    b.ins.push(ins(RET, 0, 0, default));
-                }
-                (nr, b.ins)
-            })
-            .collect();
         // The i386 section is entered with the architecture loaded.
         let mut out = vec![ins(LD_ABS, 0, 0, 0)];
         out.extend(tree(&calls, default));
         Ok(out)
     };
-    let native = section(SYSCALLS, &mut notify)?;
+    let native = section(SYSCALLS)?;
     let i386 = if i386_listed {
-        section(I386_SYSCALLS, &mut notify)?
+        section(I386_SYSCALLS)?
     } else {
         vec![ins(RET, 0, 0, RET_KILL_PROCESS)]
     };
