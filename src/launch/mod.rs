@@ -658,6 +658,7 @@ fn build_plan(
         .with_context(|| format!("root.path {}", rootfs.display()))?
         .into();
     let process = process::prepare(spec, root_fd.as_fd())?;
+    crate::timing::mark("plan: process");
     let needs_state = process.seccomp_listener.is_some();
     let host = rootfs::HostAccess {
         // open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over the caller's
@@ -667,6 +668,7 @@ fn build_plan(
         unprivileged: rootless || ns.new_user,
     };
     let rootfs_plan = rootfs::prepare(spec, bundle, rootfs, cgroup_dirs, opts.no_pivot, host)?;
+    crate::timing::mark("plan: rootfs");
     let mut sysctls = Vec::new();
     if let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         let mut keys: Vec<_> = map.keys().collect();

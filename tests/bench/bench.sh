@@ -11,7 +11,8 @@
 #   -n RUNS   samples per timed measurement (default 30).
 #   --floor   also time `unshare --fork --pid --mount --uts --ipc --net
 #             --cgroup /bin/true`: the kernel's cost for the namespaces alone,
-#             i.e. the floor no runtime can beat.
+#             i.e. the floor no runtime can beat; sampled in the same rounds
+#             as `run`, interleaved with the runtimes' samples.
 #   --guard   exit 1 if rrun is slower than crun on any timed figure (the
 #             medians of run, create+start+delete, exec, and the concurrent
 #             wall time) or its peak RSS is larger (regression guard; needs
@@ -390,17 +391,31 @@ stats() {
 }
 
 # timed METRIC SAMPLER: warm-up x2, then RUNS interleaved samples per runtime.
+# With a third argument (`floor`), each round also takes a sample of the
+# kernel floor, at a rotating place among the runtimes' samples, so the
+# floor is measured under the same load as the runtimes (the machine is
+# shared; a floor measured minutes later says little about this run).
 timed() {
-    local metric=$1 sampler=$2 i k
+    local metric=$1 sampler=$2 with_floor=${3:-} i k
     local -A dead=()
     say "measuring $metric ($RUNS runs each)"
     for k in "${!RT_BIN[@]}"; do
         : >"$TMP/s-$metric-$k"
         case "${RES["$metric|$k"]:-}" in n/a | FAIL) dead[$k]=1 ;; esac
     done
+    if [ -n "$with_floor" ]; then : >"$TMP/s-floor"; fi
     for ((i = -2; i < RUNS; i++)); do
         order "$((i + 2))"
+        if [ -n "$with_floor" ]; then
+            local at=$(((i + 2) % (${#ORDER[@]} + 1)))
+            ORDER=("${ORDER[@]:0:at}" F "${ORDER[@]:at}")
+        fi
         for k in "${ORDER[@]}"; do
+            if [ "$k" = F ]; then
+                sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
+                if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
+                continue
+            fi
             [ -z "${dead[$k]:-}" ] || continue
             if "$sampler" "$k"; then
                 if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-$metric-$k"; fi
@@ -434,7 +449,9 @@ BD_STEPS=(
     "state recorded|state.json: record before acting"
     "cgroups created|cgroups: layout, mkdir, checks"
     "resources applied|cgroups: limits, v1 device rules"
-    "plan built|plan: bind sources, masked-path /dev/null, devices, process, seccomp compile, exec fifo"
+    "plan: process|plan: process (user, caps, rlimits, executable; seccomp compile)"
+    "plan: rootfs|plan: mounts (bind sources), masked-path /dev/null, devices"
+    "plan built|plan: exec fifo, overlay layers"
     "cgroup entry opened|plan: cgroup fds for the child"
     "clone3 returned|clone3: new namespaces (pid, mount, net, uts, ipc)"
     "child: go received|parent: pid recorded; Go"
@@ -466,6 +483,9 @@ breakdown_of() {
     : >"$TMP/bd"
     say "breakdown: $label ($RUNS runs)"
     for ((i = -2; i < RUNS; i++)); do
+        # The floor in the same rounds (see `timed`).
+        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
+        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
         newid bd
         : >"$log"
         now; t0=$NOW
@@ -519,25 +539,21 @@ breakdown_of() {
 
 if [ "$BREAKDOWN" = 1 ]; then
     [ "${RT_NAME[0]}" = rrun ] || die "--breakdown needs rrun, not ${RT_NAME[0]}"
+    : >"$TMP/s-floor"
     breakdown_of "run /bin/true" "$B_TRUE"
     if [ -n "$B_SECCOMP" ]; then
         breakdown_of "run /bin/true, Podman's seccomp profile" "$B_SECCOMP"
     fi
-    : >"$TMP/s-floor"
-    for ((i = -2; i < RUNS; i++)); do
-        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
-        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
-    done
     stats "$TMP/s-floor"
     echo
-    echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), same run: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
+    echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), sampled before each run: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
     exit 0
 fi
 
 # --------------------------------------------------------- measurements ----
 say "runtimes: ${RT_NAME[*]}; $RUNS runs; bundle in $TMP"
 
-timed run sample_run
+if [ "$FLOOR" = 1 ]; then timed run sample_run floor; else timed run sample_run; fi
 timed csd sample_csd
 if [ -n "$B_SECCOMP" ]; then timed seccomp sample_seccomp; fi
 
@@ -629,12 +645,7 @@ for k in "${!RT_BIN[@]}"; do
 done
 
 if [ "$FLOOR" = 1 ]; then
-    say "measuring the kernel floor ($RUNS runs)"
-    : >"$TMP/s-floor"
-    for ((i = -2; i < RUNS; i++)); do
-        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
-        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
-    done
+    # Sampled with `run`, interleaved (see `timed`).
     stats "$TMP/s-floor"
     FLOOR_MEDIAN=$MEDIAN
     FLOOR_P90=$P90
