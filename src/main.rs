@@ -6,7 +6,9 @@ use rrun::{cli, commands, launch, logging, timing, SPEC_VERSION};
 
 fn main() {
     let start = timing::now_usec();
-    let cli = cli::Cli::parse();
+    // The common command lines without clap's cost; the rest (and every
+    // error) through clap.
+    let cli = cli::fast::parse(std::env::args_os()).unwrap_or_else(cli::Cli::parse);
     let g = &cli.global;
     logging::init(g.log.as_deref(), g.log_format, g.debug);
     if g.debug {
