@@ -21,7 +21,8 @@
 #             time, step by step (median ms of each step of the launch
 #             checklist over RUNS runs, from rrun's `--debug` timing marks,
 #             see src/timing.rs), for /bin/true and, if available, under
-#             Podman's seccomp profile; with the kernel floor for reference.
+#             Podman's seccomp profile, then where `exec /bin/true` does;
+#             with the kernel floor for reference.
 #
 # Examples:
 #   tests/bench/bench.sh                     # rrun vs crun vs runc, 30 runs
@@ -474,12 +475,31 @@ BD_STEPS=(
     "exit|rrun's exit (process teardown)"
 )
 
-# breakdown_of LABEL BUNDLE: RUNS timed runs of rrun with --debug; prints
-# the table.
+# The steps of a foreground `exec` (same rules).
+BD_EXEC_STEPS=(
+    "main|process start: fork, execve, static-pie start, Rust runtime"
+    "cli-parsed|command line"
+    "exec: state loaded|state.json: lock, read, status"
+    "exec: process planned, namespaces opened|plan: process, namespace fds"
+    "exec: clone3 returned|cgroup fds, clone3 (into the pid namespace)"
+    "exec child: started|child scheduled"
+    "exec child: cgroups and namespaces joined|child: join cgroups (v1) and namespaces"
+    "exec child: process prepared|child: setsid, fds, rlimits, cwd, exe, caps, user"
+    "exec: ready|Ready to the parent"
+    "exec: reaped|execve, /bin/true runs and exits, wait"
+    "done|report"
+    "exit|rrun's exit (process teardown)"
+)
+
+# breakdown_of LABEL STEPS ARGS...: RUNS timed runs of `rrun ARGS` with
+# --debug (STEPS: the name of the step list; a `run` gets a fresh id as its
+# last argument); prints the table.
 breakdown_of() {
-    local label=$1 bundle=$2 i t0 log=$TMP/bd.log
+    local label=$1 i t0 log=$TMP/bd.log
+    local -n list=$2
+    shift 2
     local steps
-    steps=$(printf '%s\n' "${BD_STEPS[@]}")
+    steps=$(printf '%s\n' "${list[@]}")
     : >"$TMP/bd"
     say "breakdown: $label ($RUNS runs)"
     for ((i = -2; i < RUNS; i++)); do
@@ -487,11 +507,13 @@ breakdown_of() {
         sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
         if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
         newid bd
+        local args=("$@")
+        if [ "$1" = run ]; then args+=("$ID"); fi
         : >"$log"
         now; t0=$NOW
         "${RT_BIN[0]}" --debug --log "$log" --log-format json --root "$TMP/root-0" \
-            run --bundle "$bundle" "$ID" </dev/null >/dev/null 2>>"$ERRLOG" ||
-            die "rrun run failed: $(tail -n 3 "$ERRLOG")"
+            "${args[@]}" </dev/null >/dev/null 2>>"$ERRLOG" ||
+            die "rrun $1 failed: $(tail -n 3 "$ERRLOG")"
         now
         [ "$i" -ge 0 ] || continue
         {
@@ -514,7 +536,7 @@ breakdown_of() {
             }' >>"$TMP/bd"
     done
     echo
-    echo "rrun run breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
+    echo "rrun breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
     echo "median ms per step (sum of medians and median total below)"
     awk -v steps="$steps" -v runs="$RUNS" '
         BEGIN { n = split(steps, s, "\n") }
@@ -540,10 +562,15 @@ breakdown_of() {
 if [ "$BREAKDOWN" = 1 ]; then
     [ "${RT_NAME[0]}" = rrun ] || die "--breakdown needs rrun, not ${RT_NAME[0]}"
     : >"$TMP/s-floor"
-    breakdown_of "run /bin/true" "$B_TRUE"
+    breakdown_of "run /bin/true" BD_STEPS run --bundle "$B_TRUE"
     if [ -n "$B_SECCOMP" ]; then
-        breakdown_of "run /bin/true, Podman's seccomp profile" "$B_SECCOMP"
+        breakdown_of "run /bin/true, Podman's seccomp profile" BD_STEPS run --bundle "$B_SECCOMP"
     fi
+    newid exec
+    rt 0 create --bundle "$B_SLEEP" "$ID" && rt 0 start "$ID" ||
+        die "create/start of the sleep container failed: $(tail -n 3 "$ERRLOG")"
+    breakdown_of "exec /bin/true" BD_EXEC_STEPS exec "$ID" /bin/true
+    rt 0 delete --force "$ID" || true
     stats "$TMP/s-floor"
     echo
     echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), sampled before each run: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
