@@ -119,7 +119,7 @@ impl GlobalOpts {
 
     fn into_global(self) -> Global {
         Global {
-            root: self.root.unwrap_or_else(|| PathBuf::from("/run/rrun")),
+            root: self.root.unwrap_or_else(crate::state::default_root),
             log: self.log,
             log_format: self.log_format.unwrap_or(LogFormat::Text),
             debug: self.debug.unwrap_or(false),
