@@ -449,7 +449,7 @@ BD_STEPS=(
     "state dir made|state dir: mkdir, lock"
     "state recorded|state.json: record before acting"
     "cgroups created|cgroups: layout, mkdir, checks"
-    "resources applied|cgroups: limits, v1 device rules"
+    "resources applied|cgroups: limits, device rules (v1 files, v2 eBPF)"
     "plan: process|plan: process (user, caps, rlimits, executable; seccomp compile)"
     "plan: rootfs|plan: mounts (bind sources), masked-path /dev/null, devices"
     "plan built|plan: exec fifo, overlay layers"
