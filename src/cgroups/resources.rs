@@ -644,6 +644,18 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
             Ok(s) => s,
             Err(_) => continue,
         };
+        // Only what is not enabled yet (usually nothing: the parents of
+        // every container but the first have them all).
+        let enabled = fs::read_to_string(a.join("cgroup.subtree_control")).unwrap_or_default();
+        let enable: Vec<String> = wanted
+            .iter()
+            .filter(|c| available.split_whitespace().any(|x| x == c.as_str()))
+            .filter(|c| !enabled.split_whitespace().any(|x| x == c.as_str()))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if enable.is_empty() {
+            continue;
+        }
         // Enabling controllers in a cgroup that holds processes (a login's
         // session scope) would make its children invalid domains that take
         // no processes at all: leave such a cgroup alone.
@@ -653,14 +665,6 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
             && a.parent()
                 .is_some_and(|p| fs::metadata(p.join("cgroup.controllers")).is_ok())
         {
-            continue;
-        }
-        let enable: Vec<String> = wanted
-            .iter()
-            .filter(|c| available.split_whitespace().any(|x| x == c.as_str()))
-            .map(|c| format!("+{c}"))
-            .collect();
-        if enable.is_empty() {
             continue;
         }
         // Writing them one by one lets the ones that can be enabled be.

@@ -269,8 +269,14 @@ impl Locked {
         self.dir.join(EXEC_FIFO)
     }
 
-    /// Removes the state directory and everything in it.
+    /// Removes the state directory and everything in it: usually only
+    /// state.json is left (two calls); anything else (a notify socket, an
+    /// overlay's upper layer) by walking the directory.
     pub fn remove(self) -> Result<()> {
+        let _ = fs::remove_file(self.dir.join(STATE_FILE));
+        if fs::remove_dir(&self.dir).is_ok() {
+            return Ok(());
+        }
         fs::remove_dir_all(&self.dir)
             .with_context(|| format!("{}: cannot remove", self.dir.display()))
     }
