@@ -3,7 +3,7 @@
 #
 # Usage (as root):
 #   tests/bench/bench.sh [-n RUNS] [--floor] [--guard] [RUNTIME...]
-#   tests/bench/bench.sh --breakdown [-n RUNS] [RRUN]
+#   tests/bench/bench.sh --breakdown [-n RUNS] [RRUN | OLD_RRUN NEW_RRUN]
 #
 #   RUNTIME   a name on PATH or a path to a binary. "rrun" means this repo's
 #             target/<host tuple>/release/rrun (built with `cargo build --release` if it
@@ -22,7 +22,9 @@
 #             checklist over RUNS runs, from rrun's `--debug` timing marks,
 #             see src/timing.rs), for /bin/true and, if available, under
 #             Podman's seccomp profile, then where `exec /bin/true` does;
-#             with the kernel floor for reference.
+#             with the kernel floor for reference. Given two rrun builds
+#             (old, new), their runs are interleaved and the table has a
+#             column for each.
 #
 # Examples:
 #   tests/bench/bench.sh                     # rrun vs crun vs runc, 30 runs
@@ -102,8 +104,8 @@ REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
 EXPLICIT=1
 if [ "$BREAKDOWN" = 1 ]; then
     [ "$FLOOR$GUARD" = 00 ] || die "--breakdown takes no --floor or --guard"
-    [ ${#RUNTIMES[@]} -le 1 ] || die "--breakdown measures one rrun binary"
-    [ ${#RUNTIMES[@]} = 1 ] || RUNTIMES=(rrun)
+    [ ${#RUNTIMES[@]} -le 2 ] || die "--breakdown measures one rrun build, or two (old new)"
+    [ ${#RUNTIMES[@]} -ge 1 ] || RUNTIMES=(rrun)
 fi
 if [ ${#RUNTIMES[@]} -eq 0 ]; then
     EXPLICIT=0
@@ -493,87 +495,107 @@ BD_EXEC_STEPS=(
 
 # breakdown_of LABEL STEPS ARGS...: RUNS timed runs of `rrun ARGS` with
 # --debug (STEPS: the name of the step list; a `run` gets a fresh id as its
-# last argument); prints the table.
+# last argument; an `exec` runs in the container named by EXEC_ID[k]), for
+# each rrun given (two: an old and a new build, their runs interleaved);
+# prints the table, one column per build.
 breakdown_of() {
-    local label=$1 i t0 log=$TMP/bd.log
+    local label=$1 i k t0 log=$TMP/bd.log
     local -n list=$2
     shift 2
     local steps
     steps=$(printf '%s\n' "${list[@]}")
-    : >"$TMP/bd"
+    for k in "${!RT_BIN[@]}"; do : >"$TMP/bd-$k"; done
     say "breakdown: $label ($RUNS runs)"
     for ((i = -2; i < RUNS; i++)); do
         # The floor in the same rounds (see `timed`).
         sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
         if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
-        newid bd
-        local args=("$@")
-        if [ "$1" = run ]; then args+=("$ID"); fi
-        : >"$log"
-        now; t0=$NOW
-        "${RT_BIN[0]}" --debug --log "$log" --log-format json --root "$TMP/root-0" \
-            "${args[@]}" </dev/null >/dev/null 2>>"$ERRLOG" ||
-            die "rrun $1 failed: $(tail -n 3 "$ERRLOG")"
-        now
-        [ "$i" -ge 0 ] || continue
-        {
-            echo "$t0 t0"
-            sed -n 's/.*"msg":"timing \([0-9]*\) [0-9]* \([^"]*\)".*/\1 \2/p' "$log"
-            echo "$NOW exit"
-        } | awk -v run="$i" -v steps="$steps" '
-            BEGIN { n = split(steps, s, "\n") }
-            { t = $1; $1 = ""; sub(/^ /, ""); at[$0] = t }
-            END {
-                last = at["t0"]
-                for (k = 1; k <= n; k++) {
-                    split(s[k], f, "|")
-                    if (!(f[1] in at)) continue
-                    d = at[f[1]] - last
-                    if (d < 0) d = 0; else last = at[f[1]]
-                    print k, d
-                }
-                print 0, at["exit"] - at["t0"]
-            }' >>"$TMP/bd"
+        order "$((i + 2))"
+        for k in "${ORDER[@]}"; do
+            newid bd
+            local args=("$@")
+            case "$1" in
+            run) args+=("$ID") ;;
+            exec) args=(exec "${EXEC_ID[$k]}" "${args[@]:1}") ;;
+            esac
+            : >"$log"
+            now; t0=$NOW
+            "${RT_BIN[$k]}" --debug --log "$log" --log-format json --root "$TMP/root-$k" \
+                "${args[@]}" </dev/null >/dev/null 2>>"$ERRLOG" ||
+                die "${RT_BIN[$k]} $1 failed: $(tail -n 3 "$ERRLOG")"
+            now
+            [ "$i" -ge 0 ] || continue
+            {
+                echo "$t0 t0"
+                sed -n 's/.*"msg":"timing \([0-9]*\) [0-9]* \([^"]*\)".*/\1 \2/p' "$log"
+                echo "$NOW exit"
+            } | awk -v steps="$steps" '
+                BEGIN { n = split(steps, s, "\n") }
+                { t = $1; $1 = ""; sub(/^ /, ""); at[$0] = t }
+                END {
+                    last = at["t0"]
+                    for (k = 1; k <= n; k++) {
+                        split(s[k], f, "|")
+                        if (!(f[1] in at)) continue
+                        d = at[f[1]] - last
+                        if (d < 0) d = 0; else last = at[f[1]]
+                        print k, d
+                    }
+                    print 0, at["exit"] - at["t0"]
+                }' >>"$TMP/bd-$k"
+        done
     done
     echo
     echo "rrun breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
-    echo "median ms per step (sum of medians and median total below)"
-    awk -v steps="$steps" -v runs="$RUNS" '
-        BEGIN { n = split(steps, s, "\n") }
-        { v[$1, ++c[$1]] = $2 }
-        function median(k,   m, i, j, t, a) {
-            m = c[k]
-            for (i = 1; i <= m; i++) a[i] = v[k, i]
-            for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    echo "median ms per step (sum of the medians and median total below)"
+    for k in "${!RT_BIN[@]}"; do echo "  ${BD_COLUMN[$k]}: ${RT_BIN[$k]}"; done
+    local files=()
+    for k in "${!RT_BIN[@]}"; do files+=("$TMP/bd-$k"); done
+    awk -v steps="$steps" -v cols="${#RT_BIN[@]}" -v names="${BD_COLUMN[*]}" '
+        BEGIN { n = split(steps, s, "\n"); split(names, name, " ") }
+        FNR == 1 { col++ }
+        { v[col, $1, ++c[col, $1]] = $2; seen[$1] = 1 }
+        function median(j, k,   m, i, x, t, a) {
+            m = c[j, k]
+            if (m == 0) return -1
+            for (i = 1; i <= m; i++) a[i] = v[j, k, i]
+            for (i = 2; i <= m; i++) { t = a[i]; for (x = i - 1; x >= 1 && a[x] > t; x--) a[x + 1] = a[x]; a[x + 1] = t }
             return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
         }
+        function cell(x) { return x < 0 ? sprintf("%8s", "-") : sprintf("%8.3f", x / 1000) }
         END {
+            printf "  "; for (j = 1; j <= cols; j++) printf "%8s ", name[j]; printf "\n"
             for (k = 1; k <= n; k++) {
-                if (!(k in c)) continue
+                if (!(k in seen)) continue
                 split(s[k], f, "|")
-                md = median(k); sum += md
-                printf "  %7.3f  %s\n", md / 1000, f[2]
+                printf "  "
+                for (j = 1; j <= cols; j++) { md = median(j, k); if (md > 0) sum[j] += md; printf "%s ", cell(md) }
+                printf " %s\n", f[2]
             }
-            printf "  %7.3f  sum of the medians\n", sum / 1000
-            printf "  %7.3f  median wall time of a run (t0 to exit)\n", median(0) / 1000
-        }' "$TMP/bd"
+            printf "  "; for (j = 1; j <= cols; j++) printf "%s ", cell(sum[j]); printf " sum of the medians\n"
+            printf "  "; for (j = 1; j <= cols; j++) printf "%s ", cell(median(j, 0)); printf " median wall time of a run (t0 to exit)\n"
+        }' "${files[@]}"
 }
 
 if [ "$BREAKDOWN" = 1 ]; then
-    [ "${RT_NAME[0]}" = rrun ] || die "--breakdown needs rrun, not ${RT_NAME[0]}"
+    BD_COLUMN=(rrun)
+    if [ ${#RT_BIN[@]} = 2 ]; then BD_COLUMN=(old new); fi
     : >"$TMP/s-floor"
     breakdown_of "run /bin/true" BD_STEPS run --bundle "$B_TRUE"
     if [ -n "$B_SECCOMP" ]; then
         breakdown_of "run /bin/true, Podman's seccomp profile" BD_STEPS run --bundle "$B_SECCOMP"
     fi
-    newid exec
-    rt 0 create --bundle "$B_SLEEP" "$ID" && rt 0 start "$ID" ||
-        die "create/start of the sleep container failed: $(tail -n 3 "$ERRLOG")"
-    breakdown_of "exec /bin/true" BD_EXEC_STEPS exec "$ID" /bin/true
-    rt 0 delete --force "$ID" || true
+    for k in "${!RT_BIN[@]}"; do
+        newid exec
+        EXEC_ID[k]=$ID
+        rt "$k" create --bundle "$B_SLEEP" "$ID" && rt "$k" start "$ID" ||
+            die "create/start of the sleep container failed: $(tail -n 3 "$ERRLOG")"
+    done
+    breakdown_of "exec /bin/true" BD_EXEC_STEPS exec /bin/true
+    for k in "${!RT_BIN[@]}"; do rt "$k" delete --force "${EXEC_ID[$k]}" || true; done
     stats "$TMP/s-floor"
     echo
-    echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), sampled before each run: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
+    echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), sampled before each round: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
     exit 0
 fi
 
