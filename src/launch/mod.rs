@@ -157,6 +157,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let layout = Layout::detect()?;
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    crate::timing::mark("layout detected");
     let (cgroup_plan, unit) = if global.systemd_cgroup {
         let (p, u) = cgroups::plan_systemd(&layout, cgroups_path, &opts.id)?;
         (p, Some(u))
@@ -164,6 +165,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         let dirs = layout.container_dirs(cgroups_path, &opts.id)?;
         (cgroups::plan(&layout, dirs)?, None)
     };
+    crate::timing::mark("cgroups planned");
     // Record before acting: the state file names everything create is about
     // to make, and is rewritten as each thing is made, so `delete --force`
     // finds and removes all of it if this process is killed at any moment.

@@ -449,8 +449,10 @@ BD_STEPS=(
     "cli-parsed|command line (clap)"
     "config loaded|config.json: read, parse, validate"
     "state dir made|state dir: mkdir, lock"
+    "layout detected|cgroups: layout (mountinfo, /proc/self/cgroup)"
+    "cgroups planned|cgroups: paths planned (which levels exist)"
     "state recorded|state.json: record before acting"
-    "cgroups created|cgroups: layout, mkdir, checks"
+    "cgroups created|cgroups: mkdir, checks"
     "resources applied|cgroups: limits, device rules (v1 files, v2 eBPF)"
     "plan: process|plan: process (user, caps, rlimits, executable; seccomp compile)"
     "plan: rootfs|plan: mounts (bind sources), masked-path /dev/null, devices"
@@ -473,7 +475,8 @@ BD_STEPS=(
     "child: seccomp loaded|seccomp: load the filter"
     "container reaped|execve, /bin/true runs and exits, wait"
     "deleted|delete: cgroups, state dir"
-    "done|report"
+    "done|command's end"
+    "reported|report of the marks (--debug only)"
     "exit|rrun's exit (process teardown)"
 )
 
@@ -489,7 +492,8 @@ BD_EXEC_STEPS=(
     "exec child: process prepared|child: setsid, fds, rlimits, cwd, exe, caps, user"
     "exec: ready|Ready to the parent"
     "exec: reaped|execve, /bin/true runs and exits, wait"
-    "done|report"
+    "done|command's end"
+    "reported|report of the marks (--debug only)"
     "exit|rrun's exit (process teardown)"
 )
 
