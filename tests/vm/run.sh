@@ -143,9 +143,11 @@
 #                             the image installs them (plus the host's
 #                             /usr/bin/time for peak RSS), on this pure
 #                             cgroup v2 host; e.g. "-n 10 --floor --guard"
-#                             or "--breakdown -n 20". The table goes to the
-#                             console; the run passes when bench.sh exits
-#                             0. Under TCG only ratios measured in the same
+#                             or "--breakdown -n 20" (with an older build
+#                             at usr/local/bin/rrun-old in RRUN_VM_FILES,
+#                             the breakdown compares the two). The table
+#                             goes to the console; the run passes when
+#                             bench.sh exits 0. Under TCG only ratios measured in the same
 #                             run mean anything. -n 10 takes 10-20 min
 #                             (the 50-container rounds most of it), so the
 #                             timeouts default to 3600 s in this mode.
