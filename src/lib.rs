@@ -22,6 +22,7 @@ pub mod security;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod timing;
 
 /// The OCI runtime-spec version rrun implements.
 pub const SPEC_VERSION: &str = "1.2.0";

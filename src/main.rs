@@ -2,13 +2,23 @@
 //! way runc does. Everything else lives in the library (src/lib.rs).
 
 use clap::Parser;
-use rrun::{cli, commands, launch, logging, SPEC_VERSION};
+use rrun::{cli, commands, launch, logging, timing, SPEC_VERSION};
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let start = timing::now_usec();
+    // The common command lines without clap's cost; the rest (and every
+    // error) through clap.
+    let cli = cli::fast::parse(std::env::args_os()).unwrap_or_else(cli::Cli::parse);
     let g = &cli.global;
     logging::init(g.log.as_deref(), g.log_format, g.debug);
+    if g.debug {
+        timing::enable();
+        timing::mark_at("main", start);
+        timing::mark("cli-parsed");
+    }
     let result = dispatch(&cli);
+    timing::mark("done");
+    timing::report();
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -61,10 +61,10 @@ pub struct Layout {
 impl Layout {
     /// Reads the layout of the host from procfs.
     pub fn detect() -> Result<Layout> {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        let mountinfo = crate::sys::read_to_string("/proc/self/mountinfo")
             .context("/proc/self/mountinfo: cannot read")?;
-        let own_cgroups =
-            fs::read_to_string("/proc/self/cgroup").context("/proc/self/cgroup: cannot read")?;
+        let own_cgroups = crate::sys::read_to_string("/proc/self/cgroup")
+            .context("/proc/self/cgroup: cannot read")?;
         Ok(Self::parse(&mountinfo, &own_cgroups))
     }
 
@@ -197,7 +197,8 @@ impl Layout {
 fn has_processes(mount: &Path, mount_root: &Path, cg: &Path) -> bool {
     let below = cg.strip_prefix(mount_root).unwrap_or(cg);
     let below = below.strip_prefix("/").unwrap_or(below);
-    fs::read_to_string(mount.join(below).join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty())
+    crate::sys::read_to_string(mount.join(below).join("cgroup.procs"))
+        .is_ok_and(|s| !s.trim().is_empty())
 }
 
 /// Reads a process's cgroup path in one hierarchy from `/proc/PID/cgroup`.
@@ -323,11 +324,14 @@ pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
 pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     create_dirs(layout, paths)?;
     // Any hierarchy will do (on a hybrid host the cgroup2 one is often
-    // unused, so look at each).
+    // unused, so look at each); a directory made just now has no process.
     let n = paths
         .dirs
         .iter()
-        .map(|d| fs::read_to_string(d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len()))
+        .filter(|d| !paths.created.contains(d))
+        .map(|d| {
+            crate::sys::read_to_string(d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len())
+        })
         .max()
         .unwrap_or(0);
     if n > 0 {
@@ -432,9 +436,12 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
     let mut i = 0;
     while let Some(d) = levels.get(i) {
         i += 1;
-        match fs::create_dir(d) {
-            Ok(()) => created.push(d.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        let made = match fs::create_dir(d) {
+            Ok(()) => {
+                created.push(d.clone());
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(e) if e.kind() == ErrorKind::NotFound && i > 1 && restarts < 10 => {
                 restarts += 1;
                 i = 0;
@@ -443,9 +450,9 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
             Err(e) => {
                 return Err(e).with_context(|| format!("cgroup {}: cannot create", d.display()))
             }
-        }
+        };
         if cpuset {
-            fill_cpuset(d)?;
+            fill_cpuset(d, made)?;
         }
     }
     Ok(())
@@ -456,18 +463,22 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
 /// is checked, not only the ones made here: a level another rrun has just
 /// made may not have been filled yet, and a parent that was always empty
 /// must be filled before a child can be. Levels are done top first, so the
-/// parent's values are there to copy.
-fn fill_cpuset(d: &Path) -> Result<()> {
+/// parent's values are there to copy. A level made just now (`made`) gets
+/// the parent's values without a look at its own: they are empty, or
+/// already the parent's (`cgroup.clone_children`).
+fn fill_cpuset(d: &Path, made: bool) -> Result<()> {
     let Some(parent) = d.parent() else {
         return Ok(());
     };
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let cur = fs::read_to_string(d.join(f))
-            .with_context(|| format!("cgroup {}: cannot read {f}", d.display()))?;
-        if !cur.trim().is_empty() {
-            continue;
+        if !made {
+            let cur = crate::sys::read_to_string(d.join(f))
+                .with_context(|| format!("cgroup {}: cannot read {f}", d.display()))?;
+            if !cur.trim().is_empty() {
+                continue;
+            }
         }
-        let from = fs::read_to_string(parent.join(f))
+        let from = crate::sys::read_to_string(parent.join(f))
             .with_context(|| format!("cgroup {}: cannot read {f}", parent.display()))?;
         fs::write(d.join(f), from.trim())
             .with_context(|| format!("cgroup {}: cannot set {f}", d.display()))?;
@@ -574,7 +585,7 @@ pub fn pids(paths: &CgroupPaths) -> Result<Vec<i32>> {
     let Some(dir) = paths.procs_dir() else {
         return Ok(Vec::new());
     };
-    match fs::read_to_string(dir.join("cgroup.procs")) {
+    match crate::sys::read_to_string(dir.join("cgroup.procs")) {
         Ok(text) => Ok(parse_pids(&text)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => {
@@ -606,12 +617,12 @@ pub fn signal_all(paths: &CgroupPaths, sig: i32) -> Result<()> {
 pub fn is_frozen(paths: &CgroupPaths) -> bool {
     if paths.unified {
         return paths.v2().is_some_and(|d| {
-            fs::read_to_string(d.join("cgroup.events"))
+            crate::sys::read_to_string(d.join("cgroup.events"))
                 .is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
         });
     }
     paths.v1("freezer").is_some_and(|d| {
-        fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        crate::sys::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
     })
 }
 
@@ -638,7 +649,7 @@ pub fn set_frozen(paths: &CgroupPaths, frozen: bool) -> Result<()> {
     loop {
         fs::write(dir.join("freezer.state"), want)
             .with_context(|| format!("cgroup {}: cannot write freezer.state", dir.display()))?;
-        let now = fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+        let now = crate::sys::read_to_string(dir.join("freezer.state")).unwrap_or_default();
         if now.trim() == want {
             return Ok(());
         }

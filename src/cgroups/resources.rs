@@ -6,7 +6,7 @@
 //! swap → swap.max = swap − limit) so engines see the same values.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
@@ -587,8 +587,34 @@ pub fn v2_controllers(writes: &[Write], devices: bool) -> Vec<String> {
 }
 
 fn write_file(dir: &Path, write: &Write) -> Result<()> {
+    write_through(&mut None, dir, write)
+}
+
+/// [`write_file`] through `open`, the file last written: writes that
+/// follow each other to the same file (v1 device rules, one per write:
+/// the kernel takes each `write` on a cgroup file as a whole value) share
+/// one open instead of an open, write and close each.
+fn write_through(open: &mut Option<(PathBuf, fs::File)>, dir: &Path, write: &Write) -> Result<()> {
+    use std::io::Write as _;
     let path = dir.join(&write.file);
-    fs::write(&path, &write.value).map_err(|e| {
+    let result = match open {
+        Some((p, f)) if *p == path => f.write_all(write.value.as_bytes()),
+        _ => {
+            *open = None;
+            // As `fs::write` opens it.
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .and_then(|mut f| {
+                    f.write_all(write.value.as_bytes())?;
+                    *open = Some((path.clone(), f));
+                    Ok(())
+                })
+        }
+    };
+    result.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!(
                 "{}: {} does not exist in {} (controller not available?)",
@@ -618,6 +644,18 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
             Ok(s) => s,
             Err(_) => continue,
         };
+        // Only what is not enabled yet (usually nothing: the parents of
+        // every container but the first have them all).
+        let enabled = fs::read_to_string(a.join("cgroup.subtree_control")).unwrap_or_default();
+        let enable: Vec<String> = wanted
+            .iter()
+            .filter(|c| available.split_whitespace().any(|x| x == c.as_str()))
+            .filter(|c| !enabled.split_whitespace().any(|x| x == c.as_str()))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if enable.is_empty() {
+            continue;
+        }
         // Enabling controllers in a cgroup that holds processes (a login's
         // session scope) would make its children invalid domains that take
         // no processes at all: leave such a cgroup alone.
@@ -627,14 +665,6 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
             && a.parent()
                 .is_some_and(|p| fs::metadata(p.join("cgroup.controllers")).is_ok())
         {
-            continue;
-        }
-        let enable: Vec<String> = wanted
-            .iter()
-            .filter(|c| available.split_whitespace().any(|x| x == c.as_str()))
-            .map(|c| format!("+{c}"))
-            .collect();
-        if enable.is_empty() {
             continue;
         }
         // Writing them one by one lets the ones that can be enabled be.
@@ -679,6 +709,7 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
         return Ok(());
     }
     let writes = plan_v1(res)?;
+    let mut open = None;
     let mut i = 0;
     while i < writes.len() {
         let wr = &writes[i];
@@ -780,7 +811,7 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
             i += 1;
             continue;
         }
-        write_file(dir, wr)?;
+        write_through(&mut open, dir, wr)?;
         i += 1;
     }
     Ok(())

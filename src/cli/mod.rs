@@ -1,6 +1,8 @@
 //! Command-line definitions: runc's flags and subcommands, parsed with clap.
 //! Nothing here acts; `main` dispatches the parsed command.
 
+pub mod fast;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

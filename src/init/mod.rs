@@ -6,8 +6,10 @@
 //!     from the container, CVE-2019-5736); rootless, right after its id
 //!     maps are written (step 2 or 3): an unprivileged writer, and
 //!     newuidmap, need the child's /proc files to be the caller's.
-//!  2. Wait for the parent's `Go` (id maps written; cgroup2 entered by
-//!     `CLONE_INTO_CGROUP` or by the parent).
+//!  2. If the parent has work to do on this process first (`Plan::wait_go`:
+//!     id maps to write, or cgroup2 to enter when `CLONE_INTO_CGROUP` was
+//!     refused), wait for its `Go`; otherwise go on at once (cgroup2 was
+//!     entered by `CLONE_INTO_CGROUP`).
 //!  3. Enter the v1 cgroups by writing `0` to their `tasks` fds (see
 //!     `cgroups::Entry`). Namespaces: `setns` into joined ones (user first),
 //!     the deferred cgroup namespace. Two-stage only:
@@ -78,6 +80,8 @@ fn expect_go(sock: &OwnedFd) -> Result<()> {
 }
 
 fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    use crate::timing::mark;
+    mark("child: started");
     // A foreground `run` blocks signals before the clone; not for us.
     nix::sys::signal::SigSet::all().thread_unblock()?;
     // 1.
@@ -96,12 +100,17 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         process::set_affinity(cpus).context("process.execCPUAffinity.initial")?;
     }
     // 2.
-    expect_go(sock)?;
+    if plan.wait_go {
+        expect_go(sock)?;
+    }
+    // (`wait_go` is set whenever the maps are written before `Go`.)
     if plan.ns.dumpable_until_maps && !plan.ns.two_stage {
         sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
     }
+    mark("child: go received");
     // 3.
     crate::cgroups::join_self(&plan.cgroup_tasks)?;
+    mark("child: cgroups joined");
     let ns = &plan.ns;
     for j in &ns.join {
         // The type is checked by the kernel too, not only by the parent.
@@ -159,6 +168,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             return Err(std::io::Error::last_os_error()).context("domainname: cannot set");
         }
     }
+    mark("child: namespaces, hostname");
     // 6.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let root = rootfs::setup(&plan.rootfs)?;
@@ -183,6 +193,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         )?;
     }
     rootfs::enter(&plan.rootfs, root)?;
+    mark("child: old root detached");
     // 7.
     if !plan.sysctls.is_empty() {
         write_sysctls(&plan.sysctls)?;
@@ -204,6 +215,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         Some(hook_state.as_str()).filter(|s| !s.is_empty()),
         plan.preserve_fds,
     )?;
+    mark("child: process prepared (caps, user)");
     // 11.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
     sync::send(sock, &Msg::Ready)?;
@@ -217,6 +229,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
             _ => unsafe { libc::_exit(1) },
         }
     }
+    mark("child: start received");
     if plan
         .hooks
         .as_ref()

@@ -120,6 +120,7 @@ pub fn exec(p: &ProcessPlan, exe: &CString) -> ! {
             // SAFETY: leave without running destructors the parent owns.
             unsafe { libc::_exit(127) }
         }
+        crate::timing::mark("child: seccomp loaded");
     }
     let argv: Vec<*const libc::c_char> = p
         .args

@@ -1,7 +1,9 @@
 //! `exec`: a new process in a running container. It joins every namespace
 //! the container has of its own (user first; pid and time need one more
-//! fork), joins its cgroup, and gets the container's process settings
-//! (or those of `--process`), then runs the same final steps as init.
+//! fork, except that a pid namespace alone is joined by rrun for its child,
+//! which then starts in it), joins its cgroup, and gets the container's
+//! process settings (or those of `--process`), then runs the same final
+//! steps as init.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -210,6 +212,9 @@ struct ExecPlan {
     id: String,
     /// The container's v1 cgroups' `tasks` files (see `cgroups::Entry`).
     cgroup_tasks: Vec<(std::fs::File, std::path::PathBuf)>,
+    /// Wait for the parent's `Go`: it moves the process into its cgroup2
+    /// directory first (when the kernel refused `CLONE_INTO_CGROUP`).
+    wait_go: bool,
 }
 
 pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
@@ -223,6 +228,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         _ => {}
     }
     drop(locked);
+    crate::timing::mark("exec: state loaded");
     let pv = process_value(e, &c.process)?;
     let proc: Process = serde_path_to_error::deserialize(pv)
         .map_err(|err| anyhow::anyhow!("process {}: {}", err.path(), err.inner()))?;
@@ -266,7 +272,21 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         .into();
     let process = process::prepare(&spec, root.as_fd())?;
     drop(root);
-    let joins = namespaces(c.pid)?;
+    let mut joins = namespaces(c.pid)?;
+    crate::timing::mark("exec: process planned, namespaces opened");
+    // Joining a pid namespace puts only the joiner's children in it: the
+    // process must be a child of a joiner. rrun itself joins it "for
+    // children" (`pid_for_children`; its own pid namespace does not
+    // change) just around the clone, so the child starts in it and need
+    // not fork again. Not with a user namespace to join (rrun's rights
+    // there are the child's business) or a time namespace (which needs
+    // the fork anyway).
+    let pid_ns_here = match joins.iter().position(|(n, _, _)| *n == "pid") {
+        Some(i) if !joins.iter().any(|(n, _, _)| *n == "user" || *n == "time") => {
+            Some(joins.remove(i).2)
+        }
+        _ => None,
+    };
     let fork = joins.iter().any(|(n, _, _)| *n == "pid" || *n == "time");
     let mut plan = ExecPlan {
         state: String::from_utf8_lossy(&c.hook_state(Status::Running)).into_owned(),
@@ -278,6 +298,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         preserve_fds: e.preserve_fds,
         id: c.id.clone(),
         cgroup_tasks: Vec::new(),
+        wait_go: false,
     };
     if !e.detach {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
@@ -296,8 +317,27 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         ..Default::default()
     };
     let sock = sync::pair()?;
-    let (first, into_cgroup) = super::clone_entering(&mut args, entry.clone_into.as_ref(), |_| {})
-        .context("clone3 failed")?;
+    let ours = match &pid_ns_here {
+        Some(theirs) => {
+            let ours = std::fs::File::open("/proc/self/ns/pid_for_children")
+                .context("cannot open rrun's pid namespace")?;
+            sys::setns(theirs.as_fd(), libc::CLONE_NEWPID)
+                .context("cannot join the container's pid namespace")?;
+            Some(ours)
+        }
+        None => None,
+    };
+    let cloned = super::clone_entering(&mut args, entry.clone_into.as_ref(), |_| {
+        plan.wait_go = true
+    });
+    if let Some(ours) = ours {
+        // In the child nothing is to be undone: it is where it must be.
+        if !matches!(cloned, Ok((Forked::Child, _))) {
+            sys::setns(ours.as_fd(), libc::CLONE_NEWPID)
+                .context("cannot return to rrun's pid namespace")?;
+        }
+    }
+    let (first, into_cgroup) = cloned.context("clone3 failed")?;
     let first = match first {
         Forked::Child => {
             drop(sock.0);
@@ -305,6 +345,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         }
         Forked::Parent { pid } => pid,
     };
+    crate::timing::mark("exec: clone3 returned");
     drop(sock.1);
     plan.cgroup_tasks.clear();
     let kill_first = || {
@@ -317,9 +358,12 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
             return Err(err);
         }
     }
-    sync::send(&sock.0, &Msg::Go)?;
+    if plan.wait_go {
+        sync::send(&sock.0, &Msg::Go)?;
+    }
     let mut pid = first;
-    let mut got_pid = false;
+    // Only a forked process is told apart from the first child.
+    let mut got_pid = !plan.fork;
     let mut ready = false;
     loop {
         if ready && got_pid {
@@ -351,6 +395,7 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
             ),
         }
     }
+    crate::timing::mark("exec: ready");
     if let Some(f) = &e.pid_file {
         super::write_pid_file(f, pid)?;
     }
@@ -362,7 +407,9 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
         None => None,
     };
     let sfd = sfd.expect("blocked above for a foreground exec");
-    super::foreground(pid, &sfd, master)
+    let code = super::foreground(pid, &sfd, master);
+    crate::timing::mark("exec: reaped");
+    code
 }
 
 fn child(plan: &ExecPlan, sock: OwnedFd) -> ! {
@@ -379,16 +426,20 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
     nix::sys::signal::SigSet::all().thread_unblock()?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64)?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
-    match sync::recv(sock)? {
-        Some(Msg::Go) => {}
-        // SAFETY: the parent is gone; nothing to report to.
-        _ => unsafe { libc::_exit(1) },
+    if plan.wait_go {
+        match sync::recv(sock)? {
+            Some(Msg::Go) => {}
+            // SAFETY: the parent is gone; nothing to report to.
+            _ => unsafe { libc::_exit(1) },
+        }
     }
+    crate::timing::mark("exec child: started");
     cgroups::join_self(&plan.cgroup_tasks)?;
     for (name, flag, fd) in &plan.joins {
         sys::setns(fd.as_fd(), *flag)
             .with_context(|| format!("cannot join the container's {name} namespace"))?;
     }
+    crate::timing::mark("exec child: cgroups and namespaces joined");
     if plan.joins.iter().any(|(n, _, _)| *n == "user") {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
             .context("cannot become root in the user namespace")?;
@@ -404,8 +455,6 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
             }
             Forked::Child => {}
         }
-    } else {
-        sync::send(sock, &Msg::Pid(std::process::id() as i32))?;
     }
     // Its own session, with or without a terminal, as runc does: the
     // process must not share the caller's session or process group (conmon's,
@@ -426,6 +475,7 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
         Some(plan.state.as_str()),
         plan.preserve_fds,
     )?;
+    crate::timing::mark("exec child: process prepared");
     // The death signal survives execve: clear it, or a detached exec would
     // die with rrun.
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;

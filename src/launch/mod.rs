@@ -112,6 +112,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     }
     let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut bundle = crate::spec::load_bundle(&bundle_dir)?;
+    crate::timing::mark("config loaded");
     let listen_fds = socket_activation(&mut bundle.spec);
     let proc = bundle.spec.process().as_ref().context("process: missing")?;
     let terminal = proc.terminal().unwrap_or(false);
@@ -143,6 +144,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     }
     let store = Store::new(&global.root);
     let locked = store.create_dir(&opts.id)?;
+    crate::timing::mark("state dir made");
     let mut cleanup = Cleanup {
         store_dir: Some(&locked),
         cgroups: None,
@@ -153,7 +155,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let spec = &bundle.spec;
 
     let layout = Layout::detect()?;
+    crate::timing::mark("layout detected");
     let (cgroup_plan, unit) = plan_cgroups(global, &layout, spec, &opts.id)?;
+    crate::timing::mark("cgroups planned");
     // Record before acting: the state file names everything create is about
     // to make, and is rewritten as each thing is made, so `delete --force`
     // finds and removes all of it if this process is killed at any moment.
@@ -228,11 +232,13 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             .and_then(|r| r.readonly())
             .unwrap_or(false),
     )?;
+    crate::timing::mark("plan built");
     plan.preserve_fds += listen_fds;
     plan.console = console.0;
     plan.console_size = console_size;
     let sock = sync::pair().context("cannot create sync socket")?;
     let entry = cgroups::prepare_entry(&cg)?;
+    crate::timing::mark("cgroup entry opened");
     plan.cgroup_tasks = entry.tasks;
     // The child enters its v1 cgroups itself after the clone, so a new
     // cgroup namespace must wait until then (it is rooted where it starts).
@@ -244,9 +250,14 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    // Id maps are written before `Go`; a two-stage launch asks for them
+    // (and reports init's pid) over the same exchange.
+    plan.wait_go = plan.ns.new_user || plan.ns.two_stage;
     let (first, into_cgroup) = clone_entering(&mut args, entry.clone_into.as_ref(), |a| {
         plan.ns.defer_cgroup_namespace();
         a.flags = plan.ns.clone_flags;
+        // The parent places the child in its cgroup2 directory first.
+        plan.wait_go = true;
     })
     .context("clone3 failed")?;
     let first = match first {
@@ -256,6 +267,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
         Forked::Parent { pid } => pid,
     };
+    crate::timing::mark("clone3 returned");
     drop(sock.1);
     plan.cgroup_tasks.clear();
     cleanup.pids.push(first);
@@ -281,9 +293,12 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
         Ok(())
     };
-    if let Err(e) = sync::send(&sock.0, &Msg::Go) {
-        oom_check()?;
-        return Err(e).context("container init died before setup");
+    crate::timing::mark("pid recorded");
+    if plan.wait_go {
+        if let Err(e) = sync::send(&sock.0, &Msg::Go) {
+            oom_check()?;
+            return Err(e).context("container init died before setup");
+        }
     }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
@@ -384,8 +399,9 @@ fn write_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
         .with_context(|| format!("process.oomScoreAdj {adj}: cannot set"))
 }
 
-/// A debug line (`--debug`) for each step of `create`.
-fn step(what: &str) {
+/// A debug line (`--debug`) for each step of `create`, and its timing mark.
+fn step(what: &'static str) {
+    crate::timing::mark(what);
     crate::logging::log(crate::logging::Level::Debug, &format!("create: {what}"));
 }
 
@@ -483,8 +499,13 @@ pub(crate) fn make_cgroups(
         None if rootless => cgroups::create_rootless(layout, &mut record.cgroups, resources)?,
         None => cgroups::create(layout, &mut record.cgroups)?,
     }
+    // The record lists every level that did not exist; rewritten only if
+    // some existed after all (another creator made it meanwhile), so that
+    // `delete` never removes a directory this create did not make.
+    if cleanup.cgroups.as_ref().map(|c| &c.created) != Some(&record.cgroups.created) {
+        locked.save(record)?;
+    }
     cleanup.cgroups = Some(record.cgroups.clone());
-    locked.save(record)?;
     step("cgroups created");
     let cg = &record.cgroups;
     if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {
@@ -705,6 +726,7 @@ fn build_plan(
         .with_context(|| format!("root.path {}", rootfs.display()))?
         .into();
     let process = process::prepare(spec, root_fd.as_fd())?;
+    crate::timing::mark("plan: process");
     let needs_state = process.seccomp_listener.is_some();
     let host = rootfs::HostAccess {
         // open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over the caller's
@@ -714,6 +736,7 @@ fn build_plan(
         unprivileged: rootless || ns.new_user,
     };
     let rootfs_plan = rootfs::prepare(spec, bundle, rootfs, cgroup_dirs, opts.no_pivot, host)?;
+    crate::timing::mark("plan: rootfs");
     let mut sysctls = Vec::new();
     if let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         let mut keys: Vec<_> = map.keys().collect();
@@ -752,6 +775,7 @@ fn build_plan(
         parent_pid: std::process::id() as i32,
         net_devices: net_devices(spec)?,
         cgroup_tasks: Vec::new(),
+        wait_go: true,
         console: None,
         console_size: None,
         hooks: spec.hooks().clone(),
@@ -930,11 +954,14 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         hooks::Kind::Poststart,
         &container.hook_state(Status::Running),
     );
+    crate::timing::mark("released");
     let code = foreground(pid, &sfd, master)?;
+    crate::timing::mark("container reaped");
     if !opts.keep {
         let store = Store::new(&global.root);
         let locked = store.open(&opts.create.id)?;
         crate::commands::destroy(locked, &container)?;
+        crate::timing::mark("deleted");
     }
     Ok(code)
 }

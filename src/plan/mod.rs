@@ -48,4 +48,10 @@ pub struct Plan {
     pub net_devices: Vec<(i32, String, String)>,
     /// The v1 cgroups' `tasks` files the child writes itself into.
     pub cgroup_tasks: Vec<(std::fs::File, std::path::PathBuf)>,
+    /// Whether the child waits for the parent's `Go` before anything else:
+    /// only when the parent has something to do to it first (write its id
+    /// maps, or move it into its cgroup2 directory when the kernel refused
+    /// `CLONE_INTO_CGROUP`). Otherwise the child starts its setup at once,
+    /// while the parent records its pid.
+    pub wait_go: bool,
 }

@@ -184,25 +184,24 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
     };
 
     let mut rlimits = Vec::new();
-    let can_raise = have_sys_resource();
+    // Read only when a hard limit must be raised (rarely).
+    let mut can_raise = None;
     for r in p.rlimits().iter().flatten() {
         let name = name_of(&r.typ());
         let res = rlimit_resource(&name)
             .with_context(|| format!("process.rlimits: unknown type {name}"))?;
-        if !can_raise {
-            let mut cur = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit writes into `cur`.
-            unsafe { libc::getrlimit(res as _, &mut cur) };
-            if r.hard() > cur.rlim_max {
-                bail!(
-                    "process.rlimits {name}: hard limit {} is above this process's hard limit {}, and raising it needs CAP_SYS_RESOURCE",
-                    r.hard(),
-                    cur.rlim_max
-                );
-            }
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into `cur`.
+        unsafe { libc::getrlimit(res as _, &mut cur) };
+        if r.hard() > cur.rlim_max && !*can_raise.get_or_insert_with(have_sys_resource) {
+            bail!(
+                "process.rlimits {name}: hard limit {} is above this process's hard limit {}, and raising it needs CAP_SYS_RESOURCE",
+                r.hard(),
+                cur.rlim_max
+            );
         }
         rlimits.push((res, r.soft(), r.hard()));
     }

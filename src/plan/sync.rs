@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! parent                          child (stage 1 / init)
-//!   ── Go ─────────────────────▶   (cgroup joined; id maps written if the
-//!                                   clone made the user namespace)
+//!   ── Go ─────────────────────▶   (only with `Plan::wait_go`: id maps
+//!                                   written if the clone made the user
+//!                                   namespace; cgroup2 entered by the
+//!                                   parent if CLONE_INTO_CGROUP failed)
 //!   ◀── NeedMaps ───────────────   (two-stage only: after unshare(user))
 //!   ── Go ─────────────────────▶
 //!   ◀── Pid(n) ─────────────────   (two-stage only: host pid of init)

@@ -689,6 +689,7 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
         nix::sys::stat::Mode::empty(),
     )
     .context("rootfs: cannot open")?;
+    crate::timing::mark("child: rootfs bound");
     // 3. The mounts of config.json, in order.
     let label = plan.mount_label.as_deref();
     let mut readonly_later = Vec::new();
@@ -704,8 +705,10 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
             });
         }
     }
+    crate::timing::mark("child: mounts");
     // 4. Devices and the standard /dev links.
     devices::setup(root.as_fd(), &plan.devices)?;
+    crate::timing::mark("child: devices");
     // 5. Masked and read-only paths.
     for (path, devnull) in &plan.masked {
         mask(root.as_fd(), path, devnull.fd()?, label)
@@ -715,6 +718,7 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
         make_readonly(root.as_fd(), path)
             .with_context(|| format!("linux.readonlyPaths {}", path.display()))?;
     }
+    crate::timing::mark("child: masked and read-only paths");
     Ok(Root {
         fd: root,
         readonly_later,
@@ -1030,6 +1034,7 @@ pub fn enter(plan: &RootfsPlan, root: Root) -> Result<()> {
         )
         .context("cannot open the old root")?;
         crate::sys::pivot_root(c".", c".").context("pivot_root failed")?;
+        crate::timing::mark("child: pivot_root");
         nix::unistd::fchdir(&old_root).context("cannot enter the old root")?;
         drop(old_root);
         nix::mount::mount(

@@ -115,6 +115,26 @@ mod tests {
     }
 
     #[test]
+    fn exec_cpu_affinity_lists_are_checked_when_parsed() {
+        // oci-spec's check (a regex, through shims/regex over regex-lite).
+        let cfg = |list: &str| {
+            format!(
+                r#"{{"ociVersion":"1.2.0","process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"execCPUAffinity":{{"initial":"{list}"}}}}}}"#
+            )
+        };
+        for ok in ["0", "0-3", "0-3,7", "1,2,3", "0-1,4-5"] {
+            parse(cfg(ok).as_bytes()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["", "a", "0-", "-1", "0,,1", "1-2-3", "0 ,1"] {
+            let err = parse(cfg(bad).as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.starts_with("process.execCPUAffinity.initial:"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn truncated_json_is_reported_as_invalid() {
         let err = parse(br#"{"ociVersion": "1.0"#).unwrap_err().to_string();
         assert!(err.contains("EOF"), "{err}");

@@ -3,6 +3,7 @@
 #
 # Usage (as root):
 #   tests/bench/bench.sh [-n RUNS] [--floor] [--guard] [RUNTIME...]
+#   tests/bench/bench.sh --breakdown [-n RUNS] [RRUN | OLD_RRUN NEW_RRUN]
 #
 #   RUNTIME   a name on PATH or a path to a binary. "rrun" means this repo's
 #             target/<host tuple>/release/rrun (built with `cargo build --release` if it
@@ -10,16 +11,26 @@
 #   -n RUNS   samples per timed measurement (default 30).
 #   --floor   also time `unshare --fork --pid --mount --uts --ipc --net
 #             --cgroup /bin/true`: the kernel's cost for the namespaces alone,
-#             i.e. the floor no runtime can beat.
+#             i.e. the floor no runtime can beat; sampled in the same rounds
+#             as `run`, interleaved with the runtimes' samples.
 #   --guard   exit 1 if rrun is slower than crun on any timed figure (the
 #             medians of run, create+start+delete, exec, and the concurrent
 #             wall time) or its peak RSS is larger (regression guard; needs
 #             rrun and crun).
+#   --breakdown  instead of the comparison: where rrun's `run` spends its
+#             time, step by step (median ms of each step of the launch
+#             checklist over RUNS runs, from rrun's `--debug` timing marks,
+#             see src/timing.rs), for /bin/true and, if available, under
+#             Podman's seccomp profile, then where `exec /bin/true` does;
+#             with the kernel floor for reference. Given two rrun builds
+#             (old, new), their runs are interleaved and the table has a
+#             column for each.
 #
 # Examples:
 #   tests/bench/bench.sh                     # rrun vs crun vs runc, 30 runs
 #   tests/bench/bench.sh -n 5 runc crun      # quick check without rrun
 #   tests/bench/bench.sh --floor --guard rrun crun
+#   tests/bench/bench.sh --breakdown -n 50  # docs/PERFORMANCE.md's tables
 #
 # What is measured, per runtime (each has its own --root in a temp dir):
 #   run          `run` of /bin/true (median, p90)
@@ -63,6 +74,7 @@ export LC_ALL=C
 RUNS=30
 FLOOR=0
 GUARD=0
+BREAKDOWN=0
 CONCURRENT=50
 RUNTIMES=()
 
@@ -76,6 +88,7 @@ while [ $# -gt 0 ]; do
     -n*) RUNS=${1#-n}; shift ;;
     --floor) FLOOR=1; shift ;;
     --guard) GUARD=1; shift ;;
+    --breakdown) BREAKDOWN=1; shift ;;
     -h | --help) usage 0 ;;
     --) shift; RUNTIMES+=("$@"); break ;;
     -*) echo "bench: unknown option $1" >&2; usage ;;
@@ -89,6 +102,11 @@ done
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
 EXPLICIT=1
+if [ "$BREAKDOWN" = 1 ]; then
+    [ "$FLOOR$GUARD" = 00 ] || die "--breakdown takes no --floor or --guard"
+    [ ${#RUNTIMES[@]} -le 2 ] || die "--breakdown measures one rrun build, or two (old new)"
+    [ ${#RUNTIMES[@]} -ge 1 ] || RUNTIMES=(rrun)
+fi
 if [ ${#RUNTIMES[@]} -eq 0 ]; then
     EXPLICIT=0
     RUNTIMES=(rrun crun runc)
@@ -132,6 +150,7 @@ if [ -z "${RRUN_BENCH_IN_NS:-}" ]; then
     args=(-n "$RUNS")
     if [ "$FLOOR" = 1 ]; then args+=(--floor); fi
     if [ "$GUARD" = 1 ]; then args+=(--guard); fi
+    if [ "$BREAKDOWN" = 1 ]; then args+=(--breakdown); fi
     # Absolute paths whose basenames are the runtimes' names.
     exec unshare --mount --propagation private "$BASH" "$SELF" "${args[@]}" -- "${RT_BIN[@]}"
 fi
@@ -375,17 +394,31 @@ stats() {
 }
 
 # timed METRIC SAMPLER: warm-up x2, then RUNS interleaved samples per runtime.
+# With a third argument (`floor`), each round also takes a sample of the
+# kernel floor, at a rotating place among the runtimes' samples, so the
+# floor is measured under the same load as the runtimes (the machine is
+# shared; a floor measured minutes later says little about this run).
 timed() {
-    local metric=$1 sampler=$2 i k
+    local metric=$1 sampler=$2 with_floor=${3:-} i k
     local -A dead=()
     say "measuring $metric ($RUNS runs each)"
     for k in "${!RT_BIN[@]}"; do
         : >"$TMP/s-$metric-$k"
         case "${RES["$metric|$k"]:-}" in n/a | FAIL) dead[$k]=1 ;; esac
     done
+    if [ -n "$with_floor" ]; then : >"$TMP/s-floor"; fi
     for ((i = -2; i < RUNS; i++)); do
         order "$((i + 2))"
+        if [ -n "$with_floor" ]; then
+            local at=$(((i + 2) % (${#ORDER[@]} + 1)))
+            ORDER=("${ORDER[@]:0:at}" F "${ORDER[@]:at}")
+        fi
         for k in "${ORDER[@]}"; do
+            if [ "$k" = F ]; then
+                sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
+                if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
+                continue
+            fi
             [ -z "${dead[$k]:-}" ] || continue
             if "$sampler" "$k"; then
                 if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-$metric-$k"; fi
@@ -403,10 +436,177 @@ timed() {
     done
 }
 
+# ------------------------------------------------------------ breakdown ----
+# The steps of a foreground `run`, in the order of its critical path: each
+# is the timing mark (src/timing.rs) logged when the step ends, then what
+# the time up to it was spent on. A step's time is its mark minus the
+# latest earlier mark of the list (parent and child overlap: a step that
+# ended before an earlier one counts 0), so the steps of one run add up to
+# its wall time. t0 is taken before the fork of rrun, `exit` after its
+# exit status is collected.
+BD_STEPS=(
+    "main|process start: fork, execve, static-pie start, Rust runtime"
+    "cli-parsed|command line (clap)"
+    "config loaded|config.json: read, parse, validate"
+    "state dir made|state dir: mkdir, lock"
+    "layout detected|cgroups: layout (mountinfo, /proc/self/cgroup)"
+    "cgroups planned|cgroups: paths planned (which levels exist)"
+    "state recorded|state.json: record before acting"
+    "cgroups created|cgroups: mkdir, checks"
+    "resources applied|cgroups: limits, device rules (v1 files, v2 eBPF)"
+    "plan: process|plan: process (user, caps, rlimits, executable; seccomp compile)"
+    "plan: rootfs|plan: mounts (bind sources), masked-path /dev/null, devices"
+    "plan built|plan: exec fifo, overlay layers"
+    "cgroup entry opened|plan: cgroup fds for the child"
+    "clone3 returned|clone3: new namespaces (pid, mount, net, uts, ipc)"
+    "child: go received|parent: pid recorded; Go"
+    "child: cgroups joined|child: join v1 cgroups (tasks fds)"
+    "child: namespaces, hostname|child: setns/unshare, setsid, hostname"
+    "child: rootfs bound|mounts: / slave, rootfs bind"
+    "child: mounts|mounts: config.json's mounts"
+    "child: devices|devices: nodes, /dev links"
+    "child: masked and read-only paths|mounts: masked and read-only paths"
+    "child: pivot_root|pivot_root"
+    "child: old root detached|detach the old root (umount2 MNT_DETACH)"
+    "child: process prepared (caps, user)|process: fds, rlimits, keyring, cwd, exe, caps, user"
+    "init ready|Ready to the parent"
+    "created|state.json: created"
+    "child: start received|start: exec fifo written, child wakes"
+    "child: seccomp loaded|seccomp: load the filter"
+    "container reaped|execve, /bin/true runs and exits, wait"
+    "deleted|delete: cgroups, state dir"
+    "done|command's end"
+    "reported|report of the marks (--debug only)"
+    "exit|rrun's exit (process teardown)"
+)
+
+# The steps of a foreground `exec` (same rules).
+BD_EXEC_STEPS=(
+    "main|process start: fork, execve, static-pie start, Rust runtime"
+    "cli-parsed|command line"
+    "exec: state loaded|state.json: lock, read, status"
+    "exec: process planned, namespaces opened|plan: process, namespace fds"
+    "exec: clone3 returned|cgroup fds, clone3 (into the pid namespace)"
+    "exec child: started|child scheduled"
+    "exec child: cgroups and namespaces joined|child: join cgroups (v1) and namespaces"
+    "exec child: process prepared|child: setsid, fds, rlimits, cwd, exe, caps, user"
+    "exec: ready|Ready to the parent"
+    "exec: reaped|execve, /bin/true runs and exits, wait"
+    "done|command's end"
+    "reported|report of the marks (--debug only)"
+    "exit|rrun's exit (process teardown)"
+)
+
+# breakdown_of LABEL STEPS ARGS...: RUNS timed runs of `rrun ARGS` with
+# --debug (STEPS: the name of the step list; a `run` gets a fresh id as its
+# last argument; an `exec` runs in the container named by EXEC_ID[k]), for
+# each rrun given (two: an old and a new build, their runs interleaved);
+# prints the table, one column per build.
+breakdown_of() {
+    local label=$1 i k t0 log=$TMP/bd.log
+    local -n list=$2
+    shift 2
+    local steps
+    steps=$(printf '%s\n' "${list[@]}")
+    for k in "${!RT_BIN[@]}"; do : >"$TMP/bd-$k"; done
+    say "breakdown: $label ($RUNS runs)"
+    for ((i = -2; i < RUNS; i++)); do
+        # The floor in the same rounds (see `timed`).
+        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
+        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
+        order "$((i + 2))"
+        for k in "${ORDER[@]}"; do
+            newid bd
+            local args=("$@")
+            case "$1" in
+            run) args+=("$ID") ;;
+            exec) args=(exec "${EXEC_ID[$k]}" "${args[@]:1}") ;;
+            esac
+            : >"$log"
+            now; t0=$NOW
+            "${RT_BIN[$k]}" --debug --log "$log" --log-format json --root "$TMP/root-$k" \
+                "${args[@]}" </dev/null >/dev/null 2>>"$ERRLOG" ||
+                die "${RT_BIN[$k]} $1 failed: $(tail -n 3 "$ERRLOG")"
+            now
+            [ "$i" -ge 0 ] || continue
+            {
+                echo "$t0 t0"
+                sed -n 's/.*"msg":"timing \([0-9]*\) [0-9]* \([^"]*\)".*/\1 \2/p' "$log"
+                echo "$NOW exit"
+            } | awk -v steps="$steps" '
+                BEGIN { n = split(steps, s, "\n") }
+                { t = $1; $1 = ""; sub(/^ /, ""); at[$0] = t }
+                END {
+                    last = at["t0"]
+                    for (k = 1; k <= n; k++) {
+                        split(s[k], f, "|")
+                        if (!(f[1] in at)) continue
+                        d = at[f[1]] - last
+                        if (d < 0) d = 0; else last = at[f[1]]
+                        print k, d
+                    }
+                    print 0, at["exit"] - at["t0"]
+                }' >>"$TMP/bd-$k"
+        done
+    done
+    echo
+    echo "rrun breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
+    echo "median ms per step (sum of the medians and median total below)"
+    for k in "${!RT_BIN[@]}"; do echo "  ${BD_COLUMN[$k]}: ${RT_BIN[$k]}"; done
+    local files=()
+    for k in "${!RT_BIN[@]}"; do files+=("$TMP/bd-$k"); done
+    awk -v steps="$steps" -v cols="${#RT_BIN[@]}" -v names="${BD_COLUMN[*]}" '
+        BEGIN { n = split(steps, s, "\n"); split(names, name, " ") }
+        FNR == 1 { col++ }
+        { v[col, $1, ++c[col, $1]] = $2; seen[$1] = 1 }
+        function median(j, k,   m, i, x, t, a) {
+            m = c[j, k]
+            if (m == 0) return -1
+            for (i = 1; i <= m; i++) a[i] = v[j, k, i]
+            for (i = 2; i <= m; i++) { t = a[i]; for (x = i - 1; x >= 1 && a[x] > t; x--) a[x + 1] = a[x]; a[x + 1] = t }
+            return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        function cell(x) { return x < 0 ? sprintf("%8s", "-") : sprintf("%8.3f", x / 1000) }
+        END {
+            printf "  "; for (j = 1; j <= cols; j++) printf "%8s ", name[j]; printf "\n"
+            for (k = 1; k <= n; k++) {
+                if (!(k in seen)) continue
+                split(s[k], f, "|")
+                printf "  "
+                for (j = 1; j <= cols; j++) { md = median(j, k); if (md > 0) sum[j] += md; printf "%s ", cell(md) }
+                printf " %s\n", f[2]
+            }
+            printf "  "; for (j = 1; j <= cols; j++) printf "%s ", cell(sum[j]); printf " sum of the medians\n"
+            printf "  "; for (j = 1; j <= cols; j++) printf "%s ", cell(median(j, 0)); printf " median wall time of a run (t0 to exit)\n"
+        }' "${files[@]}"
+}
+
+if [ "$BREAKDOWN" = 1 ]; then
+    BD_COLUMN=(rrun)
+    if [ ${#RT_BIN[@]} = 2 ]; then BD_COLUMN=(old new); fi
+    : >"$TMP/s-floor"
+    breakdown_of "run /bin/true" BD_STEPS run --bundle "$B_TRUE"
+    if [ -n "$B_SECCOMP" ]; then
+        breakdown_of "run /bin/true, Podman's seccomp profile" BD_STEPS run --bundle "$B_SECCOMP"
+    fi
+    for k in "${!RT_BIN[@]}"; do
+        newid exec
+        EXEC_ID[k]=$ID
+        rt "$k" create --bundle "$B_SLEEP" "$ID" && rt "$k" start "$ID" ||
+            die "create/start of the sleep container failed: $(tail -n 3 "$ERRLOG")"
+    done
+    breakdown_of "exec /bin/true" BD_EXEC_STEPS exec /bin/true
+    for k in "${!RT_BIN[@]}"; do rt "$k" delete --force "${EXEC_ID[$k]}" || true; done
+    stats "$TMP/s-floor"
+    echo
+    echo "kernel floor (unshare --fork --pid --mount --uts --ipc --net --cgroup true), sampled before each round: median $(awk -v v="$MEDIAN" 'BEGIN { printf "%.3f", v / 1000 }') ms, p90 $(awk -v v="$P90" 'BEGIN { printf "%.3f", v / 1000 }') ms"
+    exit 0
+fi
+
 # --------------------------------------------------------- measurements ----
 say "runtimes: ${RT_NAME[*]}; $RUNS runs; bundle in $TMP"
 
-timed run sample_run
+if [ "$FLOOR" = 1 ]; then timed run sample_run floor; else timed run sample_run; fi
 timed csd sample_csd
 if [ -n "$B_SECCOMP" ]; then timed seccomp sample_seccomp; fi
 
@@ -498,12 +698,7 @@ for k in "${!RT_BIN[@]}"; do
 done
 
 if [ "$FLOOR" = 1 ]; then
-    say "measuring the kernel floor ($RUNS runs)"
-    : >"$TMP/s-floor"
-    for ((i = -2; i < RUNS; i++)); do
-        sample_floor || die "unshare ... /bin/true failed: $(tail -n 3 "$ERRLOG")"
-        if [ "$i" -ge 0 ]; then echo "$SAMPLE" >>"$TMP/s-floor"; fi
-    done
+    # Sampled with `run`, interleaved (see `timed`).
     stats "$TMP/s-floor"
     FLOOR_MEDIAN=$MEDIAN
     FLOOR_P90=$P90

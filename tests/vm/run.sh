@@ -21,6 +21,7 @@
 # fails the tests instead of skipping them; filters narrow the first run
 # (and drop the second). About 3.5 min with the image cached (120-125 s
 # of tests, debug build), plus the image's build when its packages changed.
+#     RRUN_VM_INIT=systemd RRUN_VM_BENCH="-n 10 --floor" tests/vm/run.sh
 #
 # With no filter the VM runs every test of the `lifecycle`, `cgroups` and
 # `host_safety` binaries plus, from every other test binary (unit tests included), the
@@ -147,10 +148,31 @@
 #   RRUN_VM_TEST_ENV=         systemd VM: "VAR=VALUE ..." for every test run
 #   RRUN_VM_PROFILE=release   "debug": build and run the debug profile (no
 #                             LTO links; for iterating, not for CI)
+#   RRUN_VM_BENCH=            systemd VM: instead of tests, run
+#                             tests/bench/bench.sh with these arguments
+#                             against rrun (release build; no test
+#                             binaries are built), crun and runc, all as
+#                             the image installs them (plus the host's
+#                             /usr/bin/time for peak RSS), on this pure
+#                             cgroup v2 host; e.g. "-n 10 --floor --guard"
+#                             or "--breakdown -n 20" (with an older build
+#                             at usr/local/bin/rrun-old in RRUN_VM_FILES,
+#                             the breakdown compares the two). The table
+#                             goes to the console; the run passes when
+#                             bench.sh exits 0. Under TCG only ratios measured in the same
+#                             run mean anything. -n 10 takes 10-20 min
+#                             (the 50-container rounds most of it), so the
+#                             timeouts default to 3600 s in this mode.
 set -euo pipefail
 
-VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
-TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-600}
+BENCH=${RRUN_VM_BENCH:-}
+if [ -n "$BENCH" ]; then
+    VM_TIMEOUT=${RRUN_VM_TIMEOUT:-3600}
+    TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-3300}
+else
+    VM_TIMEOUT=${RRUN_VM_TIMEOUT:-1200}
+    TEST_TIMEOUT=${RRUN_VM_TEST_TIMEOUT:-600}
+fi
 TEST_THREADS=${RRUN_VM_TEST_THREADS:-2}
 CGROUP_SETUP=${RRUN_VM_CGROUPS:-systemd}
 LSM=${RRUN_VM_LSM:-}
@@ -259,6 +281,11 @@ systemd)
 *) die "RRUN_VM_INIT must be busybox or systemd, not '$INIT'" ;;
 esac
 [ -z "$CHECKPOINT_PLAN" ] || SYSTEMD_PLAN=${RRUN_VM_PLAN:-$CHECKPOINT_PLAN}
+if [ -n "$BENCH" ]; then
+    [ "$INIT" = systemd ] || die "RRUN_VM_BENCH needs RRUN_VM_INIT=systemd (bash, util-linux, runc, crun and python3 are installed there)"
+    [ $# -eq 0 ] || die "RRUN_VM_BENCH runs no tests: drop the test filters"
+    [[ "$BENCH" != *[!-A-Za-z0-9\ ]* ]] || die "RRUN_VM_BENCH: only bench.sh options and numbers, got '$BENCH'"
+fi
 for v in RRUN_VM_PLAN RRUN_VM_TEST_ENV RRUN_VM_FILES; do
     [ -z "${!v:-}" ] || [ "$INIT" = systemd ] || die "$v applies to RRUN_VM_INIT=systemd only"
 done
@@ -335,11 +362,21 @@ release) profile_flag=--release ;;
 debug) profile_flag= ;;
 *) die "RRUN_VM_PROFILE must be release or debug" ;;
 esac
-log "cargo test --locked $profile_flag --no-run"
-cargo test --locked $profile_flag --no-run --message-format=json-render-diagnostics \
-    >"$work/cargo.json" || die "building the test binaries failed"
-list_binaries <"$work/cargo.json" | sort >"$work/all-binaries"
-grep -v '^bin:' "$work/all-binaries" >"$work/binaries" || die "cargo listed no test binaries"
+if [ -n "$BENCH" ]; then
+    # Only rrun itself, as it ships.
+    [ "$profile_flag" = --release ] || die "RRUN_VM_BENCH measures the release build"
+    log "cargo build --locked --release"
+    cargo build --locked --release --message-format=json-render-diagnostics \
+        >"$work/cargo.json" || die "building rrun failed"
+    list_binaries <"$work/cargo.json" | sort >"$work/all-binaries"
+    : >"$work/binaries"
+else
+    log "cargo test --locked $profile_flag --no-run"
+    cargo test --locked $profile_flag --no-run --message-format=json-render-diagnostics \
+        >"$work/cargo.json" || die "building the test binaries failed"
+    list_binaries <"$work/cargo.json" | sort >"$work/all-binaries"
+    grep -v '^bin:' "$work/all-binaries" >"$work/binaries" || die "cargo listed no test binaries"
+fi
 rrun_bin=$(sed -n 's/^bin:rrun //p' "$work/all-binaries")
 [ -x "${rrun_bin:-/nonexistent}" ] || die "cargo did not list the rrun binary"
 
@@ -467,7 +504,15 @@ fi
 
 # The test plan: which binaries, with which filters.
 : >"$payload/vm/plan"
-if [ "$INIT" = systemd ] && [ $# -eq 0 ]; then
+if [ -n "$BENCH" ]; then
+    # No tests: the runner runs bench.sh (see run-tests); /usr/bin/time
+    # (Debian's, as on this host) gives it peak RSS.
+    echo "$BENCH" >"$payload/vm/bench"
+    if [ -x /usr/bin/time ]; then
+        mkdir -p "$payload/usr/bin"
+        cp /usr/bin/time "$payload/usr/bin/time"
+    fi
+elif [ "$INIT" = systemd ] && [ $# -eq 0 ]; then
     while read -r -a words; do
         [ "${#words[@]}" -gt 0 ] || continue
         name=
@@ -510,7 +555,8 @@ else
         echo "$name $args" >>"$payload/vm/plan"
     done <"$work/binaries"
 fi
-[ -s "$payload/vm/plan" ] || die "no test binary selected (RRUN_VM_BINARIES='${RRUN_VM_BINARIES:-}')"
+[ -n "$BENCH" ] || [ -s "$payload/vm/plan" ] ||
+    die "no test binary selected (RRUN_VM_BINARIES='${RRUN_VM_BINARIES:-}')"
 
 # Shared libraries of every binary, at the paths ldd resolves them to (the
 # systemd VM has Debian's own).
@@ -589,6 +635,7 @@ MODULES="${modules_loaded# }"
 REQUIRE_CONTROLLERS="$REQUIRE_CONTROLLERS"
 BOOT_TIMEOUT=$BOOT_TIMEOUT
 TEST_ENV="${RRUN_VM_TEST_ENV:-}"
+REPO="$REPO"
 EOF
 # Last, so that they can replace any of the above.
 if [ -n "${RRUN_VM_FILES:-}" ]; then
