@@ -280,9 +280,15 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     // change) just around the clone, so the child starts in it and need
     // not fork again. Not with a user namespace to join (rrun's rights
     // there are the child's business) or a time namespace (which needs
-    // the fork anyway).
+    // the fork anyway), and only where rrun may return to its own pid
+    // namespace afterwards: setns needs CAP_SYS_ADMIN in the user namespace
+    // that owns it, which a rootless rrun (in Podman's user namespace, say)
+    // does not have.
     let pid_ns_here = match joins.iter().position(|(n, _, _)| *n == "pid") {
-        Some(i) if !joins.iter().any(|(n, _, _)| *n == "user" || *n == "time") => {
+        Some(i)
+            if !joins.iter().any(|(n, _, _)| *n == "user" || *n == "time")
+                && owns_own_pid_namespace() =>
+        {
             Some(joins.remove(i).2)
         }
         _ => None,
@@ -481,4 +487,17 @@ fn child_steps(plan: &ExecPlan, sock: &OwnedFd) -> Result<std::convert::Infallib
     sys::prctl(libc::PR_SET_PDEATHSIG, 0)?;
     sync::send(sock, &Msg::Ready)?;
     crate::init::process::exec(&plan.process, &exe)
+}
+
+/// Whether rrun's own pid namespace is owned by rrun's own user namespace
+/// and rrun is root there: then it may setns back into it.
+fn owns_own_pid_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let same = || -> std::io::Result<bool> {
+        let pid = std::fs::File::open("/proc/self/ns/pid_for_children")?;
+        let owner = std::fs::File::from(sys::ns_owner(pid.as_fd())?).metadata()?;
+        let user = std::fs::metadata("/proc/self/ns/user")?;
+        Ok(owner.dev() == user.dev() && owner.ino() == user.ino())
+    };
+    nix::unistd::geteuid().is_root() && same().unwrap_or(false)
 }

@@ -281,6 +281,18 @@ pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
     check(ret as libc::c_long).map(|t| t as u64)
 }
 
+/// `ioctl(NS_GET_USERNS)`: the user namespace that owns the namespace `fd`
+/// refers to, as a new fd.
+pub fn ns_owner(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1)
+                                                 // SAFETY: NS_GET_USERNS takes no argument and returns a new fd (or -1),
+                                                 // which is owned by no one else.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_USERNS as _) };
+    check(ret as libc::c_long)?;
+    // SAFETY: a fresh fd the kernel just opened for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
 /// `kill(2)` of one process. A pid that is not positive is refused without
 /// a syscall: `kill(0)` would signal rrun's own process group (its caller
 /// included) and `kill(-1)` every process it may signal.
