@@ -446,7 +446,7 @@ timed() {
 # exit status is collected.
 BD_STEPS=(
     "main|process start: fork, execve, static-pie start, Rust runtime"
-    "cli-parsed|command line (clap)"
+    "cli-parsed|command line"
     "config loaded|config.json: read, parse, validate"
     "state dir made|state dir: mkdir, lock"
     "layout detected|cgroups: layout (mountinfo, /proc/self/cgroup)"
