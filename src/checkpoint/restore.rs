@@ -133,23 +133,8 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
             n.iter()
                 .any(|ns| ns.typ() == LinuxNamespaceType::Pid && ns.path().is_none())
         });
-    let mut record = Container {
-        id: o.id.clone(),
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::rfc3339_now(),
-        oci_version: spec.version().clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: cgroup_plan,
-        process: serde_json::to_value(spec.process())?,
-        hooks: spec.hooks().clone(),
-        state_dir: locked.dir.clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
-        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
-        own_pid_ns,
-        creating: true,
-        ..Default::default()
-    };
+    let mut record = Container::creating(&o.id, &bundle, locked.dir.clone(), cgroup_plan)?;
+    record.own_pid_ns = own_pid_ns;
     cleanup.poststop = record
         .hooks
         .clone()

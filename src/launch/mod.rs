@@ -161,23 +161,8 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     // Record before acting: the state file names everything create is about
     // to make, and is rewritten as each thing is made, so `delete --force`
     // finds and removes all of it if this process is killed at any moment.
-    let mut record = Container {
-        id: opts.id.clone(),
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::rfc3339_now(),
-        oci_version: spec.version().clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: cgroup_plan,
-        process: serde_json::to_value(spec.process())?,
-        hooks: spec.hooks().clone(),
-        notify_socket,
-        state_dir: locked.dir.clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
-        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
-        creating: true,
-        ..Default::default()
-    };
+    let mut record = Container::creating(&opts.id, &bundle, locked.dir.clone(), cgroup_plan)?;
+    record.notify_socket = notify_socket;
     cleanup.poststop = record
         .hooks
         .clone()

@@ -360,6 +360,37 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 impl Container {
+    /// The record `create` and `restore` write before they make anything
+    /// (status `creating`): what the bundle says, and the cgroups about to
+    /// be made, so `delete --force` finds all of it after a kill.
+    pub fn creating(
+        id: &str,
+        bundle: &crate::spec::Bundle,
+        state_dir: PathBuf,
+        cgroups: CgroupPaths,
+    ) -> Result<Container> {
+        let spec = &bundle.spec;
+        let linux = spec.linux().as_ref();
+        Ok(Container {
+            id: id.to_string(),
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: crate::logging::rfc3339_now(),
+            oci_version: spec.version().clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            cgroups,
+            process: serde_json::to_value(spec.process())?,
+            hooks: spec.hooks().clone(),
+            state_dir,
+            seccomp: linux.and_then(|l| l.seccomp().clone()),
+            personality: linux.and_then(|l| l.personality().clone()),
+            creating: true,
+            ..Default::default()
+        })
+    }
+}
+
+impl Container {
     /// True when the init process recorded here still runs (not a zombie,
     /// and not a new process that reused the pid).
     pub fn init_alive(&self) -> bool {
