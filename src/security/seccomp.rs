@@ -149,28 +149,12 @@ impl Block {
     }
 }
 
-/// FNV-1a, for the name → number index of one compile: the names are
-/// short and trusted-shape, and SipHash's setup dominates at this size.
-struct FnvHasher(u64);
-
-impl Default for FnvHasher {
-    fn default() -> FnvHasher {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
+/// What a call number leads to: one action whatever the arguments, or a
+/// body of rules that check them (ending in a `RET`).
+enum Body {
+    Ret(u32),
+    Insns(Vec<Insn>),
 }
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-}
-
-type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 
 /// Where a call number leads: a constant action, or the body of
 /// `calls[i]` (see [`tree`]).
@@ -180,22 +164,20 @@ enum Target {
     Body(usize),
 }
 
-/// The binary search over `calls` (sorted by number, each with its body),
-/// starting with the number in the accumulator; the bodies follow it.
-/// The numbers are cut into intervals that lead to the same place (a run
-/// of neighbouring calls with the same constant action, a call with a
-/// body of its own, a gap of unlisted calls to the default action), and
+/// Appends to `out` the binary search over `calls` (sorted by number, each
+/// with its body), starting with the number in the accumulator, then the
+/// bodies. The numbers are cut into intervals that lead to the same place
+/// (a run of neighbouring calls with the same constant action, a call with
+/// a body of its own, a gap of unlisted calls to the default action), and
 /// the search is over the intervals' starts: each internal node is one
 /// `JGE` (and a `JA` when its left half is longer than a conditional jump
 /// reaches), each leaf one `RET` or a `JA` to its call's body.
-fn tree(calls: &[(u32, Vec<Insn>)], default: u32) -> Vec<Insn> {
-    /// A tree instruction, or a `JA` to the body of `calls[i]`.
-    enum Node {
-        Insn(Insn),
-        ToBody(usize),
-    }
+fn tree(calls: &[(u32, Body)], default: u32, out: &mut Vec<Insn>) {
+    const TO_BODY: u16 = 0xffff; // a placeholder: `k` is the call's index
+    let ins = |code: u16, jt: u8, jf: u8, k: u32| Insn { code, jt, jf, k };
     // Intervals as (first number, target), the first starting at 0.
-    let mut iv: Vec<(u32, Target)> = vec![(0, Target::Ret(default))];
+    let mut iv: Vec<(u32, Target)> = Vec::with_capacity(2 * calls.len() + 1);
+    iv.push((0, Target::Ret(default)));
     let push = |iv: &mut Vec<(u32, Target)>, start: u32, t: Target| {
         let last = iv.len() - 1;
         if iv[last].0 == start {
@@ -207,88 +189,82 @@ fn tree(calls: &[(u32, Vec<Insn>)], default: u32) -> Vec<Insn> {
             iv.push((start, t));
         }
     };
-    // A body that is one `RET` is returned in place; the others follow
-    // the tree.
-    let inline = |body: &[Insn]| match body {
-        [ret] if ret.code == RET => Some(ret.k),
-        _ => None,
-    };
     for (i, (nr, body)) in calls.iter().enumerate() {
-        let t = inline(body).map_or(Target::Body(i), Target::Ret);
+        let t = match body {
+            Body::Ret(k) => Target::Ret(*k),
+            Body::Insns(_) => Target::Body(i),
+        };
         push(&mut iv, *nr, t);
         if let Some(next) = nr.checked_add(1) {
             push(&mut iv, next, Target::Ret(default));
         }
     }
-    fn build(iv: &[(u32, Target)], out: &mut Vec<Node>) {
+    fn build(iv: &[(u32, Target)], out: &mut Vec<Insn>) {
         if let [(_, t)] = iv {
             out.push(match *t {
-                Target::Ret(k) => Node::Insn(Insn {
+                Target::Ret(k) => Insn {
                     code: RET,
                     jt: 0,
                     jf: 0,
                     k,
-                }),
-                Target::Body(i) => Node::ToBody(i),
+                },
+                Target::Body(i) => Insn {
+                    code: TO_BODY,
+                    jt: 0,
+                    jf: 0,
+                    k: i as u32,
+                },
             });
             return;
         }
         let mid = iv.len() / 2;
-        let mut left = Vec::new();
-        build(&iv[..mid], &mut left);
-        let k = iv[mid].0;
-        match u8::try_from(left.len()) {
-            Ok(n) => out.push(Node::Insn(Insn {
-                code: JGE,
-                jt: n,
-                jf: 0,
-                k,
-            })),
+        let at = out.len();
+        out.push(Insn {
+            code: JGE,
+            jt: 0,
+            jf: 0,
+            k: iv[mid].0,
+        });
+        build(&iv[..mid], out);
+        let left = out.len() - at - 1;
+        match u8::try_from(left) {
+            Ok(n) => out[at].jt = n,
             Err(_) => {
-                out.push(Node::Insn(Insn {
-                    code: JGE,
-                    jt: 0,
-                    jf: 1,
-                    k,
-                }));
-                out.push(Node::Insn(Insn {
-                    code: JA,
-                    jt: 0,
-                    jf: 0,
-                    k: left.len() as u32,
-                }));
+                // Too far for `jt`: true falls to a `JA` over the left half.
+                out[at].jf = 1;
+                out.insert(
+                    at + 1,
+                    Insn {
+                        code: JA,
+                        jt: 0,
+                        jf: 0,
+                        k: left as u32,
+                    },
+                );
             }
         }
-        out.extend(left);
         build(&iv[mid..], out);
     }
-    let mut nodes = Vec::new();
-    build(&iv, &mut nodes);
+    let first = out.len();
+    build(&iv, out);
     let mut starts = Vec::with_capacity(calls.len());
-    let mut at = nodes.len();
+    let mut at = out.len();
     for (_, body) in calls {
         starts.push(at);
-        if inline(body).is_none() {
-            at += body.len();
+        if let Body::Insns(b) = body {
+            at += b.len();
         }
     }
-    let mut out: Vec<Insn> = nodes
-        .into_iter()
-        .enumerate()
-        .map(|(pc, n)| match n {
-            Node::Insn(i) => i,
-            Node::ToBody(c) => Insn {
-                code: JA,
-                jt: 0,
-                jf: 0,
-                k: (starts[c] - pc - 1) as u32,
-            },
-        })
-        .collect();
-    for (_, body) in calls.iter().filter(|(_, b)| inline(b).is_none()) {
-        out.extend_from_slice(body);
+    for pc in first..out.len() {
+        if out[pc].code == TO_BODY {
+            out[pc] = ins(JA, 0, 0, (starts[out[pc].k as usize] - pc - 1) as u32);
+        }
     }
-    out
+    for (_, body) in calls {
+        if let Body::Insns(b) = body {
+            out.extend_from_slice(b);
+        }
+    }
 }
 
 /// Appends the check of one argument: continue if it holds, else fail.
@@ -422,6 +398,9 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     let i386_listed = arches.contains(&AUDIT_ARCH_I386);
     // The rules of one architecture: each call's body, then the tree.
     let rules: Vec<&oci_spec::runtime::LinuxSyscall> = s.syscalls().iter().flatten().collect();
+    if rules.len() >= 1 << 24 || rules.iter().any(|r| r.names().len() >= 1 << 24) {
+        bail!("linux.seccomp.syscalls: too many rules or names");
+    }
     // A rule's errnoRet defaults to EPERM, not to defaultErrnoRet.
     let acts: Vec<u32> = rules
         .iter()
@@ -430,28 +409,56 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     notify |= rules
         .iter()
         .any(|sc| sc.action() == LinuxSeccompAction::ScmpActNotify);
+    // Every (name, rule, place in the rule), sorted by name, so that each
+    // architecture's sorted table resolves them in one merge.
+    let mut names: Vec<(&str, u32, u32)> = Vec::new();
+    for (i, sc) in rules.iter().enumerate() {
+        for (j, name) in sc.names().iter().enumerate() {
+            names.push((name.as_str(), i as u32, j as u32));
+        }
+    }
+    // Stable: profiles list their names sorted, in long runs it merges.
+    names.sort_by(|a, b| a.0.cmp(b.0));
     // The rules of one architecture: each call's body, then the search.
     let section = |table: &[(&str, u32)]| -> Result<Vec<Insn>> {
-        let index: std::collections::HashMap<&str, u32, Fnv> = table.iter().copied().collect();
-        // (number, rule, name) for every name this architecture knows;
+        // (number, rule, place) for every name this architecture knows;
         // unknown names are skipped, as runc does.
-        let mut hits: Vec<(u32, usize, usize)> = Vec::new();
-        for (i, sc) in rules.iter().enumerate() {
-            let before = hits.len();
-            for (j, name) in sc.names().iter().enumerate() {
-                if let Some(&nr) = index.get(name.as_str()) {
-                    hits.push((nr, i, j));
-                }
+        // Packed as one u64 (number, rule, place: 16, 24 and 24 bits) so
+        // that sorting them compares integers.
+        let pack =
+            |nr: u32, i: u32, j: u32| (u64::from(nr) << 48) | (u64::from(i) << 24) | u64::from(j);
+        let unpack = |h: u64| {
+            (
+                (h >> 48) as u32,
+                ((h >> 24) & 0xff_ffff) as u32,
+                (h & 0xff_ffff) as u32,
+            )
+        };
+        let mut hits: Vec<u64> = Vec::with_capacity(names.len());
+        let mut t = table.iter().peekable();
+        for &(name, i, j) in &names {
+            while t.next_if(|(n, _)| *n < name).is_some() {}
+            match t.peek() {
+                Some((n, nr)) if *n == name => hits.push(pack(*nr, i, j)),
+                Some(_) => {}
+                None => break,
             }
-            // A bad argument is reported for the rule's first known name,
-            // in the profile's order.
-            if let (Some(&(_, _, j)), Some(a)) = (
-                hits.get(before),
-                sc.args().iter().flatten().find(|a| a.index() > 5),
-            ) {
+        }
+        // A bad argument is reported for the first rule, in the profile's
+        // order, that has one and a name known here (the first of them).
+        let mut known: Vec<Option<u32>> = vec![None; rules.len()];
+        for &h in &hits {
+            let (_, i, j) = unpack(h);
+            let k = &mut known[i as usize];
+            *k = Some(k.map_or(j, |k| k.min(j)));
+        }
+        for (i, sc) in rules.iter().enumerate() {
+            if let (Some(j), Some(a)) =
+                (known[i], sc.args().iter().flatten().find(|a| a.index() > 5))
+            {
                 bail!(
                     "linux.seccomp.syscalls[{i}] ({}): argument index {} is out of range (0-5)",
-                    sc.names()[j],
+                    sc.names()[j as usize],
                     a.index()
                 );
             }
@@ -459,12 +466,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
         // By number, then in the profile's order: the first matching rule
         // of a call decides.
         hits.sort_unstable();
+        let mut hits: Vec<(u32, u32, u32)> = hits.into_iter().map(unpack).collect();
         hits.dedup_by_key(|h| (h.0, h.1));
-        let mut calls: Vec<(u32, Vec<Insn>)> = Vec::new();
+        let mut calls: Vec<(u32, Body)> = Vec::new();
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            let i = group[0].1 as usize;
+            if rules[i].args().as_ref().is_none_or(|a| a.is_empty()) {
+                // One rule without arguments: it always decides.
+                calls.push((group[0].0, Body::Ret(acts[i])));
+                continue;
+            }
             let mut body = Vec::new();
             let mut decided = false;
             for &(_, i, j) in group {
+                let (i, j) = (i as usize, j as usize);
                 let mut b = Block::new();
                 for a in rules[i].args().iter().flatten() {
                     arg_check(
@@ -489,11 +504,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
             if !decided {
                 body.push(ins(RET, 0, 0, default));
             }
-            calls.push((group[0].0, body));
+            calls.push((group[0].0, Body::Insns(body)));
         }
         // The i386 section is entered with the architecture loaded.
         let mut out = vec![ins(LD_ABS, 0, 0, 0)];
-        out.extend(tree(&calls, default));
+        tree(&calls, default, &mut out);
         Ok(out)
     };
     let native = section(SYSCALLS)?;
@@ -908,6 +923,49 @@ mod tests {
                             "round {round}, arch {arch:#x}, nr {nr}, args {args:x?}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_search_too_wide_for_one_jump_still_decides_every_call() {
+        // Every other call allowed, a few with argument rules: hundreds of
+        // intervals, so the upper nodes' left halves are beyond a
+        // conditional jump's 255 instructions (`JA` over them).
+        let mut rules = Vec::new();
+        for (n, (name, nr)) in SYSCALLS.iter().enumerate() {
+            let act = if nr % 2 == 0 {
+                "SCMP_ACT_ALLOW"
+            } else {
+                "SCMP_ACT_LOG"
+            };
+            let mut r = serde_json::json!({"names": [name], "action": act});
+            if n % 7 == 0 {
+                r["args"] = serde_json::json!([{"index": 0, "value": n, "op": "SCMP_CMP_EQ"}]);
+            }
+            rules.push(r);
+        }
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": rules,
+        }))
+        .unwrap();
+        let c = compile(&s).unwrap();
+        assert!(
+            c.program.iter().any(|i| i.code == JA && i.k > 255),
+            "no long jump"
+        );
+        for (arch, table) in [(X, SYSCALLS), (AUDIT_ARCH_I386, I386_SYSCALLS)] {
+            for nr in 0..470 {
+                for a0 in [0, 7, 14, 21, 99] {
+                    let args = [a0, 0, 0, 0, 0, 0];
+                    assert_eq!(
+                        run(&c.program, arch, nr, args),
+                        reference(&s, table, nr, args),
+                        "arch {arch:#x}, nr {nr}, arg0 {a0}"
+                    );
                 }
             }
         }
