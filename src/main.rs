@@ -1,10 +1,25 @@
 //! rrun's command-line entry point: parse, dispatch, report errors the
 //! way runc does. Everything else lives in the library (src/lib.rs).
 
+// A C `main` instead of Rust's: see `sys::process_start` for what the
+// runtime's start did that rrun keeps, and what it skips. (Tests get the
+// test harness's main.)
+#![cfg_attr(not(test), no_main)]
+
 use clap::Parser;
 use rrun::{cli, commands, launch, logging, timing, SPEC_VERSION};
 
-fn main() {
+/// The process's entry, called by glibc's start. The arguments come from
+/// `std::env::args_os`, which glibc hands to std before `main` runs.
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    rrun::sys::process_start();
+    run()
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> ! {
     let start = timing::now_usec();
     // The common command lines without clap's cost; the rest (and every
     // error) through clap.

@@ -112,6 +112,17 @@ fn exec_prints_output_and_returns_the_exit_code() {
 }
 
 #[test]
+fn exec_process_does_not_inherit_the_runtimes_ignored_sigpipe() {
+    // rrun ignores SIGPIPE for itself; its caller here does not.
+    let mut env = TestEnv::new("exec_sigpipe");
+    start_sleeper(&mut env);
+    let out = exec_sh_ok(&env, &[], "grep SigIgn /proc/self/status");
+    let hex = out.trim().trim_start_matches("SigIgn:").trim();
+    let mask = u64::from_str_radix(hex, 16).expect("SigIgn is hex");
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SigIgn {mask:x}");
+}
+
+#[test]
 fn exec_killed_by_a_signal_returns_128_plus_n() {
     let mut env = TestEnv::new("exec_sig");
     start_sleeper(&mut env);

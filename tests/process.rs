@@ -332,6 +332,54 @@ fn no_new_privileges_sets_the_process_flag() {
     env.assert_nothing_left();
 }
 
+/// The container's ignored-signals mask (`SigIgn` of `/proc/self/status`)
+/// from a `run` by a caller that ignores SIGPIPE or leaves it at its
+/// default (Rust's `Command` resets it to the default for the runtime).
+fn container_sig_ign(env: &TestEnv, caller_ignores_sigpipe: bool) -> u64 {
+    let mut cmd = env
+        .rt
+        .command(&["run", "--bundle", env.bundle.path_str(), env.id()]);
+    if caller_ignores_sigpipe {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec, one async-signal-safe call.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn the runtime");
+    assert!(out.status.success(), "run failed: {}", describe(&out));
+    u64::from_str_radix(status_value(&stdout(&out), "SigIgn"), 16).expect("SigIgn is hex")
+}
+
+#[test]
+fn signal_dispositions_are_the_callers() {
+    // rrun ignores SIGPIPE for itself (a closed pipe is an error it
+    // reports, not its death); "ignore" survives execve, so the container
+    // must get the caller's disposition back, as with runc and crun.
+    let mut env = TestEnv::new("proc_sigign");
+    env.bundle.set_script("grep SigIgn /proc/self/status");
+    let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+    let mask = container_sig_ign(&env, false);
+    assert_eq!(
+        mask & sigpipe,
+        0,
+        "SIGPIPE ignored in the container: SigIgn {mask:x}"
+    );
+    let mask = container_sig_ign(&env, true);
+    assert_ne!(
+        mask & sigpipe,
+        0,
+        "the caller's ignored SIGPIPE was not passed on: SigIgn {mask:x}"
+    );
+    env.assert_nothing_left();
+}
+
 // ---------------------------------------------------------------------------
 // rlimits, oom_score_adj
 // ---------------------------------------------------------------------------

@@ -134,6 +134,8 @@ pub fn exec(p: &ProcessPlan, exe: &CString) -> ! {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    // rrun ignores SIGPIPE; the container gets the caller's disposition.
+    crate::sys::restore_caller_signals();
     // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
     unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     let e = std::io::Error::last_os_error();

@@ -382,6 +382,56 @@ pub fn capset(sets: &CapSets) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether SIGPIPE was ignored when rrun started (see `process_start`).
+static SIGPIPE_IGNORED_BY_CALLER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// What Rust's runtime would do at start that rrun needs, without the rest
+/// of it (rrun's `main` is a plain C `main`, see src/main.rs): descriptors
+/// 0-2 made valid (opened on /dev/null when closed), so no file rrun opens
+/// lands on one and is then written by a print; SIGPIPE ignored, so a
+/// write to a closed pipe or socket is an error rrun reports, not its
+/// death. The caller's SIGPIPE disposition is remembered for
+/// `restore_caller_signals`. Left out: the main thread's stack-guard
+/// lookup (a read of /proc/self/maps parsed with `sscanf`, 15% of the
+/// instructions of a `rrun state`) and the alternate signal stack that
+/// only serves the "stack overflow" message.
+pub fn process_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a local array of three pollfds, no timeout.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if polled > 0 {
+        for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+            // SAFETY: the lowest free descriptor is this one, since the
+            // ones below it are valid (or were opened just now).
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != p.fd {
+                // SAFETY: nothing is running yet; leave like std does.
+                unsafe { libc::abort() };
+            }
+        }
+    }
+    // SAFETY: sets a disposition to SIG_IGN; no handler runs.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    SIGPIPE_IGNORED_BY_CALLER.store(old == libc::SIG_IGN, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Gives the process about to become the container's (or a hook's) the
+/// signal dispositions rrun's caller gave rrun: SIGPIPE back to default
+/// unless the caller ignored it. A disposition of "ignore" survives
+/// `execve`, so without this every container would start with SIGPIPE
+/// ignored (runc's and crun's do not). One syscall; safe in the child.
+pub fn restore_caller_signals() {
+    if !SIGPIPE_IGNORED_BY_CALLER.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: sets a disposition to SIG_DFL; no handler involved.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`); with the pid it identifies a process uniquely.
 /// Reads a small file (procfs, cgroupfs) whole: one `read` into a 4 KiB
