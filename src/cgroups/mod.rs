@@ -71,43 +71,41 @@ impl Layout {
     fn parse(mountinfo: &str, own_cgroups: &str) -> Layout {
         let mut hierarchies = Vec::new();
         for line in mountinfo.lines() {
+            // "ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE SUPEROPTS":
+            // the file system type first, so other mounts cost no more.
             let Some((left, right)) = line.split_once(" - ") else {
                 continue;
             };
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            if l.len() < 5 || r.len() < 3 {
+            let mut r = right.split(' ');
+            let v2 = match r.next() {
+                Some("cgroup2") => true,
+                Some("cgroup") => false,
+                _ => continue,
+            };
+            let Some(superopts) = r.nth(1) else { continue };
+            let mut l = left.split(' ').skip(3);
+            let (Some(root), Some(mount)) = (l.next(), l.next()) else {
                 continue;
-            }
-            let (fstype, superopts) = (r[0], r[2]);
-            let mount = PathBuf::from(crate::sys::unescape_mountinfo(l[4]));
-            let mount_root = PathBuf::from(crate::sys::unescape_mountinfo(l[3]));
-            match fstype {
-                "cgroup2" => hierarchies.push(Hierarchy {
-                    mount,
-                    mount_root,
-                    controllers: Vec::new(),
-                    v2: true,
-                }),
-                "cgroup" => {
-                    let controllers = superopts
-                        .split(',')
-                        .filter(|o| {
-                            !matches!(*o, "rw" | "ro")
-                                && !o.starts_with("release_agent")
-                                && !matches!(*o, "noprefix" | "clone_children" | "xattr")
-                        })
-                        .map(str::to_string)
-                        .collect();
-                    hierarchies.push(Hierarchy {
-                        mount,
-                        mount_root,
-                        controllers,
-                        v2: false,
+            };
+            let controllers = if v2 {
+                Vec::new()
+            } else {
+                superopts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(*o, "rw" | "ro")
+                            && !o.starts_with("release_agent")
+                            && !matches!(*o, "noprefix" | "clone_children" | "xattr")
                     })
-                }
-                _ => {}
-            }
+                    .map(str::to_string)
+                    .collect()
+            };
+            hierarchies.push(Hierarchy {
+                mount: PathBuf::from(crate::sys::unescape_mountinfo(mount)),
+                mount_root: PathBuf::from(crate::sys::unescape_mountinfo(root)),
+                controllers,
+                v2,
+            });
         }
         // Only the first mount of each hierarchy counts (bind mounts repeat it).
         let mut seen: Vec<(bool, Vec<String>)> = Vec::new();
