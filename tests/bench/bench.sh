@@ -32,7 +32,8 @@
 #   tests/bench/bench.sh --floor --guard rrun crun
 #   tests/bench/bench.sh --breakdown -n 50  # docs/PERFORMANCE.md's tables
 #
-# What is measured, per runtime (each has its own --root in a temp dir):
+# What is measured, per runtime (each has its own --root in a tmpfs, as
+# /run is on the hosts engines run on):
 #   run          `run` of /bin/true (median, p90)
 #   seccomp      `run` of /bin/true with Podman's default seccomp profile
 #                (/usr/share/containers/seccomp.json converted for amd64, as
@@ -70,6 +71,9 @@
 # shellcheck disable=SC2317
 set -euo pipefail
 export LC_ALL=C
+# An engine does not ask for backtraces; with them every error rrun makes
+# and handles would walk its stack.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 RUNS=30
 FLOOR=0
@@ -167,6 +171,11 @@ fi
 
 # ---------------------------------------------------------------- setup ----
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rrun-bench.XXXXXX")
+# The runtimes' state (--root) on a tmpfs, as engines keep it: /run/runc,
+# /run/containerd, $XDG_RUNTIME_DIR are tmpfs on the hosts they run on.
+STATE=$TMP/state
+mkdir "$STATE"
+mount -t tmpfs -o mode=0700 rrun-bench-state "$STATE" || die "cannot mount a tmpfs for the state"
 ERRLOG=$TMP/errors.log
 : >"$ERRLOG"
 ID_PREFIX="rb$$"
@@ -179,7 +188,7 @@ cleanup() {
     kill $(jobs -p) 2>/dev/null || true
     wait 2>/dev/null || true
     for k in "${!RT_BIN[@]}"; do
-        local root=$TMP/root-$k
+        local root=$STATE/root-$k
         [ -d "$root" ] || continue
         # Containers we may have left: whatever `list` knows, plus the state
         # dirs named after our id prefix.
@@ -191,6 +200,7 @@ cleanup() {
             "${RT_BIN[$k]}" --root "$root" delete --force "$id" </dev/null >/dev/null 2>&1 || true
         done
     done
+    umount "$STATE" 2>/dev/null || true
     if grep -qF " $TMP/" /proc/self/mountinfo; then
         say "warning: mounts left under $TMP in the bench namespace; unmounting"
         grep -F " $TMP/" /proc/self/mountinfo | awk '{print $5}' | sort -r |
@@ -233,7 +243,7 @@ if ! grep -q '"terminal": false' "$B_TRUE/config.json" ||
     die "could not edit the config.json from runc spec"
 fi
 
-for k in "${!RT_BIN[@]}"; do mkdir -p "$TMP/root-$k"; done
+for k in "${!RT_BIN[@]}"; do mkdir -p "$STATE/root-$k"; done
 
 # A third config: /bin/true under Podman's default seccomp profile (the one
 # engines really pass), converted for amd64 and Podman's default
@@ -297,7 +307,7 @@ now() { NOW=${EPOCHREALTIME/./}; }
 rt() {
     local k=$1
     shift
-    "${RT_BIN[$k]}" --root "$TMP/root-$k" "$@" </dev/null >/dev/null 2>>"$ERRLOG"
+    "${RT_BIN[$k]}" --root "$STATE/root-$k" "$@" </dev/null >/dev/null 2>>"$ERRLOG"
 }
 
 fail() { # fail METRIC K WHAT
@@ -524,7 +534,7 @@ breakdown_of() {
             esac
             : >"$log"
             now; t0=$NOW
-            "${RT_BIN[$k]}" --debug --log "$log" --log-format json --root "$TMP/root-$k" \
+            "${RT_BIN[$k]}" --debug --log "$log" --log-format json --root "$STATE/root-$k" \
                 "${args[@]}" </dev/null >/dev/null 2>>"$ERRLOG" ||
                 die "${RT_BIN[$k]} $1 failed: $(tail -n 3 "$ERRLOG")"
             now
@@ -550,7 +560,7 @@ breakdown_of() {
         done
     done
     echo
-    echo "rrun breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
+    echo "rrun breakdown, $label: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE, state on tmpfs"
     echo "median ms per step (sum of the medians and median total below)"
     for k in "${!RT_BIN[@]}"; do echo "  ${BD_COLUMN[$k]}: ${RT_BIN[$k]}"; done
     local files=()
@@ -682,7 +692,7 @@ for k in "${!RT_BIN[@]}"; do
     : >"$TMP/s-rss-$k"
     for ((i = 0; i < RSS_RUNS; i++)); do
         newid rss
-        if "$TIME_BIN" -f %M -o "$TMP/rss" "${RT_BIN[$k]}" --root "$TMP/root-$k" \
+        if "$TIME_BIN" -f %M -o "$TMP/rss" "${RT_BIN[$k]}" --root "$STATE/root-$k" \
             run --bundle "$B_TRUE" "$ID" </dev/null >/dev/null 2>>"$ERRLOG"; then
             tail -n 1 "$TMP/rss" >>"$TMP/s-rss-$k"
         else
@@ -759,7 +769,7 @@ table_row() { # table_row LABEL METRIC UNIT
 }
 
 echo
-echo "rrun bench: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE"
+echo "rrun bench: $(uname -sr), $(nproc) cpus, $RUNS runs, cgroups: $UNIFIED_NOTE, state on tmpfs"
 for k in "${!RT_BIN[@]}"; do
     printf '  %-6s %s: %s\n' "${RT_NAME[$k]}" "${RT_BIN[$k]}" \
         "$("${RT_BIN[$k]}" --version 2>/dev/null | sed -n 1p || true)"
