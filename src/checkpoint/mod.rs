@@ -49,11 +49,10 @@ pub const DESCRIPTORS: &str = "descriptors.json";
 /// directory; the container is then gone (deleted, as runc does) unless
 /// `--leave-running` or `--pre-dump`.
 pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
-    if o.lazy_pages || o.page_server.is_some() || o.status_fd.is_some() {
+    if o.criu.lazy_pages || o.page_server.is_some() || o.status_fd.is_some() {
         bail!("checkpoint: --lazy-pages, --page-server and --status-fd are not supported by rrun");
     }
-    let cg_mode = cgroups_mode(o.manage_cgroups_mode.as_deref())?;
-    let empty_ns = empty_ns_mask(&o.empty_ns)?;
+    let shared = shared_opts(&o.criu)?;
     if crate::sys::rootless() {
         bail!("checkpoint: CRIU needs root; rrun runs as an ordinary user here");
     }
@@ -76,14 +75,12 @@ pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
         .with_context(|| format!("container {}: its bundle", o.id))?;
     let spec = &bundle.spec;
 
-    let image_path = image_dir(o.image_path.as_deref())?;
-    let images = make_dir(&image_path, "--image-path")?;
-    let work_path = o.work_path.as_deref().map(absolute).transpose()?;
-    let work = work_path
-        .as_deref()
-        .map(|p| make_dir(p, "--work-path"))
-        .transpose()?;
-    let log = work_path.as_deref().unwrap_or(&image_path).join("dump.log");
+    let Dirs {
+        image_path,
+        images,
+        work,
+        log,
+    } = dirs(&o.criu, true, "dump.log")?;
     if let Some(parent) = &o.parent_path {
         if parent.is_absolute() {
             bail!(
@@ -106,22 +103,12 @@ pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
     let mut opts = Opts {
         images_dir_fd: images.as_raw_fd(),
         work_dir_fd: work.as_ref().map(|w| w.as_raw_fd()),
-        log_level: Some(4),
         log_file: Some("dump.log".into()),
         pid: Some(c.pid),
         root: Some(c.rootfs.to_string_lossy().into_owned()),
-        manage_cgroups: true,
-        manage_cgroups_mode: cg_mode,
         leave_running: o.leave_running,
-        tcp_established: o.tcp_established,
-        ext_unix_sk: o.ext_unix_sk,
-        shell_job: o.shell_job,
-        file_locks: o.file_locks,
-        auto_dedup: o.auto_dedup,
-        empty_ns,
-        orphan_pts_master: true,
         freeze_cgroup: freezer(&c.cgroups),
-        ..Default::default()
+        ..shared
     };
     if let Some(parent) = &o.parent_path {
         opts.parent_img = Some(parent.to_string_lossy().into_owned());
@@ -169,6 +156,60 @@ pub fn checkpoint(global: &Global, o: &cli::Checkpoint) -> Result<()> {
     // CRIU has killed the tree: the container goes, as with runc, so its
     // id is free for `restore`.
     crate::commands::destroy(locked, &c)
+}
+
+/// What `checkpoint` and `restore` ask of CRIU alike, from the flags they
+/// share (checked before anything is done): the log level, cgroups
+/// managed in `--manage-cgroups-mode`, `--empty-ns`, an orphaned pty
+/// master allowed, and the five switches.
+pub(crate) fn shared_opts(o: &cli::CriuOpts) -> Result<Opts> {
+    Ok(Opts {
+        log_level: Some(4),
+        manage_cgroups: true,
+        manage_cgroups_mode: cgroups_mode(o.manage_cgroups_mode.as_deref())?,
+        empty_ns: empty_ns_mask(&o.empty_ns)?,
+        orphan_pts_master: true,
+        tcp_established: o.tcp_established,
+        ext_unix_sk: o.ext_unix_sk,
+        shell_job: o.shell_job,
+        file_locks: o.file_locks,
+        auto_dedup: o.auto_dedup,
+        ..Default::default()
+    })
+}
+
+/// The image and work directories of a checkpoint or restore, opened.
+pub(crate) struct Dirs {
+    /// `--image-path`, absolute.
+    pub image_path: PathBuf,
+    pub images: File,
+    /// `--work-path`, made if missing.
+    pub work: Option<File>,
+    /// CRIU's log: `log_name` in the work directory, else the image one.
+    pub log: PathBuf,
+}
+
+/// Opens (`make_images`: makes first) the image directory and makes and
+/// opens the work directory.
+pub(crate) fn dirs(o: &cli::CriuOpts, make_images: bool, log_name: &str) -> Result<Dirs> {
+    let image_path = image_dir(o.image_path.as_deref())?;
+    let images = if make_images {
+        make_dir(&image_path, "--image-path")?
+    } else {
+        open_dir(&image_path, "--image-path")?
+    };
+    let work_path = o.work_path.as_deref().map(absolute).transpose()?;
+    let work = work_path
+        .as_deref()
+        .map(|p| make_dir(p, "--work-path"))
+        .transpose()?;
+    let log = work_path.as_deref().unwrap_or(&image_path).join(log_name);
+    Ok(Dirs {
+        image_path,
+        images,
+        work,
+        log,
+    })
 }
 
 /// `--manage-cgroups-mode`.

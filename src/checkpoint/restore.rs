@@ -22,8 +22,8 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::{
-    absolute, cgroups_mode, empty_ns_mask, external_mounts, image_dir, joined_namespaces, make_dir,
-    ns_key, ns_name, open_dir, DESCRIPTORS,
+    dirs, external_mounts, joined_namespaces, ns_key, ns_name, open_dir, shared_opts, Dirs,
+    DESCRIPTORS,
 };
 use crate::cgroups::{CgroupPaths, Layout};
 use crate::cli::{self, Global};
@@ -35,15 +35,14 @@ use crate::state::{self, Container, Status, Store};
 use crate::sys;
 
 pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
-    if o.lazy_pages || o.lsm_mount_context.is_some() {
+    if o.criu.lazy_pages || o.lsm_mount_context.is_some() {
         bail!("restore: --lazy-pages and --lsm-mount-context are not supported by rrun");
     }
     state::validate_id(&o.id)?;
     if sys::rootless() {
         bail!("restore: CRIU needs root; rrun runs as an ordinary user here");
     }
-    let cg_mode = cgroups_mode(o.manage_cgroups_mode.as_deref())?;
-    let empty_ns = empty_ns_mask(&o.empty_ns)?;
+    let shared = shared_opts(&o.criu)?;
     // The restored init is rrun's child (CRIU's rst_sibling); in the
     // foreground rrun waits for it and forwards signals, as `run` does.
     if !o.detach && !o.no_subreaper {
@@ -70,17 +69,12 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         None::<&str>,
     )
     .context("restore: cannot make its mount namespace a slave")?;
-    let image_path = image_dir(o.image_path.as_deref())?;
-    let images = open_dir(&image_path, "--image-path")?;
-    let work_path = o.work_path.as_deref().map(absolute).transpose()?;
-    let work = work_path
-        .as_deref()
-        .map(|p| make_dir(p, "--work-path"))
-        .transpose()?;
-    let log = work_path
-        .as_deref()
-        .unwrap_or(&image_path)
-        .join("restore.log");
+    let Dirs {
+        image_path,
+        images,
+        work,
+        log,
+    } = dirs(&o.criu, false, "restore.log")?;
     let descriptors: Vec<String> = {
         let p = image_path.join(DESCRIPTORS);
         let text = std::fs::read(&p).with_context(|| {
@@ -181,25 +175,15 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
     let mut opts = Opts {
         images_dir_fd: images.as_raw_fd(),
         work_dir_fd: work.as_ref().map(|w| w.as_raw_fd()),
-        log_level: Some(4),
         log_file: Some("restore.log".into()),
         root: Some(criu_root.to_string_lossy().into_owned()),
         rst_sibling: true,
         evasive_devices: true,
-        manage_cgroups: true,
-        manage_cgroups_mode: cg_mode,
         notify_scripts: true,
-        orphan_pts_master: true,
-        shell_job: o.shell_job,
-        ext_unix_sk: o.ext_unix_sk,
-        tcp_established: o.tcp_established,
-        file_locks: o.file_locks,
-        auto_dedup: o.auto_dedup,
-        empty_ns,
         lsm_profile: o.lsm_profile.clone(),
         join_ns,
         mntns_compat_mode: true,
-        ..Default::default()
+        ..shared
     };
     for (key, file) in &ns_files {
         opts.inherit_fd

@@ -307,23 +307,15 @@ pub struct Run {
     pub keep: bool,
 }
 
-// `checkpoint`: runc's flags. A flag given twice is accepted (Podman
-// passes --leave-running twice).
+// The CRIU flags `checkpoint` and `restore` share (runc's names).
 #[derive(Args, Debug, Clone, Default)]
-#[command(args_override_self = true)]
-pub struct Checkpoint {
-    /// Directory for CRIU's image files (default: ./checkpoint)
+pub struct CriuOpts {
+    /// Directory of CRIU's image files (default: ./checkpoint)
     #[arg(long)]
     pub image_path: Option<PathBuf>,
     /// Directory for CRIU's work files and log (default: the image directory)
     #[arg(long)]
     pub work_path: Option<PathBuf>,
-    /// The previous (pre-dump) images, relative to the image directory
-    #[arg(long)]
-    pub parent_path: Option<PathBuf>,
-    /// Leave the container running after the checkpoint
-    #[arg(long)]
-    pub leave_running: bool,
     /// Allow established TCP connections
     #[arg(long)]
     pub tcp_established: bool,
@@ -333,24 +325,39 @@ pub struct Checkpoint {
     /// Allow shell jobs
     #[arg(long)]
     pub shell_job: bool,
-    /// Checkpoint file locks
+    /// Checkpoint and restore file locks
     #[arg(long)]
     pub file_locks: bool,
-    /// Dump memory only and leave the container running (iterative migration)
-    #[arg(long)]
-    pub pre_dump: bool,
     /// cgroups mode: soft (default), full, strict or ignore
     #[arg(long)]
     pub manage_cgroups_mode: Option<String>,
     /// Namespace to create empty on restore, without its contents (repeatable; network)
     #[arg(long)]
     pub empty_ns: Vec<String>,
-    /// Deduplicate memory images against the parent's
+    /// Deduplicate memory images (against the parent's; as they are restored)
     #[arg(long)]
     pub auto_dedup: bool,
     /// Not supported by rrun (refused)
     #[arg(long, hide = true)]
     pub lazy_pages: bool,
+}
+
+// `checkpoint`: runc's flags. A flag given twice is accepted (Podman
+// passes --leave-running twice).
+#[derive(Args, Debug, Clone, Default)]
+#[command(args_override_self = true)]
+pub struct Checkpoint {
+    #[command(flatten)]
+    pub criu: CriuOpts,
+    /// The previous (pre-dump) images, relative to the image directory
+    #[arg(long)]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Dump memory only and leave the container running (iterative migration)
+    #[arg(long)]
+    pub pre_dump: bool,
     /// Not supported by rrun (refused)
     #[arg(long, hide = true)]
     pub page_server: Option<String>,
@@ -364,12 +371,8 @@ pub struct Checkpoint {
 #[derive(Args, Debug, Clone, Default)]
 #[command(args_override_self = true)]
 pub struct Restore {
-    /// Directory of CRIU's image files (default: ./checkpoint)
-    #[arg(long)]
-    pub image_path: Option<PathBuf>,
-    /// Directory for CRIU's work files and log (default: the image directory)
-    #[arg(long)]
-    pub work_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub criu: CriuOpts,
     /// Path to the bundle directory (default: the current directory)
     #[arg(short, long)]
     pub bundle: Option<PathBuf>,
@@ -388,35 +391,11 @@ pub struct Restore {
     /// Accepted for runc compatibility: rrun does not become a subreaper
     #[arg(long)]
     pub no_subreaper: bool,
-    /// Allow established TCP connections
-    #[arg(long)]
-    pub tcp_established: bool,
-    /// Allow external unix sockets
-    #[arg(long)]
-    pub ext_unix_sk: bool,
-    /// Allow shell jobs
-    #[arg(long)]
-    pub shell_job: bool,
-    /// Restore file locks
-    #[arg(long)]
-    pub file_locks: bool,
-    /// cgroups mode: soft (default), full, strict or ignore
-    #[arg(long)]
-    pub manage_cgroups_mode: Option<String>,
-    /// Namespace to create empty, without its contents (repeatable; network)
-    #[arg(long)]
-    pub empty_ns: Vec<String>,
-    /// Deduplicate memory images as they are restored
-    #[arg(long)]
-    pub auto_dedup: bool,
     /// LSM profile (TYPE:NAME) for the restored processes
     #[arg(long)]
     pub lsm_profile: Option<String>,
     /// Not supported by rrun (refused)
     #[arg(long, hide = true)]
     pub lsm_mount_context: Option<String>,
-    /// Not supported by rrun (refused)
-    #[arg(long, hide = true)]
-    pub lazy_pages: bool,
     pub id: String,
 }
