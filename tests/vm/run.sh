@@ -149,6 +149,15 @@
 #   RRUN_VM_TEST_ENV=         systemd VM: "VAR=VALUE ..." for every test run
 #   RRUN_VM_PROFILE=release   "debug": build and run the debug profile (no
 #                             LTO links; for iterating, not for CI)
+#   RRUN_VM_QEMU=             the qemu-system-x86_64 to boot with (default:
+#                             the one on PATH); "backports" fetches Debian
+#                             bookworm-backports' QEMU (10.x) from the
+#                             archive and unpacks it (not installed) in the
+#                             cache. For benchmarks: QEMU 7.2 (bookworm's)
+#                             translates code anew for every run of a
+#                             position-independent program (see
+#                             docs/PERFORMANCE.md), so user-space code costs
+#                             2-3x what it does on QEMU >= 8
 #   RRUN_VM_BENCH=            systemd VM: instead of tests, run
 #                             tests/bench/bench.sh with these arguments
 #                             against rrun (release build; no test
@@ -652,6 +661,43 @@ initrd=$work/initrd.cpio
 log "initramfs: $(du -m "$initrd" | cut -f1) MiB;" \
     "tests: $(sed 's/^\([A-Za-z_][A-Za-z0-9_]*=[^ ]* \)*//; s/ .*//' "$payload/vm/plan" | tr '\n' ' ')modules: ${modules_loaded# }"
 
+# --- emulator --------------------------------------------------------------
+# RRUN_VM_QEMU=backports: bookworm-backports' QEMU, unpacked in the cache.
+# QEMU 7.2's TCG finds translated code by its virtual address, so a
+# position-independent program loaded at a new random address in every
+# process (rrun, crun, unshare, ld.so) is translated again in every run;
+# QEMU >= 8 translates x86 code independently of where it is loaded.
+backports_qemu() {
+    local base=http://deb.debian.org/debian index dir files f
+    dir=$CACHE/qemu-backports
+    if [ ! -f "$dir/.complete" ]; then
+        log "downloading QEMU from bookworm-backports (cached in $dir)"
+        index=$(curl -fsS --max-time 120 "$base/dists/bookworm-backports/main/binary-amd64/Packages.xz" | xz -d) ||
+            die "cannot fetch bookworm-backports' package index"
+        files=$(awk '/^Package: qemu-system-(x86|data|common)$/ {p = 1}
+                     p && /^Filename: / {print $2; p = 0}' <<<"$index")
+        [ "$(wc -w <<<"$files")" = 3 ] || die "bookworm-backports lists no qemu-system-x86/data/common"
+        rm -rf "$dir" && mkdir -p "$dir/debs"
+        for f in $files; do
+            curl -fsS --max-time 600 -o "$dir/debs/${f##*/}" "$base/$f" || die "cannot fetch $f"
+            dpkg-deb -x "$dir/debs/${f##*/}" "$dir/root" || die "dpkg-deb -x ${f##*/} failed"
+        done
+        rm -rf "$dir/debs"
+        touch "$dir/.complete"
+    fi
+    QEMU=$dir/root/usr/bin/qemu-system-x86_64
+    QEMU_ARGS=(-L "$dir/root/usr/share/qemu")
+}
+QEMU=qemu-system-x86_64
+QEMU_ARGS=()
+case "${RRUN_VM_QEMU:-}" in
+"") ;;
+backports) backports_qemu ;;
+*) QEMU=$RRUN_VM_QEMU ;;
+esac
+"$QEMU" --version >/dev/null 2>&1 || die "cannot run $QEMU"
+log "emulator: $("$QEMU" --version | head -n 1)"
+
 # --- boot ------------------------------------------------------------------
 console=$CACHE/console.log
 : >"$console"
@@ -662,7 +708,7 @@ if [ "$INIT" = systemd ]; then
     drive=(-drive "file=$rootfs_image,format=raw,if=virtio,snapshot=on")
 fi
 log "booting: accel=$ACCEL, ${CPUS} CPUs, ${MEMORY} MiB, timeout ${VM_TIMEOUT}s, cmdline: $append"
-qemu-system-x86_64 -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
+"$QEMU" "${QEMU_ARGS[@]}" -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot \
     -kernel "$vmlinuz" -initrd "$initrd" -append "$append" "${drive[@]}" \
     </dev/null >"$console" 2>&1 &
