@@ -23,7 +23,7 @@
 //!
 //! What a hook gets when its own fields say nothing ([`Inherit`]), as runc
 //! does it: hooks in the runtime's namespaces run in the bundle directory
-//! with an empty environment; createContainer and startContainer, which run
+//! with the runtime's environment (its caller's); createContainer and startContainer, which run
 //! in the container's namespaces, get the container process's environment
 //! (`process.env`, with `HOME`) and the init's working directory at that
 //! moment: the rootfs directory (before `pivot_root`) for createContainer,
@@ -88,8 +88,8 @@ impl Kind {
 /// What a hook inherits where its own fields say nothing.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Inherit<'a> {
-    /// The environment of a hook without `env` (`KEY=VALUE` entries); none
-    /// when `None`.
+    /// The environment of a hook without `env` (`KEY=VALUE` entries); the
+    /// runtime's own (its caller's) when `None`.
     pub env: Option<&'a [CString]>,
     /// Run in the caller's working directory, not the bundle directory.
     pub cwd: bool,
@@ -137,7 +137,6 @@ pub fn run(h: &Hook, state: &[u8], inherit: Inherit<'_>) -> Result<()> {
     if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
-    cmd.env_clear();
     // Like runc, hooks run in the bundle directory when it is reachable.
     if !inherit.cwd {
         if let Some(b) = serde_json::from_slice::<serde_json::Value>(state)
@@ -150,13 +149,18 @@ pub fn run(h: &Hook, state: &[u8], inherit: Inherit<'_>) -> Result<()> {
     }
     match h.env() {
         Some(env) => {
+            cmd.env_clear();
             for kv in env {
                 if let Some((k, v)) = kv.split_once('=') {
                     cmd.env(k, v);
                 }
             }
         }
+        // Without `env`: rrun's environment stays (runc and crun pass
+        // their caller's to such hooks).
+        None if inherit.env.is_none() => {}
         None => {
+            cmd.env_clear();
             for kv in inherit.env.unwrap_or_default() {
                 let kv = kv.as_bytes();
                 if let Some(eq) = kv.iter().position(|&b| b == b'=') {

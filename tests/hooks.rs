@@ -9,7 +9,9 @@
 //! Observed runc 1.1.5 behaviour the tests pin down (rrun must match):
 //! - Every hook gets the state JSON on stdin (`ociVersion`, `id`, `status`,
 //!   `pid`, `bundle`), its own `args` (args[0] is argv[0]) and exactly its
-//!   own `env`: nothing of the runtime's environment. The hooks `create`
+//!   own `env`: nothing of the runtime's environment. A hook without `env`
+//!   that runs on the host gets the runtime's environment (its caller's;
+//!   crun does the same). The hooks `create`
 //!   runs on the host (prestart, createRuntime) run in the bundle directory
 //!   (runc's `create` works in the bundle directory). createContainer and
 //!   startContainer hooks, which run in the container's namespaces, get the
@@ -77,7 +79,8 @@ const KINDS: [&str; 6] = [
     "poststop",
 ];
 
-/// A variable set in the runtime's environment that no hook may see.
+/// A variable set in the runtime's environment: no hook with its own
+/// `env` and no hook in the container may see it.
 const LEAK: (&str, &str) = ("RRUN_TEST_HOOK_LEAK", "leaked");
 
 // ---------------------------------------------------------------------------
@@ -971,11 +974,18 @@ fn hooks_in_the_container_without_env_get_the_process_env_and_its_working_direct
     );
     assert_eq!(h.log_trim("startContainer.cwd"), "/work");
     // A hook in the runtime's namespaces gets nothing of the container's
-    // environment, and runs in the bundle.
+    // environment but the runtime's own, its caller's (runc and crun do
+    // the same), and runs in the bundle.
     let env_text = h.log("createRuntime.env").unwrap();
     assert!(
         !env_text.contains("FROM_PROCESS"),
         "createRuntime hook without env got the container's:\n{env_text}"
+    );
+    assert!(
+        env_text
+            .lines()
+            .any(|l| l == format!("{}={}", LEAK.0, LEAK.1)),
+        "createRuntime hook without env lacks the runtime's environment:\n{env_text}"
     );
     assert_eq!(h.log_trim("createRuntime.cwd"), h.env.bundle.path_str());
     h.delete_ok(true);
