@@ -1564,6 +1564,38 @@ fn update_resources_from_a_file() {
 }
 
 #[test]
+fn update_refuses_resources_the_spec_forbids_naming_the_field() {
+    // config-linux.md: a blockIO.weightDevice entry MUST set weight,
+    // leafWeight or both; `update` checks what `create` checks.
+    let (env, pid) = start_for_update("cg_update_check");
+    let f = env.dir.join("resources.json");
+    fs::write(
+        &f,
+        json!({ "pids": { "limit": 33 }, "blockIO": { "weightDevice": [{ "major": 8, "minor": 0 }] } })
+            .to_string(),
+    )
+    .unwrap();
+    let out = env.rt.cmd(&["update", "-r", f.to_str().unwrap(), env.id()]);
+    assert!(
+        !out.status.success(),
+        "update accepted it: {}",
+        describe(&out)
+    );
+    assert!(
+        stderr(&out).contains("blockIO.weightDevice[0]"),
+        "the error does not name the field: {}",
+        describe(&out)
+    );
+    assert_ne!(
+        cgroup_file(pid, "pids", "pids.max"),
+        "33",
+        "a refused update was partly applied"
+    );
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    env.assert_all_gone();
+}
+
+#[test]
 fn update_resources_from_stdin() {
     let (env, pid) = start_for_update("cg_update_stdin");
     let f = env.dir.join("resources.json");

@@ -319,6 +319,8 @@ pub fn update_resources(u: &Update) -> Result<LinuxResources> {
 
 pub fn update(global: &Global, u: &Update) -> Result<()> {
     let res = update_resources(u)?;
+    // What `create` refuses, `update` refuses too, before anything is written.
+    cgroups::resources::check(&res)?;
     let (_l, c, status) = load(global, &u.id)?;
     if status == Status::Stopped {
         bail!("container not running");
