@@ -748,6 +748,44 @@ fn failing_start_container_hook_fails_start_and_skips_poststart() {
 }
 
 #[test]
+fn failing_start_container_hook_fails_run_detached_and_in_the_foreground() {
+    // `run` is create + start: Lifecycle 7 holds for it as for `start`.
+    if is_reference_runtime() {
+        eprintln!("skipped: runc 1.1.5 exits 0 when a startContainer hook fails");
+        return;
+    }
+    let mut h = HookEnv::new("hook_fail_start_run");
+    h.set_process_marker();
+    let l = h.logs.to_str().unwrap().to_string();
+    h.set_hooks(json!({
+        "startContainer": [sh_hook("/hookbin/sh", "echo hook-says-no >&2; exit 3")],
+        "poststart": [sh_hook(&h.host_sh(), &format!("echo ran > {l}/poststart"))]
+    }));
+    let bundle = h.env.bundle.path_str().to_string();
+    let id = h.env.id().to_string();
+    // Detached: an error, no poststart, the container left stopped.
+    let out = h.env.rt.cmd(&["run", "-d", "--bundle", &bundle, &id]);
+    assert_error(&out, &["hooks.startContainer"]);
+    assert!(stderr(&out).contains("hook-says-no"), "{}", describe(&out));
+    assert!(h.log("poststart").is_none(), "poststart hooks ran");
+    h.env.rt.wait_status(&id, "stopped", T);
+    h.delete_ok(false);
+    // Foreground: the same error, and `run` deletes the container.
+    let out = h.env.rt.cmd(&["run", "--bundle", &bundle, &id]);
+    assert_error(&out, &["hooks.startContainer"]);
+    assert!(stderr(&out).contains("hook-says-no"), "{}", describe(&out));
+    assert!(h.log("poststart").is_none(), "poststart hooks ran");
+    assert!(h.log("process").is_none(), "the container process ran");
+    let state = h.env.rt.cmd(&["state", &id]);
+    assert!(
+        !state.status.success(),
+        "the container is still there: {}",
+        describe(&state)
+    );
+    h.env.assert_nothing_left();
+}
+
+#[test]
 fn start_with_a_passing_start_container_hook_succeeds_for_a_process_that_exits_at_once() {
     // The other side of the check above: a process that is gone by the
     // time `start` looks is no failed hook.

@@ -245,12 +245,14 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         );
         if let Err(e) = run {
             let msg = format!("{e:#}");
-            eprintln!("rrun: {msg}");
-            // For `start`, which reads it from the fifo (one write, below
-            // PIPE_BUF, so it arrives whole).
+            // For `start` or `run`, which read it from the fifo and report
+            // it (one write, below PIPE_BUF, so it arrives whole); on the
+            // container's stderr only when nobody reads.
             let mut note = b"E".to_vec();
             note.extend(msg.bytes().take(4000));
-            let _ = nix::unistd::write(plan.fifo.as_fd(), &note);
+            if nix::unistd::write(plan.fifo.as_fd(), &note).is_err() {
+                eprintln!("rrun: {msg}");
+            }
             // SAFETY: _exit skips destructors; nothing here needs them.
             unsafe { libc::_exit(1) };
         }

@@ -786,30 +786,10 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
     match c.status(&locked.dir) {
         Status::Created => {
             let ready = notify::listen(&c)?;
-            // With startContainer hooks, a reader of our own on the exec
-            // fifo (opened before `release` removes it): init leaves the
-            // hooks' error there if one fails.
-            let watch = match &c.hooks {
-                Some(h) if !hooks::Kind::StartContainer.of(h).is_empty() => {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let fifo = locked.fifo();
-                    Some(
-                        std::fs::File::options()
-                            .read(true)
-                            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-                            .open(&fifo)
-                            .with_context(|| format!("{}: cannot open", fifo.display()))?,
-                    )
-                }
-                _ => None,
-            };
+            let watch = watch_start_hooks(&locked, &c)?;
             release(&locked, id)?;
             drop(locked);
-            if let Some(w) = watch {
-                if wait_for_exec(c.pid) {
-                    start_hooks_outcome(w, id)?;
-                }
-            }
+            start_hooks_outcome(watch, c.pid, id)?;
             if let Some(r) = ready {
                 r.forward_when_ready(&c)?;
             }
@@ -852,8 +832,14 @@ fn wait_for_exec(pid: i32) -> bool {
 /// exec'd the process), `E` and the error of a failed startContainer hook,
 /// or `start`'s own byte, never read (init died first). runtime-spec
 /// Lifecycle 7: a failed hook fails `start`, and no poststart hook runs.
-fn start_hooks_outcome(mut watch: std::fs::File, id: &str) -> Result<()> {
+fn start_hooks_outcome(watch: Option<std::fs::File>, pid: i32, id: &str) -> Result<()> {
     use std::io::Read;
+    let Some(mut watch) = watch else {
+        return Ok(());
+    };
+    if !wait_for_exec(pid) {
+        return Ok(());
+    }
     let mut left = Vec::new();
     // Non-blocking: WouldBlock once the pipe is empty.
     let _ = watch.read_to_end(&mut left);
@@ -864,6 +850,25 @@ fn start_hooks_outcome(mut watch: std::fs::File, id: &str) -> Result<()> {
             String::from_utf8_lossy(msg).trim_end()
         ),
         Some(_) => bail!("cannot start container {id}: its init process is gone"),
+    }
+}
+
+/// With startContainer hooks, a reader of our own on the exec fifo, opened
+/// before `release` removes it: init leaves the hooks' error there if one
+/// fails (see [`start_hooks_outcome`]).
+fn watch_start_hooks(locked: &Locked, c: &Container) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match &c.hooks {
+        Some(h) if !hooks::Kind::StartContainer.of(h).is_empty() => {
+            let fifo = locked.fifo();
+            let f = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&fifo)
+                .with_context(|| format!("{}: cannot open", fifo.display()))?;
+            Ok(Some(f))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -906,7 +911,11 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
     let pid = created.container.pid;
     if opts.detach {
         let ready = notify::listen(&created.container)?;
+        let watch = watch_start_hooks(&created.locked, &created.container)?;
         release(&created.locked, &opts.create.id)?;
+        // A failed startContainer hook fails `run -d` as it fails `start`
+        // (the container is left stopped, for `delete`).
+        start_hooks_outcome(watch, pid, &opts.create.id)?;
         if let Some(r) = ready {
             r.forward_when_ready(&created.container)?;
         }
@@ -924,8 +933,23 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         let c = created.container.clone();
         std::thread::spawn(move || r.forward_when_ready(&c));
     }
+    let watch = match watch_start_hooks(&created.locked, &created.container) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = crate::commands::destroy(created.locked, &created.container);
+            return Err(e);
+        }
+    };
     if let Err(e) = release(&created.locked, &opts.create.id) {
         let _ = crate::commands::destroy(created.locked, &created.container);
+        return Err(e);
+    }
+    if let Err(e) = start_hooks_outcome(watch, pid, &opts.create.id) {
+        // The init is gone: reap it, delete the container, report the hook.
+        let _ = foreground(pid, &sfd, created.master);
+        if !opts.keep {
+            let _ = crate::commands::destroy(created.locked, &created.container);
+        }
         return Err(e);
     }
     let Created {
