@@ -1693,12 +1693,7 @@ fn ps_of_a_stopped_container_lists_nothing() {
 fn kill_all_kills_every_process_without_a_pid_namespace() {
     let mut env = CgEnv::new("cg_kill_all");
     // Without its own pid namespace, killing init leaves the others alive.
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "pid")
-    });
+    env.bundle.edit(|c| drop_namespace(c, "pid"));
     let pid = env.start_script("sleep 1000 & sleep 1000 & : > /ready; wait");
     let procs = cgroup_procs(pid);
     assert_eq!(procs.len(), 3, "sh and two sleeps: {procs:?}");

@@ -86,11 +86,7 @@ fn create_fails_with_ref(
 /// For a rule runc 1.1.5 does not keep: true, saying so, when the suite
 /// runs against a reference runtime.
 fn reference_accepts(what: &str) -> bool {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 accepts {what}");
-        return true;
-    }
-    false
+    skip_on_reference_because(&format!("runc 1.1.5 accepts {what}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -279,12 +275,7 @@ fn relative_cwd_fails() {
 fn unknown_namespace_type_fails() {
     create_fails_with(
         "unknown_ns",
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "nosuchns"}))
-        },
+        |c| push_namespace(c, "nosuchns"),
         &["nosuchns"],
     );
 }
@@ -624,10 +615,7 @@ fn mount_uid_mappings_without_gid_mappings_are_refused_at_create() {
         create_fails_with(
             name,
             |c| {
-                c["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"type": "user"}));
+                push_namespace(c, "user");
                 c["linux"]["uidMappings"] = map.clone();
                 c["linux"]["gidMappings"] = map.clone();
                 c["mounts"].as_array_mut().unwrap().push(json!({
@@ -872,12 +860,7 @@ fn duplicate_namespace_type_fails() {
     // config-linux.md: a namespace type listed twice MUST generate an error.
     create_fails_with_ref(
         "ns_twice",
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "pid"}))
-        },
+        |c| push_namespace(c, "pid"),
         &["linux.namespaces[5]"],
         &["duplicated ns"],
     );
@@ -890,12 +873,7 @@ fn config_without_a_mount_namespace_is_refused() {
     // mount namespace: rrun refuses (host safety; runc shares it).
     create_fails_with_ref(
         "no_mount_ns",
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|n| n["type"] != "mount")
-        },
+        |c| drop_namespace(c, "mount"),
         &["linux.namespaces", "mount namespace"],
         &["MNT namespace"],
     );

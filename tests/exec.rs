@@ -65,30 +65,6 @@ fn exec_sh_ok(env: &TestEnv, flags: &[&str], script: &str) -> String {
     stdout(&out)
 }
 
-/// The value of the first `key=value` line of a process's output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in the output:\n{out}"))
-}
-
-/// A `/proc/self/status` value (`CapEff`, `NoNewPrivs`, ...).
-fn status_value<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}:");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key}: line in:\n{out}"))
-}
-
-fn host_link(p: String) -> String {
-    fs::read_link(&p)
-        .unwrap_or_else(|e| panic!("readlink {p}: {e}"))
-        .to_string_lossy()
-        .into_owned()
-}
-
 // ---------------------------------------------------------------------------
 // Output, exit code, stdin, signals
 // ---------------------------------------------------------------------------
@@ -251,14 +227,7 @@ fn exec_joins_the_containers_cgroup() {
 #[test]
 fn exec_in_a_user_namespace_is_root_of_the_mapping() {
     let mut env = TestEnv::new("exec_userns");
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    env.bundle.add_user_namespace();
     let pid = start_sleeper(&mut env);
     let out = exec_sh_ok(
         &env,
@@ -341,8 +310,7 @@ fn exec_env_replaces_the_containers_variable_in_the_environ_itself() {
 
 #[test]
 fn exec_gets_the_containers_personality() {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 lacks linux.personality");
+    if skip_on_reference("linux.personality") {
         return;
     }
     let mut env = TestEnv::new("exec_personality");

@@ -28,25 +28,6 @@ const T: Duration = Duration::from_secs(10);
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
-fn run_ok(env: &TestEnv) -> String {
-    let out = env.run(&[]);
-    assert!(
-        out.status.success(),
-        "container run failed: {}",
-        describe(&out)
-    );
-    stdout(&out)
-}
-
-/// The value of the first `key=value` line of a container's output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
-}
-
 fn push_mount(env: &mut TestEnv, m: Value) {
     env.bundle
         .edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
@@ -229,14 +210,6 @@ fn make_src(env: &TestEnv, name: &str) -> PathBuf {
 /// rootfs, after signalling readiness with /ready.
 const READY_THEN_WAIT_GO: &str =
     "touch /ready; i=0; while [ ! -e /go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done";
-
-fn skip_on_reference(what: &str) -> bool {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 lacks {what}");
-        return true;
-    }
-    false
-}
 
 // ---------------------------------------------------------------------------
 // Bind mounts
