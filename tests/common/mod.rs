@@ -131,27 +131,9 @@ impl Drop for TestDir {
     }
 }
 
-/// Decode the octal escapes (`\040` etc.) used in /proc/self/mountinfo.
-pub fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Decode the octal escapes (`\040` etc.) used in /proc/self/mountinfo:
+/// the runtime's own decoder, so the tests read mountinfo as rrun does.
+pub use rrun::sys::unescape_mountinfo;
 
 /// All mount points of the harness's mount namespace.
 pub fn mount_points() -> Vec<String> {
