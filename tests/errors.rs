@@ -76,8 +76,27 @@ fn create_fails_with_ref(
     nouns: &[&str],
     reference_nouns: &[&str],
 ) {
+    bundle_fails_with(
+        name,
+        |env| {
+            env.bundle.edit(f);
+        },
+        nouns,
+        reference_nouns,
+    );
+}
+
+/// Spoil the env's bundle with `spoil`, create, expect failure naming one
+/// of `nouns` (or of `reference_nouns` from a reference runtime), and check
+/// nothing is left.
+fn bundle_fails_with(
+    name: &str,
+    spoil: impl FnOnce(&mut TestEnv),
+    nouns: &[&str],
+    reference_nouns: &[&str],
+) {
     let mut env = TestEnv::new(name);
-    env.bundle.edit(f);
+    spoil(&mut env);
     let out = env.try_create(&[]);
     assert_error_ref(&out, nouns, reference_nouns);
     assert_clean(&env, env.id());
@@ -191,41 +210,47 @@ fn missing_bundle_dir_fails() {
 
 #[test]
 fn missing_config_json_fails() {
-    let env = TestEnv::new("missing_config");
-    fs::remove_file(env.bundle.config_path()).unwrap();
-    let out = env.try_create(&[]);
-    assert_error(&out, &["config.json"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "missing_config",
+        |env| fs::remove_file(env.bundle.config_path()).unwrap(),
+        &["config.json"],
+        &[],
+    );
 }
 
 #[test]
 fn missing_rootfs_fails() {
-    let env = TestEnv::new("missing_rootfs");
-    fs::remove_dir_all(env.bundle.rootfs()).unwrap();
-    let out = env.try_create(&[]);
-    assert_error(&out, &["rootfs"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "missing_rootfs",
+        |env| fs::remove_dir_all(env.bundle.rootfs()).unwrap(),
+        &["rootfs"],
+        &[],
+    );
 }
 
 #[test]
 fn truncated_config_json_fails() {
-    let env = TestEnv::new("truncated_config");
-    let full = serde_json::to_string_pretty(env.bundle.config()).unwrap();
-    env.bundle.write_raw(&full[..full.len() / 2]);
-    let out = env.try_create(&[]);
-    // runc only says "unexpected EOF".
-    assert_error_ref(&out, &["config.json"], &["EOF"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "truncated_config",
+        |env| {
+            let full = serde_json::to_string_pretty(env.bundle.config()).unwrap();
+            env.bundle.write_raw(&full[..full.len() / 2]);
+        },
+        &["config.json"],
+        // runc only says "unexpected EOF".
+        &["EOF"],
+    );
 }
 
 #[test]
 fn non_json_config_fails() {
-    let env = TestEnv::new("garbage_config");
-    env.bundle.write_raw("this is not json\n");
-    let out = env.try_create(&[]);
-    // runc: "invalid character 'h' in literal true (expecting 'r')".
-    assert_error_ref(&out, &["config.json"], &["character"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "garbage_config",
+        |env| env.bundle.write_raw("this is not json\n"),
+        &["config.json"],
+        // runc: "invalid character 'h' in literal true (expecting 'r')".
+        &["character"],
+    );
 }
 
 #[test]
