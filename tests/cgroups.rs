@@ -361,6 +361,12 @@ impl CgEnv {
 
     /// No state, mounts or processes left, and no cgroup dir named after
     /// the container anywhere under /sys/fs/cgroup.
+    /// `delete --force` the container, then [`CgEnv::assert_all_gone`].
+    fn delete_force_all_gone(&self) {
+        self.rt.run_ok(&["delete", "--force", self.id()]);
+        self.assert_all_gone();
+    }
+
     fn assert_all_gone(&self) {
         self.env.assert_nothing_left();
         let mut left = Vec::new();
@@ -440,8 +446,7 @@ fn relative_cgroups_path_is_under_the_runtimes_own_cgroup() {
         let d = dir_for_line(c, p).unwrap();
         assert!(d.is_dir(), "{} does not exist", d.display());
     }
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
@@ -964,8 +969,7 @@ fn optional_controller_hugepage_limit_is_set() {
         "hugetlb.2MB.limit_in_bytes"
     };
     assert_eq!(num(&cgroup_file(pid, "hugetlb", file)), 8 * MIB, "{file}");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 /// The first RDMA device of the host (`siw0` in the VM).
@@ -1000,8 +1004,7 @@ fn optional_controller_rdma_limits_are_set() {
             .any(|l| l.trim() == format!("{dev} hca_handle=3 hca_object=100")),
         "rdma.max: {max:?}"
     );
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 
     // A limit on handles alone leaves objects unlimited.
     env.set_resource("rdma", json!({ dev.as_str(): { "hcaHandles": 5 } }));
@@ -1012,8 +1015,7 @@ fn optional_controller_rdma_limits_are_set() {
             .any(|l| l.trim() == format!("{dev} hca_handle=5 hca_object=max")),
         "rdma.max: {max:?}"
     );
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 /// net_cls and net_prio exist only in cgroup v1: on v2 the config is
@@ -1022,8 +1024,7 @@ fn assert_network_refused_on_v2(env: &CgEnv) {
     let out = env.try_create(&[]);
     if out.status.success() && is_reference_runtime() {
         eprintln!("reference runtime accepted linux.resources.network on cgroup v2");
-        env.rt.run_ok(&["delete", "--force", env.id()]);
-        return env.assert_all_gone();
+        return env.delete_force_all_gone();
     }
     assert_error(&out, &["linux.resources.network", "net_cls", "net_prio"]);
     env.assert_all_gone();
@@ -1148,8 +1149,7 @@ fn fork_bomb_stops_at_pids_limit() {
         cgroup_procs(pid).len() <= 20,
         "more than 20 processes in the cgroup"
     );
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 // ---------------------------------------------------------------------------
@@ -1217,8 +1217,7 @@ fn pause_freezes_and_resume_thaws() {
         wait_for(T, || read() != before),
         "counter did not move after resume"
     );
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
@@ -1290,8 +1289,7 @@ fn ps_lists_the_containers_processes() {
         listed.contains(&pid.to_string().as_str()),
         "init {pid} not in the PID column: {table}"
     );
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
@@ -1351,8 +1349,7 @@ fn events_stats_prints_one_stats_object() {
     );
     let cpu = d["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
     assert!(cpu > 0, "data.cpu.usage.total: {v}");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 /// The kernel's count of OOM kills in process `pid`'s memory cgroup.
@@ -1417,8 +1414,7 @@ fn events_streams_oom_when_a_process_hits_the_memory_limit() {
     assert!(oom_kill_count(pid) > 0, "the kernel counted no OOM kill");
     assert_eq!(env.rt.status(env.id()), "running", "init should survive");
     drop(events);
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
@@ -1487,6 +1483,14 @@ fn shares(s: u64) -> u64 {
     }
 }
 
+/// Writes `resources` as `resources.json` in the env's dir, for
+/// `update -r`; returns its path.
+fn write_resources(env: &CgEnv, resources: Value) -> PathBuf {
+    let f = env.dir.join("resources.json");
+    fs::write(&f, resources.to_string()).unwrap();
+    f
+}
+
 fn start_for_update(name: &str) -> (CgEnv, i32) {
     let mut env = CgEnv::new(name);
     env.set_resource("memory", json!({ "limit": 128 * MIB }));
@@ -1541,26 +1545,22 @@ fn update_flags_change_limits_of_a_running_container() {
     assert_eq!(memory_limit(pid), 64 * MIB);
     assert_eq!(cgroup_file(pid, "pids", "pids.max"), "30");
     assert_eq!(env.rt.status(env.id()), "running");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
 fn update_resources_from_a_file() {
     let (env, pid) = start_for_update("cg_update_file");
-    let f = env.dir.join("resources.json");
-    fs::write(
-        &f,
-        json!({ "memory": { "limit": 48 * MIB }, "pids": { "limit": 25 } }).to_string(),
-    )
-    .unwrap();
+    let f = write_resources(
+        &env,
+        json!({ "memory": { "limit": 48 * MIB }, "pids": { "limit": 25 } }),
+    );
     env.rt
         .run_ok(&["update", "-r", f.to_str().unwrap(), env.id()]);
     assert_eq!(memory_limit(pid), 48 * MIB);
     assert_eq!(cgroup_file(pid, "pids", "pids.max"), "25");
     assert_eq!(cpu_shares_file(pid), shares(1024), "cpu shares changed");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
@@ -1598,20 +1598,17 @@ fn update_refuses_resources_the_spec_forbids_naming_the_field() {
 #[test]
 fn update_resources_from_stdin() {
     let (env, pid) = start_for_update("cg_update_stdin");
-    let f = env.dir.join("resources.json");
-    fs::write(
-        &f,
-        json!({ "memory": { "limit": 80 * MIB }, "pids": { "limit": 35 } }).to_string(),
-    )
-    .unwrap();
+    let f = write_resources(
+        &env,
+        json!({ "memory": { "limit": 80 * MIB }, "pids": { "limit": 35 } }),
+    );
     let stdin = Stdio::from(fs::File::open(&f).unwrap());
     let mut sp = env.rt.spawn_stdin(&["update", "-r", "-", env.id()], stdin);
     let out = sp.wait_timeout(CMD_TIMEOUT);
     assert!(out.status.success(), "update -r -: {}", describe(&out));
     assert_eq!(memory_limit(pid), 80 * MIB);
     assert_eq!(cgroup_file(pid, "pids", "pids.max"), "35");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]
@@ -1636,8 +1633,7 @@ fn update_accepts_minus_one_for_unlimited() {
         assert_eq!(cgroup_file(pid, "cpu", "cpu.cfs_quota_us"), "-1");
     }
     assert_eq!(cgroup_file(pid, "pids", "pids.max"), "max");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 /// The host directory of the v1 cpu hierarchy's root.
@@ -1725,12 +1721,7 @@ fn ps_of_a_stopped_container_lists_nothing() {
 fn kill_all_kills_every_process_without_a_pid_namespace() {
     let mut env = CgEnv::new("cg_kill_all");
     // Without its own pid namespace, killing init leaves the others alive.
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "pid")
-    });
+    env.bundle.edit(|c| drop_namespace(c, "pid"));
     let pid = env.start_script("sleep 1000 & sleep 1000 & : > /ready; wait");
     let procs = cgroup_procs(pid);
     assert_eq!(procs.len(), 3, "sh and two sleeps: {procs:?}");
@@ -1889,6 +1880,5 @@ fn exec_cgroup_runs_the_process_in_a_sub_cgroup_of_the_containers() {
         let d = dir_for_line(c, p).unwrap().join(&sub);
         fs::remove_dir(&d).unwrap_or_else(|e| panic!("rmdir {}: {e}", d.display()));
     }
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }

@@ -20,25 +20,6 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
-fn run_ok(env: &TestEnv) -> String {
-    let out = env.run(&[]);
-    assert!(
-        out.status.success(),
-        "container run failed: {}",
-        describe(&out)
-    );
-    stdout(&out)
-}
-
-/// The value of the first `key=value` line of a container's output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
-}
-
 /// Script printing `stat_<path>=<type> <major hex> <minor hex> <mode> <uid> <gid>`.
 fn stat_script(paths: &[&str]) -> String {
     paths
@@ -185,14 +166,7 @@ fn configured_devices_get_their_numbers_mode_and_owner() {
 #[test]
 fn devices_in_a_user_namespace_are_bound_from_the_host_and_work() {
     let mut env = TestEnv::new("dev_userns");
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    env.bundle.add_user_namespace();
     let paths: Vec<&str> = DEFAULT_DEVICES.iter().map(|(p, _)| *p).collect();
     env.bundle.set_script(&format!(
         "{}; {USE_DEVICES}; echo uid=$(id -u)",

@@ -76,8 +76,27 @@ fn create_fails_with_ref(
     nouns: &[&str],
     reference_nouns: &[&str],
 ) {
+    bundle_fails_with(
+        name,
+        |env| {
+            env.bundle.edit(f);
+        },
+        nouns,
+        reference_nouns,
+    );
+}
+
+/// Spoil the env's bundle with `spoil`, create, expect failure naming one
+/// of `nouns` (or of `reference_nouns` from a reference runtime), and check
+/// nothing is left.
+fn bundle_fails_with(
+    name: &str,
+    spoil: impl FnOnce(&mut TestEnv),
+    nouns: &[&str],
+    reference_nouns: &[&str],
+) {
     let mut env = TestEnv::new(name);
-    env.bundle.edit(f);
+    spoil(&mut env);
     let out = env.try_create(&[]);
     assert_error_ref(&out, nouns, reference_nouns);
     assert_clean(&env, env.id());
@@ -86,11 +105,7 @@ fn create_fails_with_ref(
 /// For a rule runc 1.1.5 does not keep: true, saying so, when the suite
 /// runs against a reference runtime.
 fn reference_accepts(what: &str) -> bool {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 accepts {what}");
-        return true;
-    }
-    false
+    skip_on_reference_because(&format!("runc 1.1.5 accepts {what}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -195,41 +210,47 @@ fn missing_bundle_dir_fails() {
 
 #[test]
 fn missing_config_json_fails() {
-    let env = TestEnv::new("missing_config");
-    fs::remove_file(env.bundle.config_path()).unwrap();
-    let out = env.try_create(&[]);
-    assert_error(&out, &["config.json"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "missing_config",
+        |env| fs::remove_file(env.bundle.config_path()).unwrap(),
+        &["config.json"],
+        &[],
+    );
 }
 
 #[test]
 fn missing_rootfs_fails() {
-    let env = TestEnv::new("missing_rootfs");
-    fs::remove_dir_all(env.bundle.rootfs()).unwrap();
-    let out = env.try_create(&[]);
-    assert_error(&out, &["rootfs"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "missing_rootfs",
+        |env| fs::remove_dir_all(env.bundle.rootfs()).unwrap(),
+        &["rootfs"],
+        &[],
+    );
 }
 
 #[test]
 fn truncated_config_json_fails() {
-    let env = TestEnv::new("truncated_config");
-    let full = serde_json::to_string_pretty(env.bundle.config()).unwrap();
-    env.bundle.write_raw(&full[..full.len() / 2]);
-    let out = env.try_create(&[]);
-    // runc only says "unexpected EOF".
-    assert_error_ref(&out, &["config.json"], &["EOF"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "truncated_config",
+        |env| {
+            let full = serde_json::to_string_pretty(env.bundle.config()).unwrap();
+            env.bundle.write_raw(&full[..full.len() / 2]);
+        },
+        &["config.json"],
+        // runc only says "unexpected EOF".
+        &["EOF"],
+    );
 }
 
 #[test]
 fn non_json_config_fails() {
-    let env = TestEnv::new("garbage_config");
-    env.bundle.write_raw("this is not json\n");
-    let out = env.try_create(&[]);
-    // runc: "invalid character 'h' in literal true (expecting 'r')".
-    assert_error_ref(&out, &["config.json"], &["character"]);
-    assert_clean(&env, env.id());
+    bundle_fails_with(
+        "garbage_config",
+        |env| env.bundle.write_raw("this is not json\n"),
+        &["config.json"],
+        // runc: "invalid character 'h' in literal true (expecting 'r')".
+        &["character"],
+    );
 }
 
 #[test]
@@ -279,12 +300,7 @@ fn relative_cwd_fails() {
 fn unknown_namespace_type_fails() {
     create_fails_with(
         "unknown_ns",
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "nosuchns"}))
-        },
+        |c| push_namespace(c, "nosuchns"),
         &["nosuchns"],
     );
 }
@@ -624,10 +640,7 @@ fn mount_uid_mappings_without_gid_mappings_are_refused_at_create() {
         create_fails_with(
             name,
             |c| {
-                c["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"type": "user"}));
+                push_namespace(c, "user");
                 c["linux"]["uidMappings"] = map.clone();
                 c["linux"]["gidMappings"] = map.clone();
                 c["mounts"].as_array_mut().unwrap().push(json!({
@@ -872,12 +885,7 @@ fn duplicate_namespace_type_fails() {
     // config-linux.md: a namespace type listed twice MUST generate an error.
     create_fails_with_ref(
         "ns_twice",
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "pid"}))
-        },
+        |c| push_namespace(c, "pid"),
         &["linux.namespaces[5]"],
         &["duplicated ns"],
     );
@@ -890,12 +898,7 @@ fn config_without_a_mount_namespace_is_refused() {
     // mount namespace: rrun refuses (host safety; runc shares it).
     create_fails_with_ref(
         "no_mount_ns",
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|n| n["type"] != "mount")
-        },
+        |c| drop_namespace(c, "mount"),
         &["linux.namespaces", "mount namespace"],
         &["MNT namespace"],
     );

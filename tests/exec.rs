@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
@@ -58,35 +59,31 @@ fn exec(env: &TestEnv, flags: &[&str], command: &[&str]) -> std::process::Output
     env.rt.cmd(&args)
 }
 
+/// `exec -d --pid-file <pidfile> <id> <command..>`, asserting exit 0;
+/// returns the pid the pid file names.
+fn exec_detached(env: &TestEnv, pidfile: &Path, command: &[&str]) -> i32 {
+    let out = exec(
+        env,
+        &["-d", "--pid-file", pidfile.to_str().unwrap()],
+        command,
+    );
+    assert!(
+        out.status.success(),
+        "exec -d {command:?}: {}",
+        describe(&out)
+    );
+    let text = fs::read_to_string(pidfile)
+        .unwrap_or_else(|e| panic!("pid file {} not written: {e}", pidfile.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid file holds {text:?}"))
+}
+
 /// `exec <id> sh -c <script>`, asserting exit 0; returns stdout.
 fn exec_sh_ok(env: &TestEnv, flags: &[&str], script: &str) -> String {
     let out = exec(env, flags, &["sh", "-c", script]);
     assert!(out.status.success(), "exec failed: {}", describe(&out));
     stdout(&out)
-}
-
-/// The value of the first `key=value` line of a process's output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in the output:\n{out}"))
-}
-
-/// A `/proc/self/status` value (`CapEff`, `NoNewPrivs`, ...).
-fn status_value<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}:");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key}: line in:\n{out}"))
-}
-
-fn host_link(p: String) -> String {
-    fs::read_link(&p)
-        .unwrap_or_else(|e| panic!("readlink {p}: {e}"))
-        .to_string_lossy()
-        .into_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -219,17 +216,7 @@ fn exec_joins_the_containers_cgroup() {
 
     // A running exec'd process shows up in `ps`.
     let pidfile = env.dir.join("exec.pid");
-    let out = exec(
-        &env,
-        &["-d", "--pid-file", pidfile.to_str().unwrap()],
-        &["sleep", "1001"],
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    let epid: i32 = fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let epid = exec_detached(&env, &pidfile, &["sleep", "1001"]);
     let out = env.rt.run_ok(&["ps", "--format", "json", env.id()]);
     let pids: Vec<i64> = serde_json::from_slice::<Value>(&out.stdout)
         .unwrap_or_else(|e| panic!("ps output is not JSON ({e}): {}", describe(&out)))
@@ -251,14 +238,7 @@ fn exec_joins_the_containers_cgroup() {
 #[test]
 fn exec_in_a_user_namespace_is_root_of_the_mapping() {
     let mut env = TestEnv::new("exec_userns");
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    env.bundle.add_user_namespace();
     let pid = start_sleeper(&mut env);
     let out = exec_sh_ok(
         &env,
@@ -277,17 +257,7 @@ fn exec_in_a_user_namespace_is_root_of_the_mapping() {
 
     // Seen from the host, it runs as the mapped uid.
     let pidfile = env.dir.join("exec.pid");
-    let out = exec(
-        &env,
-        &["-d", "--pid-file", pidfile.to_str().unwrap()],
-        &["sleep", "1002"],
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    let epid: i32 = fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let epid = exec_detached(&env, &pidfile, &["sleep", "1002"]);
     let md = fs::metadata(format!("/proc/{epid}")).unwrap();
     assert_eq!((md.uid(), md.gid()), (100000, 100000));
 }
@@ -341,8 +311,7 @@ fn exec_env_replaces_the_containers_variable_in_the_environ_itself() {
 
 #[test]
 fn exec_gets_the_containers_personality() {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 lacks linux.personality");
+    if skip_on_reference("linux.personality") {
         return;
     }
     let mut env = TestEnv::new("exec_personality");
@@ -547,21 +516,15 @@ fn exec_detached_writes_the_pid_file_and_leaves_the_process_running() {
     let pidfile = env.dir.join("pids/exec.pid");
     fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
     let started = Instant::now();
-    let out = exec(
+    let epid = exec_detached(
         &env,
-        &["-d", "--pid-file", pidfile.to_str().unwrap()],
+        &pidfile,
         &["sh", "-c", "echo $$ > /exec-self; exec sleep 1003"],
     );
-    assert!(out.status.success(), "{}", describe(&out));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "exec -d waited for the process"
     );
-    let text = fs::read_to_string(&pidfile).expect("pid file written");
-    let epid: i32 = text
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("pid file holds {text:?}"));
     assert!(process_alive(epid), "exec'd process {epid} is not alive");
     // The pid file names the exec'd process itself: its pid inside the
     // container is the one it wrote.
@@ -667,17 +630,11 @@ fn exec_pid_file_names_the_process_every_time() {
     fs::create_dir_all(&dir).unwrap();
     for i in 0..15 {
         let pidfile = dir.join(format!("{i}.pid"));
-        let out = exec(
+        let epid = exec_detached(
             &env,
-            &["-d", "--pid-file", pidfile.to_str().unwrap()],
+            &pidfile,
             &["sh", "-c", &format!("echo $$ > /self-{i}; exec sleep 1000")],
         );
-        assert!(out.status.success(), "exec {i}: {}", describe(&out));
-        let epid: i32 = fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
         let inner = wait_for_file(&env.bundle.rootfs().join(format!("self-{i}")), T)
             .unwrap_or_else(|| panic!("exec {i} never ran"));
         assert!(
@@ -903,17 +860,7 @@ fn exec_leaves_nothing_behind_after_delete() {
     let mut env = TestEnv::new("exec_cleanup");
     start_sleeper(&mut env);
     let pidfile = env.dir.join("exec.pid");
-    let out = exec(
-        &env,
-        &["-d", "--pid-file", pidfile.to_str().unwrap()],
-        &["sleep", "1004"],
-    );
-    assert!(out.status.success(), "{}", describe(&out));
-    let epid: i32 = fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let epid = exec_detached(&env, &pidfile, &["sleep", "1004"]);
     env.rt.run_ok(&["delete", "--force", env.id()]);
     assert!(
         wait_for(T, || !process_alive(epid)),

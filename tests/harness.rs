@@ -53,6 +53,9 @@ fn mountinfo_unescaping() {
     assert_eq!(unescape_mountinfo("/tmp/x\\011y\\134z"), "/tmp/x\ty\\z");
     assert_eq!(unescape_mountinfo("/plain"), "/plain");
     assert_eq!(unescape_mountinfo("/end\\04"), "/end\\04");
+    // A backslash that no escape follows, before a multi-byte character,
+    // is kept as it is (and must not split the character).
+    assert_eq!(unescape_mountinfo("/a\\éé"), "/a\\éé");
 }
 
 #[test]

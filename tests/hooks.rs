@@ -227,13 +227,6 @@ impl HookEnv {
     }
 }
 
-fn host_link(p: String) -> String {
-    fs::read_link(&p)
-        .unwrap_or_else(|e| panic!("readlink {p}: {e}"))
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Checks the parts of a hook's record common to every kind: args, env,
 /// and the state's id and bundle.
 fn check_common(h: &HookEnv, kind: &str) {
@@ -291,15 +284,15 @@ fn check_runtime_namespace_create_hook(kind: &str) {
     // In the runtime's namespaces, while the container's exist already.
     assert_eq!(
         h.log_trim(&format!("{kind}.mnt")),
-        host_link("/proc/self/ns/mnt".into())
+        host_link("/proc/self/ns/mnt")
     );
     assert_eq!(
         h.log_trim(&format!("{kind}.net")),
-        host_link("/proc/self/ns/net".into())
+        host_link("/proc/self/ns/net")
     );
     assert_ne!(
         host_link(format!("/proc/{pid}/ns/mnt")),
-        host_link("/proc/self/ns/mnt".into())
+        host_link("/proc/self/ns/mnt")
     );
     assert_eq!(h.log_trim(&format!("{kind}.process-ran")), "no");
     h.env.rt.start(h.env.id());
@@ -486,7 +479,7 @@ fn poststart_hook_runs_during_start_after_the_process_started() {
     assert_eq!(st["pid"], json!(pid), "{kind} state: {st}");
     assert_eq!(
         h.log_trim(&format!("{kind}.mnt")),
-        host_link("/proc/self/ns/mnt".into()),
+        host_link("/proc/self/ns/mnt"),
         "{kind} runs in the runtime namespace"
     );
     wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
@@ -721,8 +714,7 @@ fn failing_start_container_hook_fails_start_and_skips_poststart() {
     // runtime-spec 1.2.0, Lifecycle 7: if a startContainer hook fails, the
     // runtime MUST generate an error, stop the container and continue at
     // step 12 (destroy): no poststart hooks.
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5's start exits 0 when a startContainer hook fails");
+    if skip_on_reference_because("runc 1.1.5's start exits 0 when a startContainer hook fails") {
         return;
     }
     let mut h = HookEnv::new("hook_fail_start_fails");
@@ -803,8 +795,8 @@ fn start_with_a_passing_start_container_hook_succeeds_for_a_process_that_exits_a
 
 #[test]
 fn failing_poststart_hook_is_only_a_warning() {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 runs poststart during create and fails it (runc#5186)");
+    if skip_on_reference_because("runc 1.1.5 runs poststart during create and fails it (runc#5186)")
+    {
         return;
     }
     let mut h = HookEnv::new("hook_fail_poststart");
@@ -857,8 +849,7 @@ fn failing_poststop_hook_is_only_a_warning() {
 
 #[test]
 fn after_a_failing_poststart_or_poststop_hook_the_next_ones_still_run() {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 stops at the first failing hook of a kind");
+    if skip_on_reference_because("runc 1.1.5 stops at the first failing hook of a kind") {
         return;
     }
     let mut h = HookEnv::new("hook_fail_next");

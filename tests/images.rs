@@ -41,11 +41,7 @@ const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 fn skip() -> bool {
-    if is_reference_runtime() {
-        eprintln!("skipped: image layers, `bundle` and `commit` are rrun-only features");
-        return true;
-    }
-    false
+    skip_on_reference_because("image layers, `bundle` and `commit` are rrun-only features")
 }
 
 // ---------------------------------------------------------------------------
@@ -560,13 +556,6 @@ fn bundle_ok(env: &TestEnv, image: &str) {
         "rrun bundle --image {image} failed: {}",
         describe(&out)
     );
-}
-
-/// Runs the env's bundle in the foreground; asserts exit 0; returns stdout.
-fn run_ok(env: &TestEnv) -> String {
-    let out = env.run(&[]);
-    assert!(out.status.success(), "run failed: {}", describe(&out));
-    stdout(&out)
 }
 
 fn read_config(env: &TestEnv) -> Value {

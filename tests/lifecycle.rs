@@ -383,12 +383,7 @@ fn run_foreground_killed_by_signal_returns_128_plus_n() {
     // Without a pid namespace the shell is not an init process, so it can
     // kill itself.
     let mut env = TestEnv::new("run_sig");
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "pid");
-    });
+    env.bundle.edit(|c| drop_namespace(c, "pid"));
     env.bundle.set_script("kill -9 $$; sleep 5");
     let out = env.run(&[]);
     assert_eq!(exit_code(&out), 137, "{}", describe(&out));

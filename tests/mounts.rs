@@ -28,25 +28,6 @@ const T: Duration = Duration::from_secs(10);
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
-fn run_ok(env: &TestEnv) -> String {
-    let out = env.run(&[]);
-    assert!(
-        out.status.success(),
-        "container run failed: {}",
-        describe(&out)
-    );
-    stdout(&out)
-}
-
-/// The value of the first `key=value` line of a container's output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
-}
-
 fn push_mount(env: &mut TestEnv, m: Value) {
     env.bundle
         .edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
@@ -230,12 +211,25 @@ fn make_src(env: &TestEnv, name: &str) -> PathBuf {
 const READY_THEN_WAIT_GO: &str =
     "touch /ready; i=0; while [ ! -e /go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done";
 
-fn skip_on_reference(what: &str) -> bool {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 lacks {what}");
-        return true;
-    }
-    false
+/// Runs the env's container (its script starts with [`READY_THEN_WAIT_GO`]);
+/// once it is ready, mounts a tmpfs on the host at `host_dir` holding
+/// `marker` = "propagated", lets the container go on, asserts it exits 0
+/// and returns its stdout.
+fn run_with_late_host_mount(env: &TestEnv, host_dir: &Path) -> String {
+    let mut sp = env
+        .rt
+        .spawn(&["run", "--bundle", env.bundle.path_str(), env.id()]);
+    assert!(
+        wait_for(T, || env.bundle.rootfs().join("ready").exists()),
+        "container never became ready"
+    );
+    let late = HostMount::tmpfs(host_dir);
+    fs::write(host_dir.join("marker"), "propagated").unwrap();
+    fs::write(env.bundle.rootfs().join("go"), "").unwrap();
+    let out = sp.wait_timeout(T);
+    assert!(out.status.success(), "{}", describe(&out));
+    drop(late);
+    stdout(&out)
 }
 
 // ---------------------------------------------------------------------------
@@ -862,23 +856,10 @@ fn rslave_bind_receives_host_mounts_and_rprivate_does_not() {
          echo slave=$(cat /slave/sub/marker 2>/dev/null || echo none); \
          echo private=$(cat /private/sub/marker 2>/dev/null || echo none)"
     ));
-    let mut sp = env
-        .rt
-        .spawn(&["run", "--bundle", env.bundle.path_str(), env.id()]);
-    assert!(
-        wait_for(T, || env.bundle.rootfs().join("ready").exists()),
-        "container never became ready"
-    );
     // Mounted on the host after the container started.
-    let late = HostMount::tmpfs(&src.join("sub"));
-    fs::write(src.join("sub/marker"), "propagated").unwrap();
-    fs::write(env.bundle.rootfs().join("go"), "").unwrap();
-    let out = sp.wait_timeout(T);
-    assert!(out.status.success(), "{}", describe(&out));
-    let out = stdout(&out);
+    let out = run_with_late_host_mount(&env, &src.join("sub"));
     assert_eq!(field(&out, "slave"), "propagated", "{out}");
     assert_eq!(field(&out, "private"), "none", "{out}");
-    drop(late);
     drop(shared);
     env.assert_nothing_left();
 }
@@ -901,25 +882,12 @@ fn rootfs_propagation_slave_receives_host_mounts_and_private_does_not() {
         env.bundle.set_script(&format!(
             "{READY_THEN_WAIT_GO}; echo seen=$(cat /mnt/hostmnt/marker 2>/dev/null || echo none)"
         ));
-        let mut sp = env
-            .rt
-            .spawn(&["run", "--bundle", env.bundle.path_str(), env.id()]);
-        assert!(
-            wait_for(T, || env.bundle.rootfs().join("ready").exists()),
-            "container never became ready"
-        );
-        let late = HostMount::tmpfs(&hostmnt);
-        fs::write(hostmnt.join("marker"), "propagated").unwrap();
-        fs::write(env.bundle.rootfs().join("go"), "").unwrap();
-        let out = sp.wait_timeout(T);
-        assert!(out.status.success(), "{}", describe(&out));
-        let out = stdout(&out);
+        let out = run_with_late_host_mount(&env, &hostmnt);
         assert_eq!(
             field(&out, "seen"),
             expect,
             "rootfsPropagation {prop:?}: {out}"
         );
-        drop(late);
         drop(shared);
         env.assert_nothing_left();
     }

@@ -23,37 +23,12 @@ const T: Duration = Duration::from_secs(10);
 
 /// `readlink /proc/self/ns/<kind>` of the test process, e.g. `net:[4026531840]`.
 fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
-        .unwrap_or_else(|e| panic!("readlink /proc/self/ns/{kind}: {e}"))
-        .to_string_lossy()
-        .into_owned()
+    host_link(format!("/proc/self/ns/{kind}"))
 }
 
 /// The namespace link of a running process, seen from the host.
 fn pid_ns(pid: i32, kind: &str) -> String {
-    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
-fn run_ok(env: &TestEnv) -> String {
-    let out = env.run(&[]);
-    assert!(
-        out.status.success(),
-        "container run failed: {}",
-        describe(&out)
-    );
-    stdout(&out)
-}
-
-/// `key=value` lines printed by a container script, as a lookup.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
+    host_link(format!("/proc/{pid}/ns/{kind}"))
 }
 
 fn set_namespaces(c: &mut Value, ns: Value) {
@@ -141,15 +116,6 @@ fn id_map_lines(text: &str) -> Vec<Vec<u64>> {
         })
         .filter(|v| v.len() == 3)
         .collect()
-}
-
-fn user_ns_config(c: &mut Value) {
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
 }
 
 // ---------------------------------------------------------------------------
@@ -291,12 +257,7 @@ fn new_cgroup_namespace_shows_root_cgroup_paths() {
         "without a cgroup namespace some path should not be /:\n{out}"
     );
 
-    env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "cgroup"}))
-    });
+    env.bundle.edit(|c| push_namespace(c, "cgroup"));
     env.bundle.set_script(&format!(
         "cat /proc/self/cgroup; {}",
         print_ns_script(&["cgroup"])
@@ -325,7 +286,7 @@ fn user_namespace_maps_root_to_host_uid_100000() {
     // rootfs owned by host root, so the target exists already.
     fs::create_dir(env.bundle.rootfs().join("data")).unwrap();
     env.bundle.add_bind_mount(&shared, "/data");
-    env.bundle.edit(user_ns_config);
+    env.bundle.edit(user_namespace_config);
     env.bundle.set_script(&format!(
         "cat /proc/self/uid_map | sed 's/^/uid_map /'; \
          cat /proc/self/gid_map | sed 's/^/gid_map /'; \
@@ -372,16 +333,12 @@ fn host_uptime() -> f64 {
 /// against rrun only.
 #[test]
 fn time_namespace_offsets_shift_uptime() {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 has no time namespace support");
+    if skip_on_reference("time namespace support") {
         return;
     }
     let mut env = TestEnv::new("ns_time_new");
     env.bundle.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "time"}));
+        push_namespace(c, "time");
         c["linux"]["timeOffsets"] = json!({
             "monotonic": {"secs": 3600, "nanosecs": 0},
             "boottime": {"secs": 86400, "nanosecs": 0}
@@ -505,7 +462,7 @@ fn joined_pid_namespace_sees_first_containers_processes() {
 #[test]
 fn joined_user_namespace_uses_first_containers_mapping() {
     let mut env = TestEnv::new("ns_join_user");
-    env.bundle.edit(user_ns_config);
+    env.bundle.edit(user_namespace_config);
     env.bundle.set_args(&["sleep", "1000"]);
     let a_id = format!("{}-a", env.id);
     let a_pid = start_sleeper(&env, &env.bundle, &a_id);
@@ -514,7 +471,7 @@ fn joined_user_namespace_uses_first_containers_mapping() {
 
     let mut b = second_bundle(&env, "second");
     b.edit(|c| {
-        user_ns_config(c);
+        user_namespace_config(c);
         // Same mappings as A (runc needs them to know the host root uid);
         // the namespace itself is A's.
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();

@@ -28,43 +28,6 @@ const T: Duration = Duration::from_secs(10);
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
-fn run_ok(env: &TestEnv) -> String {
-    let out = env.run(&[]);
-    assert!(
-        out.status.success(),
-        "container run failed: {}",
-        describe(&out)
-    );
-    stdout(&out)
-}
-
-/// The value of the first `key=value` line of a container's output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}=");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
-}
-
-fn skip_on_reference(what: &str) -> bool {
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 lacks {what}");
-        return true;
-    }
-    false
-}
-
-/// A `/proc/self/status` line value (`CapEff`, `NoNewPrivs`, ...) from a
-/// container that printed its status.
-fn status_value<'a>(out: &'a str, key: &str) -> &'a str {
-    let prefix = format!("{key}:");
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key}: line in:\n{out}"))
-}
-
 /// Kernel capability numbers by name (only the ones used here).
 fn cap_number(name: &str) -> u32 {
     match name {

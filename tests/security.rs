@@ -230,8 +230,9 @@ fn cve_2019_5736_nested_script_interpreters_cannot_reach_the_runtime_binary() {
     // A script whose interpreter is a script whose interpreter ... is
     // /proc/self/exe: the kernel would run the runtime's own binary inside
     // the container, however deep the chain (up to its limit of 4).
-    if is_reference_runtime() {
-        eprintln!("skipped: runc and crun run a sealed copy of themselves instead of refusing");
+    if skip_on_reference_because(
+        "runc and crun run a sealed copy of themselves instead of refusing",
+    ) {
         return;
     }
     let mut env = TestEnv::new("sec-5736-nested");

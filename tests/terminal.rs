@@ -100,6 +100,16 @@ fn create_with_console(env: &mut TestEnv, script: &str) -> (ConsoleSocket, Owned
     (sock, master)
 }
 
+/// [`create_with_console`], then start the container and read its
+/// terminal until the script prints `DONE`; returns the socket, the master
+/// and what was read.
+fn start_with_console(env: &mut TestEnv, script: &str) -> (ConsoleSocket, OwnedFd, String) {
+    let (sock, master) = create_with_console(env, script);
+    env.rt.start(env.id());
+    let out = read_until(master.as_fd(), "DONE", T);
+    (sock, master, out)
+}
+
 // ---------------------------------------------------------------------------
 // create --console-socket
 // ---------------------------------------------------------------------------
@@ -107,14 +117,12 @@ fn create_with_console(env: &mut TestEnv, script: &str) -> (ConsoleSocket, Owned
 #[test]
 fn console_socket_receives_the_pty_master_of_the_container() {
     let mut env = TestEnv::new("tty_console_socket");
-    let (_sock, master) = create_with_console(
+    let (_sock, master, out) = start_with_console(
         &mut env,
         "echo tty=$(tty); echo console=$(stat -c '%t %T' /dev/console); \
          echo DONE; exec sleep 1000",
     );
     let n = pty_number(master.as_fd());
-    env.rt.start(env.id());
-    let out = read_until(master.as_fd(), "DONE", T);
     assert!(out.contains("DONE"), "no DONE from the container: {out:?}");
     assert_eq!(field(&out, "tty"), format!("/dev/pts/{n}"), "{out}");
     // 136 = 0x88: the first Unix98 pty slave major.
@@ -131,15 +139,13 @@ fn console_socket_receives_the_pty_master_of_the_container() {
 fn read_only_dev_still_gets_dev_console() {
     let mut env = TestEnv::new("tty_ro_dev");
     env.bundle.add_mount_option("/dev", "ro");
-    let (_sock, master) = create_with_console(
+    let (_sock, master, out) = start_with_console(
         &mut env,
         "echo console=$(stat -c '%t %T' /dev/console); \
          if touch /dev/new 2>/dev/null; then echo dev_write=ok; else echo dev_write=refused; fi; \
          echo DONE; exec sleep 1000",
     );
     let n = pty_number(master.as_fd());
-    env.rt.start(env.id());
-    let out = read_until(master.as_fd(), "DONE", T);
     assert_eq!(field(&out, "console"), format!("88 {n:x}"), "{out}");
     assert_eq!(field(&out, "dev_write"), "refused", "{out}");
     env.rt.run_ok(&["delete", "--force", env.id()]);
@@ -151,12 +157,10 @@ fn console_size_sets_the_pty_size() {
     let mut env = TestEnv::new("tty_console_size");
     env.bundle
         .edit(|c| c["process"]["consoleSize"] = json!({"height": 33, "width": 101}));
-    let (_sock, master) = create_with_console(
+    let (_sock, _master, out) = start_with_console(
         &mut env,
         "echo size=$(stty size); echo DONE; exec sleep 1000",
     );
-    env.rt.start(env.id());
-    let out = read_until(master.as_fd(), "DONE", T);
     assert_eq!(field(&out, "size"), "33 101", "{out}");
 }
 
@@ -174,13 +178,11 @@ fn writing_to_the_master_reaches_the_container_stdin() {
 #[test]
 fn container_devpts_holds_only_its_own_pty() {
     let mut env = TestEnv::new("tty_devpts");
-    let (_sock, master) = create_with_console(
+    let (_sock, master, out) = start_with_console(
         &mut env,
         "echo pts=$(ls /dev/pts); echo DONE; exec sleep 1000",
     );
     let n = pty_number(master.as_fd());
-    env.rt.start(env.id());
-    let out = read_until(master.as_fd(), "DONE", T);
     assert_eq!(field(&out, "pts"), format!("{n} ptmx"), "{out}");
     assert_eq!(n, 0, "a new devpts instance numbers its first pty 0");
     // The master is not one of the host's ptys.
@@ -196,32 +198,28 @@ fn container_devpts_holds_only_its_own_pty() {
 /// `uid:gid` of the container's pty as the script reports it.
 const PTY_OWNER: &str = "echo owner=$(stat -c %u:%g $(tty)); echo DONE; exec sleep 1000";
 
-#[test]
-fn the_pty_belongs_to_the_process_user() {
-    let mut env = TestEnv::new("tty_owner");
+/// Runs the env's container as uid 1000, gid 1001 with a terminal: its pty
+/// belongs to process.user's uid and gid (runc 1.1.5 leaves devpts'
+/// gid=5); then deletes it and checks nothing is left.
+fn assert_pty_belongs_to_the_process_user(mut env: TestEnv) {
     env.bundle
         .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001}));
-    let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
-    env.rt.start(env.id());
-    let out = read_until(master.as_fd(), "DONE", T);
-    // process.user's uid and gid (runc 1.1.5 leaves devpts' gid=5).
+    let (_sock, _master, out) = start_with_console(&mut env, PTY_OWNER);
     assert_eq!(field(&out, "owner"), "1000:1001", "{out}");
     env.rt.run_ok(&["delete", "--force", env.id()]);
     env.assert_nothing_left();
 }
 
 #[test]
+fn the_pty_belongs_to_the_process_user() {
+    assert_pty_belongs_to_the_process_user(TestEnv::new("tty_owner"));
+}
+
+#[test]
 fn the_pty_belongs_to_the_process_user_in_a_user_namespace() {
     let mut env = TestEnv::new("tty_owner_userns");
     env.bundle.add_user_namespace();
-    env.bundle
-        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001}));
-    let (_sock, master) = create_with_console(&mut env, PTY_OWNER);
-    env.rt.start(env.id());
-    let out = read_until(master.as_fd(), "DONE", T);
-    assert_eq!(field(&out, "owner"), "1000:1001", "{out}");
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_nothing_left();
+    assert_pty_belongs_to_the_process_user(env);
 }
 
 #[test]
@@ -271,26 +269,31 @@ fn start_sleeper(env: &mut TestEnv) {
     env.rt.wait_status(env.id(), "running", T);
 }
 
+/// `exec -t --console-socket <sock> -d <flags..> <id> sh -c <script>`,
+/// asserting exit 0; returns the received master and what the terminal
+/// showed until the script printed `DONE`.
+fn exec_with_console(env: &TestEnv, flags: &[&str], script: &str) -> (OwnedFd, String) {
+    let sock = ConsoleSocket::bind(env.dir.path());
+    let mut args = vec!["exec", "-t", "--console-socket", sock.path_str(), "-d"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[env.id(), "sh", "-c", script]);
+    let out = env.rt.cmd(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    let master = sock.receive_master();
+    let text = read_until(master.as_fd(), "DONE", T);
+    (master, text)
+}
+
 #[test]
 fn exec_tty_with_console_socket_sends_a_master() {
     let mut env = TestEnv::new("tty_exec");
     start_sleeper(&mut env);
-    let sock = ConsoleSocket::bind(env.dir.path());
-    let out = env.rt.cmd(&[
-        "exec",
-        "-t",
-        "--console-socket",
-        sock.path_str(),
-        "-d",
-        env.id(),
-        "sh",
-        "-c",
+    let (master, text) = exec_with_console(
+        &env,
+        &[],
         "echo tty=$(tty); echo pts=$(ls /dev/pts); echo DONE; exec sleep 1000",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let master = sock.receive_master();
+    );
     let n = pty_number(master.as_fd());
-    let text = read_until(master.as_fd(), "DONE", T);
     assert!(text.contains("DONE"), "{text:?}");
     assert_eq!(field(&text, "tty"), format!("/dev/pts/{n}"), "{text}");
     assert_eq!(field(&text, "pts"), format!("{n} ptmx"), "{text}");
@@ -300,23 +303,7 @@ fn exec_tty_with_console_socket_sends_a_master() {
 fn exec_tty_pty_belongs_to_the_exec_user() {
     let mut env = TestEnv::new("tty_exec_owner");
     start_sleeper(&mut env);
-    let sock = ConsoleSocket::bind(env.dir.path());
-    let out = env.rt.cmd(&[
-        "exec",
-        "-t",
-        "--console-socket",
-        sock.path_str(),
-        "-d",
-        "-u",
-        "1000:1001",
-        env.id(),
-        "sh",
-        "-c",
-        PTY_OWNER,
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let master = sock.receive_master();
-    let text = read_until(master.as_fd(), "DONE", T);
+    let (_master, text) = exec_with_console(&env, &["-u", "1000:1001"], PTY_OWNER);
     assert_eq!(field(&text, "owner"), "1000:1001", "{text}");
 }
 

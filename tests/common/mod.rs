@@ -131,27 +131,9 @@ impl Drop for TestDir {
     }
 }
 
-/// Decode the octal escapes (`\040` etc.) used in /proc/self/mountinfo.
-pub fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Decode the octal escapes (`\040` etc.) used in /proc/self/mountinfo:
+/// the runtime's own decoder, so the tests read mountinfo as rrun does.
+pub use rrun::sys::unescape_mountinfo;
 
 /// All mount points of the harness's mount namespace.
 pub fn mount_points() -> Vec<String> {
@@ -246,6 +228,32 @@ fn busybox_applets() -> &'static [String] {
     })
 }
 
+/// Append a new namespace of `kind` (`"user"`, `"cgroup"`, ...) to a
+/// config's `linux.namespaces`.
+pub fn push_namespace(c: &mut Value, kind: &str) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": kind }));
+}
+
+/// Remove the namespace of `kind` from a config's `linux.namespaces`, so
+/// the container shares the runtime's.
+pub fn drop_namespace(c: &mut Value, kind: &str) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != kind);
+}
+
+/// A user namespace mapping the container's ids 0-65535 to host ids
+/// 100000-165535 (see [`Bundle::add_user_namespace`]).
+pub fn user_namespace_config(c: &mut Value) {
+    push_namespace(c, "user");
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+}
+
 impl Bundle {
     /// Create `<dir>/bundle` with a busybox rootfs and the base config.
     pub fn new(dir: &Path) -> Bundle {
@@ -324,16 +332,7 @@ impl Bundle {
     /// Give the container a user namespace mapping its ids 0-65535 to host
     /// ids 100000-165535, and write the config.
     pub fn add_user_namespace(&mut self) -> &mut Self {
-        self.edit(|c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            c["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        })
+        self.edit(user_namespace_config)
     }
 
     /// Append `option` to the options of the config's mount at `dest`, and
@@ -948,6 +947,65 @@ pub fn describe(out: &Output) -> String {
         stdout(out),
         stderr(out)
     )
+}
+
+// ---------------------------------------------------------------------------
+// Container output and what the host sees of a process
+// ---------------------------------------------------------------------------
+
+/// `run` the env's bundle in the foreground, assert exit 0, return stdout.
+pub fn run_ok(env: &TestEnv) -> String {
+    let out = env.run(&[]);
+    assert!(
+        out.status.success(),
+        "container run failed: {}",
+        describe(&out)
+    );
+    stdout(&out)
+}
+
+/// The value of the first `key=value` line of a container's output.
+pub fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}=");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key}= line in container output:\n{out}"))
+}
+
+/// A `/proc/self/status` line value (`CapEff`, `NoNewPrivs`, ...) from a
+/// container that printed its status.
+pub fn status_value<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}:");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key}: line in:\n{out}"))
+}
+
+/// The target of a symlink on the host, e.g. `net:[4026531840]` for
+/// `/proc/<pid>/ns/net`.
+pub fn host_link<P: AsRef<Path>>(p: P) -> String {
+    let p = p.as_ref();
+    fs::read_link(p)
+        .unwrap_or_else(|e| panic!("readlink {}: {e}", p.display()))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// For a test of what the reference runtime (runc 1.1.5) does not do:
+/// true, saying why, when the suite runs against one (`why` is the whole
+/// reason, e.g. "runc 1.1.5 accepts ...").
+pub fn skip_on_reference_because(why: &str) -> bool {
+    if is_reference_runtime() {
+        eprintln!("skipped: {why}");
+        return true;
+    }
+    false
+}
+
+/// [`skip_on_reference_because`] for a feature runc 1.1.5 lacks.
+pub fn skip_on_reference(what: &str) -> bool {
+    skip_on_reference_because(&format!("runc 1.1.5 lacks {what}"))
 }
 
 /// True if a process with this pid exists and is not a zombie.
