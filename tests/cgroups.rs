@@ -1568,13 +1568,10 @@ fn update_refuses_resources_the_spec_forbids_naming_the_field() {
     // config-linux.md: a blockIO.weightDevice entry MUST set weight,
     // leafWeight or both; `update` checks what `create` checks.
     let (env, pid) = start_for_update("cg_update_check");
-    let f = env.dir.join("resources.json");
-    fs::write(
-        &f,
-        json!({ "pids": { "limit": 33 }, "blockIO": { "weightDevice": [{ "major": 8, "minor": 0 }] } })
-            .to_string(),
-    )
-    .unwrap();
+    let f = write_resources(
+        &env,
+        json!({ "pids": { "limit": 33 }, "blockIO": { "weightDevice": [{ "major": 8, "minor": 0 }] } }),
+    );
     let out = env.rt.cmd(&["update", "-r", f.to_str().unwrap(), env.id()]);
     assert!(
         !out.status.success(),
@@ -1591,8 +1588,7 @@ fn update_refuses_resources_the_spec_forbids_naming_the_field() {
         "33",
         "a refused update was partly applied"
     );
-    env.rt.run_ok(&["delete", "--force", env.id()]);
-    env.assert_all_gone();
+    env.delete_force_all_gone();
 }
 
 #[test]

@@ -742,8 +742,7 @@ fn failing_start_container_hook_fails_start_and_skips_poststart() {
 #[test]
 fn failing_start_container_hook_fails_run_detached_and_in_the_foreground() {
     // `run` is create + start: Lifecycle 7 holds for it as for `start`.
-    if is_reference_runtime() {
-        eprintln!("skipped: runc 1.1.5 exits 0 when a startContainer hook fails");
+    if skip_on_reference_because("runc 1.1.5 exits 0 when a startContainer hook fails") {
         return;
     }
     let mut h = HookEnv::new("hook_fail_start_run");
