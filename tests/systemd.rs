@@ -372,7 +372,11 @@ fn systemd_cgroup_create_killed_at_any_moment_leaves_no_unit_after_delete_force(
         let unit = format!("rrun-test-{id}.scope");
         assert!(
             wait_for(Duration::from_secs(10), || !unit_listed(&unit)),
-            "{unit} is still a unit after delete --force"
+            "{unit} is still a unit after delete --force (killed after {} ms): {}",
+            i * 15,
+            ["LoadState", "ActiveState", "SubState", "Result"]
+                .map(|p| format!("{p}={}", unit_property(&unit, p)))
+                .join(" ")
         );
         assert_nothing_left(&sd.env.rt, &id, &sd.env.bundle);
     }

@@ -686,13 +686,12 @@ fn remove_slice_mirrors(paths: &CgroupPaths) {
 
 pub fn remove(paths: &CgroupPaths) -> Result<()> {
     let mut first_err = None;
-    // systemd removes a unit's directories when the unit stops: one still
-    // there means the unit is too (or is going), so stop it first.
+    // The unit first (systemd removes its directories as it stops it),
+    // even with no directory there: a `create` killed just after asking
+    // for the unit leaves a start job that makes it after we look.
     if let Some(unit) = &paths.systemd {
-        if paths.dirs.iter().any(|d| d.exists()) {
-            if let Err(e) = systemd_bus::stop(unit) {
-                first_err.get_or_insert(e);
-            }
+        if let Err(e) = systemd_bus::stop(unit) {
+            first_err.get_or_insert(e);
         }
     }
     for dir in paths.created.iter().rev() {

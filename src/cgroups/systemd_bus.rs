@@ -73,12 +73,60 @@ impl Manager {
     }
 
     /// Stops a unit and waits until it is gone; a unit that is not there
-    /// is fine.
+    /// is fine. A unit left failed is reset too, as runc does: a scope
+    /// whose start failed (a `create` killed after asking for it, its
+    /// process gone before systemd took it) stays listed as failed until
+    /// then, and a later unit of that name would clash with it. A start
+    /// job such a `create` left queued may still be ahead of us: while
+    /// systemd knows the unit (for at most a second), stop it again.
     pub fn stop(&mut self, unit: &str) -> Result<()> {
-        match self.manager_call("StopUnit", &[Value::str(unit), Value::str("replace")]) {
-            Err(e) if error_name(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("systemd: cannot stop unit {unit}")),
-            Ok(reply) => self.wait_job(&reply, unit, "stop"),
+        let stopped = self.stop_once(unit);
+        for _ in 0..20 {
+            if !self.knows(unit) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = self.stop_once(unit);
+        }
+        stopped
+    }
+
+    fn stop_once(&mut self, unit: &str) -> Result<()> {
+        let stopped =
+            match self.manager_call("StopUnit", &[Value::str(unit), Value::str("replace")]) {
+                Err(e) if error_name(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("systemd: cannot stop unit {unit}")),
+                Ok(reply) => self.wait_job(&reply, unit, "stop"),
+            };
+        // Not failed, or gone: systemd says so with an error, which is fine.
+        let _ = self.manager_call("ResetFailedUnit", &[Value::str(unit)]);
+        stopped
+    }
+
+    /// Whether systemd has the unit and it is not (or not yet) inactive:
+    /// activating, active, deactivating or failed. An inactive transient
+    /// unit is on its way out (systemd collects it).
+    fn knows(&mut self, unit: &str) -> bool {
+        let Ok(reply) = self.manager_call("GetUnit", &[Value::str(unit)]) else {
+            return false;
+        };
+        let Some(Value::Path(path)) = reply.first() else {
+            return false;
+        };
+        let path = path.clone();
+        let state = self.bus.call(
+            SYSTEMD,
+            &path,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            &[
+                Value::str("org.freedesktop.systemd1.Unit"),
+                Value::str("ActiveState"),
+            ],
+        );
+        match state {
+            Ok(v) => v.first().map(Value::unvariant).and_then(Value::as_str) != Some("inactive"),
+            Err(_) => false,
         }
     }
 
