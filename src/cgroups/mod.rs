@@ -5,6 +5,7 @@
 //! The layout is read once from `/proc/self/mountinfo` and `/proc/self/cgroup`.
 //! Resource limits are applied by the controllers' own modules.
 
+pub mod cgfs;
 pub mod devices_bpf;
 pub mod notify;
 pub mod resources;
@@ -195,7 +196,7 @@ impl Layout {
 fn has_processes(mount: &Path, mount_root: &Path, cg: &Path) -> bool {
     let below = cg.strip_prefix(mount_root).unwrap_or(cg);
     let below = below.strip_prefix("/").unwrap_or(below);
-    crate::sys::read_to_string(mount.join(below).join("cgroup.procs"))
+    cgfs::read_to_string(&mount.join(below).join("cgroup.procs"))
         .is_ok_and(|s| !s.trim().is_empty())
 }
 
@@ -241,7 +242,7 @@ pub fn plan(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
     };
     for (dir, h) in dirs.iter().zip(&layout.hierarchies) {
         for level in levels(dir, h)? {
-            if !level.exists() {
+            if !cgfs::exists(&level) {
                 paths.created.push(level);
             }
         }
@@ -327,9 +328,7 @@ pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
         .dirs
         .iter()
         .filter(|d| !paths.created.contains(d))
-        .map(|d| {
-            crate::sys::read_to_string(d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len())
-        })
+        .map(|d| cgfs::read_to_string(&d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len()))
         .max()
         .unwrap_or(0);
     if n > 0 {
@@ -434,7 +433,7 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
     let mut i = 0;
     while let Some(d) = levels.get(i) {
         i += 1;
-        let made = match fs::create_dir(d) {
+        let made = match cgfs::create_dir(d) {
             Ok(()) => {
                 created.push(d.clone());
                 true
@@ -470,15 +469,15 @@ fn fill_cpuset(d: &Path, made: bool) -> Result<()> {
     };
     for f in ["cpuset.cpus", "cpuset.mems"] {
         if !made {
-            let cur = crate::sys::read_to_string(d.join(f))
+            let cur = cgfs::read_to_string(&d.join(f))
                 .with_context(|| format!("cgroup {}: cannot read {f}", d.display()))?;
             if !cur.trim().is_empty() {
                 continue;
             }
         }
-        let from = crate::sys::read_to_string(parent.join(f))
+        let from = cgfs::read_to_string(&parent.join(f))
             .with_context(|| format!("cgroup {}: cannot read {f}", parent.display()))?;
-        fs::write(d.join(f), from.trim())
+        cgfs::write(&d.join(f), from.trim())
             .with_context(|| format!("cgroup {}: cannot set {f}", d.display()))?;
     }
     Ok(())
@@ -539,13 +538,11 @@ pub fn prepare_entry(paths: &CgroupPaths) -> Result<Entry> {
     };
     for (dir, controllers) in paths.dirs.iter().zip(&paths.controllers) {
         if controllers.is_empty() {
-            let f = fs::File::open(dir)
+            let f = cgfs::open(dir, libc::O_RDONLY)
                 .with_context(|| format!("cgroup {}: cannot open", dir.display()))?;
             entry.clone_into = Some(f.into());
         } else {
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .open(dir.join("tasks"))
+            let f = cgfs::open(&dir.join("tasks"), libc::O_WRONLY)
                 .with_context(|| format!("cgroup {}: cannot open tasks", dir.display()))?;
             entry.tasks.push((f, dir.clone()));
         }
@@ -570,7 +567,7 @@ pub fn join_self(tasks: &[(fs::File, PathBuf)]) -> Result<()> {
 /// refused `CLONE_INTO_CGROUP`).
 pub fn add_pid_v2(paths: &CgroupPaths, pid: i32) -> Result<()> {
     if let Some(dir) = paths.v2() {
-        fs::write(dir.join("cgroup.procs"), pid.to_string())
+        cgfs::write(&dir.join("cgroup.procs"), pid.to_string())
             .with_context(|| format!("cgroup {}: cannot add process {pid}", dir.display()))?;
     }
     Ok(())
@@ -583,7 +580,7 @@ pub fn pids(paths: &CgroupPaths) -> Result<Vec<i32>> {
     let Some(dir) = paths.procs_dir() else {
         return Ok(Vec::new());
     };
-    match crate::sys::read_to_string(dir.join("cgroup.procs")) {
+    match cgfs::read_to_string(&dir.join("cgroup.procs")) {
         Ok(text) => Ok(parse_pids(&text)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => {
@@ -615,12 +612,12 @@ pub fn signal_all(paths: &CgroupPaths, sig: i32) -> Result<()> {
 pub fn is_frozen(paths: &CgroupPaths) -> bool {
     if paths.unified {
         return paths.v2().is_some_and(|d| {
-            crate::sys::read_to_string(d.join("cgroup.events"))
+            cgfs::read_to_string(&d.join("cgroup.events"))
                 .is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
         });
     }
     paths.v1("freezer").is_some_and(|d| {
-        crate::sys::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        cgfs::read_to_string(&d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
     })
 }
 
@@ -676,7 +673,7 @@ fn remove_slice_mirrors(paths: &CgroupPaths) {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.ends_with(".slice"));
-            if !is_slice || fs::remove_dir(d).is_err() {
+            if !is_slice || cgfs::remove_dir(d).is_err() {
                 break;
             }
             p = d.parent();
@@ -697,7 +694,7 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
     for dir in paths.created.iter().rev() {
         let mut tries = 0;
         loop {
-            match fs::remove_dir(dir) {
+            match cgfs::remove_dir(dir) {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::NotFound => break,
                 // A parent rrun created may now hold a sibling container's

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
-use super::CgroupPaths;
+use super::{cgfs, CgroupPaths};
 
 /// One cgroup file write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -602,16 +602,13 @@ fn write_through(open: &mut Option<(PathBuf, fs::File)>, dir: &Path, write: &Wri
         _ => {
             *open = None;
             // As `fs::write` opens it.
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .and_then(|mut f| {
+            super::cgfs::open(&path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC).and_then(
+                |mut f| {
                     f.write_all(write.value.as_bytes())?;
                     *open = Some((path.clone(), f));
                     Ok(())
-                })
+                },
+            )
         }
     };
     result.map_err(|e| {
@@ -640,13 +637,13 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
     let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).collect();
     ancestors.reverse();
     for a in ancestors {
-        let available = match fs::read_to_string(a.join("cgroup.controllers")) {
+        let available = match cgfs::read_to_string(&a.join("cgroup.controllers")) {
             Ok(s) => s,
             Err(_) => continue,
         };
         // Only what is not enabled yet (usually nothing: the parents of
         // every container but the first have them all).
-        let enabled = fs::read_to_string(a.join("cgroup.subtree_control")).unwrap_or_default();
+        let enabled = cgfs::read_to_string(&a.join("cgroup.subtree_control")).unwrap_or_default();
         let enable: Vec<String> = wanted
             .iter()
             .filter(|c| available.split_whitespace().any(|x| x == c.as_str()))
@@ -660,16 +657,16 @@ fn enable_v2_controllers(paths: &CgroupPaths, dir: &Path, wanted: &[String]) -> 
         // session scope) would make its children invalid domains that take
         // no processes at all: leave such a cgroup alone.
         let populated =
-            fs::read_to_string(a.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty());
+            cgfs::read_to_string(&a.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty());
         if populated
             && a.parent()
-                .is_some_and(|p| fs::metadata(p.join("cgroup.controllers")).is_ok())
+                .is_some_and(|p| cgfs::exists(&p.join("cgroup.controllers")))
         {
             continue;
         }
         // Writing them one by one lets the ones that can be enabled be.
         for e in enable {
-            let _ = fs::write(a.join("cgroup.subtree_control"), &e);
+            let _ = cgfs::write(&a.join("cgroup.subtree_control"), &e);
         }
     }
     let _ = paths;
@@ -737,11 +734,13 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
                 continue;
             }
         }
-        if wr.file == "memory.limit_in_bytes" && dir.join("memory.memsw.limit_in_bytes").exists() {
+        if wr.file == "memory.limit_in_bytes"
+            && cgfs::exists(&dir.join("memory.memsw.limit_in_bytes"))
+        {
             // A new limit alone keeps the container's swap allowance
             // (memsw − limit): raise memsw first when the limit grows.
             let read = |f: &str| -> Option<i64> {
-                fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok()
+                cgfs::read_to_string(&dir.join(f)).ok()?.trim().parse().ok()
             };
             if let (Some(old_limit), Some(old_memsw), Ok(new)) = (
                 read("memory.limit_in_bytes"),
@@ -793,7 +792,7 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
                 continue;
             }
         }
-        if wr.file.starts_with("memory.kmem") && !dir.join(&wr.file).exists() {
+        if wr.file.starts_with("memory.kmem") && !cgfs::exists(&dir.join(&wr.file)) {
             crate::logging::warn(&format!(
                 "{}: not supported by this kernel; ignored",
                 wr.field
@@ -802,8 +801,8 @@ pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
             continue;
         }
         if wr.file == "blkio.weight"
-            && !dir.join("blkio.weight").exists()
-            && dir.join("blkio.bfq.weight").exists()
+            && !cgfs::exists(&dir.join("blkio.weight"))
+            && cgfs::exists(&dir.join("blkio.bfq.weight"))
         {
             let mut bfq = wr.clone();
             bfq.file = "blkio.bfq.weight".into();

@@ -168,14 +168,26 @@ struct TreeSpec {
 }
 
 impl TreeSpec {
-    fn clone_now(&self) -> std::io::Result<OwnedFd> {
+    /// `in_parent`: a cgroupfs source is reached from the parent's open
+    /// `/sys/fs/cgroup` (see `cgroups::cgfs`); the child (deferred clones)
+    /// walks the path in its own mount namespace.
+    fn clone_now(&self, in_parent: bool) -> std::io::Result<OwnedFd> {
         let mut flags = mapi::OPEN_TREE_CLONE;
         if self.recursive {
             flags |= mapi::AT_RECURSIVE;
         }
-        // SAFETY: AT_FDCWD is a valid dirfd for any process.
-        let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-        let tree = mapi::open_tree(cwd, &self.path, flags)?;
+        let tree = if in_parent {
+            use std::os::unix::ffi::OsStrExt;
+            let path = Path::new(std::ffi::OsStr::from_bytes(self.path.as_bytes()));
+            let (dirfd, rel) = crate::cgroups::cgfs::at(path)?;
+            // SAFETY: AT_FDCWD or the fd cgfs keeps open for the process.
+            let dirfd = unsafe { BorrowedFd::borrow_raw(dirfd) };
+            mapi::open_tree(dirfd, &rel, flags)?
+        } else {
+            // SAFETY: AT_FDCWD is a valid dirfd for any process.
+            let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+            mapi::open_tree(cwd, &self.path, flags)?
+        };
         setattr_if(tree.as_fd(), false, &self.attr)?;
         setattr_if(tree.as_fd(), true, &self.rattr)?;
         if let Some((fmt, rdev)) = self.expect {
@@ -218,7 +230,7 @@ impl HostTree {
                 deferred: Some(spec),
             });
         }
-        Ok(HostTree::ready(spec.clone_now()?))
+        Ok(HostTree::ready(spec.clone_now(true)?))
     }
 
     /// A tree the parent has already cloned and checked.
@@ -240,7 +252,7 @@ impl HostTree {
             .deferred
             .as_ref()
             .ok_or_else(|| std::io::Error::other("mount tree missing"))?;
-        let fd = spec.clone_now()?;
+        let fd = spec.clone_now(false)?;
         Ok(self.fd.get_or_init(|| fd).as_fd())
     }
 }
