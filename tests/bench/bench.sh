@@ -42,7 +42,8 @@
 #   exec         `exec ID /bin/true` into a running `sleep 1000` container
 #                (median, p90; n/a if the runtime's exec fails)
 #   50x          50 containers created+started concurrently, then all
-#                deleted concurrently: wall time (median of up to 3 rounds)
+#                deleted concurrently: wall time (median of up to 5 rounds,
+#                each after a 1 s pause)
 #   peak RSS     max RSS of `run` as reported by /usr/bin/time -f %M (the
 #                largest process of the runtime's tree; n/a without `time`)
 #   size         size of the runtime binary
@@ -641,8 +642,11 @@ for k in "${!RT_BIN[@]}"; do
     rt "$k" delete --force "${EXEC_ID[$k]}" || true
 done
 
-# Concurrent: per runtime (not interleaved: the load is the point).
-ROUNDS=$((RUNS < 3 ? RUNS : 3))
+# Concurrent: per runtime (not interleaved: the load is the point). The
+# kernel goes on tearing down the previous round's 50 network namespaces
+# (a workqueue) after its deletes return; each round starts once that
+# settled (1 s), so no runtime pays for the one measured before it.
+ROUNDS=$((RUNS < 5 ? RUNS : 5))
 say "measuring $CONCURRENT concurrent containers ($ROUNDS rounds each)"
 for ((r = 0; r < ROUNDS; r++)); do
     order "$r"
@@ -652,6 +656,7 @@ for ((r = 0; r < ROUNDS; r++)); do
         pids=()
         bad=0
         for ((j = 0; j < CONCURRENT; j++)); do newid conc; ids+=("$ID"); done
+        sleep 1
         now; t0=$NOW
         for id in "${ids[@]}"; do
             { rt "$k" create --bundle "$B_TRUE" "$id" && rt "$k" start "$id"; } &
