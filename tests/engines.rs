@@ -744,31 +744,120 @@ struct CState {
     exit_code: Option<i32>,
 }
 
+/// What a test asks of an engine. The defaults are the Docker-compatible
+/// command line (Docker's and Podman's): an engine with that CLI gives its
+/// name, `argv`, `argv_run` and what differs; containerd's `ctr` and the
+/// CRI client implement it all.
 trait Engine: Sync {
     fn name(&self) -> &'static str;
+    /// The client's command line for `run` with `flags` (engine options).
+    fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String>;
+    /// The client's command line for anything else.
+    fn argv(&self, args: &[&str]) -> Vec<String>;
+    fn env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Run the client with `args`.
+    fn cli(&self, args: &[&str]) -> Out {
+        run_argv(&self.argv(args), &self.env(), CMD_TIMEOUT)
+    }
+    /// Run the client with `input` on stdin.
+    fn cli_input(&self, argv: Vec<String>, input: &str) -> Out {
+        run_argv_input(&argv, &self.env(), CMD_TIMEOUT, Some(input))
+    }
     /// Foreground `run --rm`.
-    fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out;
+    fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
+        run_argv(
+            &self.argv_run(&["--rm"], name, opts, cmd),
+            &self.env(),
+            CMD_TIMEOUT,
+        )
+    }
     /// Foreground `run --rm -t`, on a terminal.
-    fn run_tty(&self, name: &str, cmd: &[&str]) -> Out;
+    fn run_tty(&self, name: &str, cmd: &[&str]) -> Out {
+        run_on_tty(&self.argv_run(&["--rm", "-t"], name, &[], cmd), &self.env())
+    }
     /// `run -d`.
-    fn run_detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out;
-    fn exec(&self, name: &str, tty: bool, opts: &[&str], cmd: &[&str]) -> Out;
-    fn stop(&self, name: &str) -> Out;
-    fn kill(&self, name: &str) -> Out;
+    fn run_detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
+        run_argv(
+            &self.argv_run(&["-d"], name, opts, cmd),
+            &self.env(),
+            CMD_TIMEOUT,
+        )
+    }
+    fn exec(&self, name: &str, tty: bool, opts: &[&str], cmd: &[&str]) -> Out {
+        let mut a = vec!["exec"];
+        if tty {
+            a.push("-t");
+        }
+        a.extend(opts);
+        a.push(name);
+        a.extend(cmd);
+        if tty {
+            run_on_tty(&self.argv(&a), &self.env())
+        } else {
+            self.cli(&a)
+        }
+    }
+    fn stop(&self, name: &str) -> Out {
+        self.cli(&["stop", "-t", "5", name])
+    }
+    fn kill(&self, name: &str) -> Out {
+        self.cli(&["kill", name])
+    }
+    /// `kill -s SIGNAL` (a name like "USR1").
+    fn signal(&self, name: &str, sig: &str) -> Out {
+        self.cli(&["kill", "-s", sig, name])
+    }
     /// Remove a stopped container.
-    fn rm(&self, name: &str) -> Out;
-    fn rm_force(&self, name: &str) -> Out;
-    fn pause(&self, name: &str) -> Out;
-    fn unpause(&self, name: &str) -> Out;
-    fn top(&self, name: &str) -> Out;
-    fn logs(&self, name: &str) -> Out;
-    fn restart(&self, name: &str) -> Out;
-    fn update_memory(&self, name: &str, bytes: u64) -> Out;
-    fn stats(&self, name: &str) -> Out;
-    fn state(&self, name: &str) -> Option<CState>;
+    fn rm(&self, name: &str) -> Out {
+        self.cli(&["rm", name])
+    }
+    fn rm_force(&self, name: &str) -> Out {
+        self.cli(&["rm", "-f", name])
+    }
+    fn pause(&self, name: &str) -> Out {
+        self.cli(&["pause", name])
+    }
+    fn unpause(&self, name: &str) -> Out {
+        self.cli(&["unpause", name])
+    }
+    fn top(&self, name: &str) -> Out {
+        self.cli(&["top", name])
+    }
+    fn logs(&self, name: &str) -> Out {
+        self.cli(&["logs", name])
+    }
+    fn restart(&self, name: &str) -> Out {
+        self.cli(&["restart", "-t", "5", name])
+    }
+    fn update_memory(&self, name: &str, bytes: u64) -> Out {
+        let m = bytes.to_string();
+        self.cli(&["update", "--memory", &m, name])
+    }
+    fn stats(&self, name: &str) -> Out {
+        self.cli(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.MemUsage}} {{.PIDs}}",
+            name,
+        ])
+    }
+    fn state(&self, name: &str) -> Option<CState> {
+        let out = self.cli(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
+            name,
+        ]);
+        parse_state(&out)
+    }
     /// Options for a 64 MiB memory, half-CPU, 64-pid limit (what the
     /// engine offers of it).
-    fn limit_opts(&self) -> Vec<String>;
+    fn limit_opts(&self) -> Vec<String> {
+        strings(&["--memory", "64m", "--cpus", "0.5", "--pids-limit", "64"])
+    }
     fn has_pids_limit(&self) -> bool {
         true
     }
@@ -781,19 +870,6 @@ trait Engine: Sync {
             &format!("type=bind,src={},dst={dst}{ro}", src.display()),
         ])
     }
-    /// The client's command line for `run` with `flags` (engine options).
-    fn argv_run(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String>;
-    /// The client's command line for anything else.
-    fn argv(&self, args: &[&str]) -> Vec<String>;
-    fn env(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-    /// Run the client with `input` on stdin.
-    fn cli_input(&self, argv: Vec<String>, input: &str) -> Out {
-        run_argv_input(&argv, &self.env(), CMD_TIMEOUT, Some(input))
-    }
-    /// `kill -s SIGNAL` (a name like "USR1").
-    fn signal(&self, name: &str, sig: &str) -> Out;
     /// The container's full id (what the engine names its cgroup after).
     fn id(&self, name: &str) -> String {
         let argv = self.argv(&["inspect", "-f", "{{.Id}}", name]);
@@ -968,14 +1044,6 @@ fn which(prog: &str) -> Option<PathBuf> {
 }
 
 impl Docker {
-    fn argv(&self, args: &[&str]) -> Vec<String> {
-        let mut v = strings(&[DOCKER, "-H", &format!("unix://{}", self.sock)]);
-        v.extend(strings(args));
-        v
-    }
-    fn cli(&self, args: &[&str]) -> Out {
-        run_argv(&self.argv(args), &[], CMD_TIMEOUT)
-    }
     fn run_argv(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
         let mut a = vec![
             "run",
@@ -1002,86 +1070,14 @@ impl Engine for Docker {
         self.run_argv(flags, name, opts, cmd)
     }
     fn argv(&self, args: &[&str]) -> Vec<String> {
-        Docker::argv(self, args)
-    }
-    fn signal(&self, name: &str, sig: &str) -> Out {
-        self.cli(&["kill", "-s", sig, name])
-    }
-    fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
-        run_argv(&self.run_argv(&["--rm"], name, opts, cmd), &[], CMD_TIMEOUT)
-    }
-    fn run_tty(&self, name: &str, cmd: &[&str]) -> Out {
-        run_on_tty(&self.run_argv(&["--rm", "-t"], name, &[], cmd), &[])
-    }
-    fn run_detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
-        run_argv(&self.run_argv(&["-d"], name, opts, cmd), &[], CMD_TIMEOUT)
-    }
-    fn exec(&self, name: &str, tty: bool, opts: &[&str], cmd: &[&str]) -> Out {
-        let mut a = vec!["exec"];
-        if tty {
-            a.push("-t");
-        }
-        a.extend(opts);
-        a.push(name);
-        a.extend(cmd);
-        if tty {
-            run_on_tty(&self.argv(&a), &[])
-        } else {
-            self.cli(&a)
-        }
-    }
-    fn stop(&self, name: &str) -> Out {
-        self.cli(&["stop", "-t", "5", name])
-    }
-    fn kill(&self, name: &str) -> Out {
-        self.cli(&["kill", name])
-    }
-    fn rm(&self, name: &str) -> Out {
-        self.cli(&["rm", name])
-    }
-    fn rm_force(&self, name: &str) -> Out {
-        self.cli(&["rm", "-f", name])
-    }
-    fn pause(&self, name: &str) -> Out {
-        self.cli(&["pause", name])
-    }
-    fn unpause(&self, name: &str) -> Out {
-        self.cli(&["unpause", name])
-    }
-    fn top(&self, name: &str) -> Out {
-        self.cli(&["top", name])
-    }
-    fn logs(&self, name: &str) -> Out {
-        self.cli(&["logs", name])
-    }
-    fn restart(&self, name: &str) -> Out {
-        self.cli(&["restart", "-t", "5", name])
+        let mut v = strings(&[DOCKER, "-H", &format!("unix://{}", self.sock)]);
+        v.extend(strings(args));
+        v
     }
     fn update_memory(&self, name: &str, bytes: u64) -> Out {
         let m = bytes.to_string();
         let s = (bytes * 2).to_string();
         self.cli(&["update", "--memory", &m, "--memory-swap", &s, name])
-    }
-    fn stats(&self, name: &str) -> Out {
-        self.cli(&[
-            "stats",
-            "--no-stream",
-            "--format",
-            "{{.MemUsage}} {{.PIDs}}",
-            name,
-        ])
-    }
-    fn state(&self, name: &str) -> Option<CState> {
-        let out = self.cli(&[
-            "inspect",
-            "-f",
-            "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
-            name,
-        ]);
-        parse_state(&out)
-    }
-    fn limit_opts(&self) -> Vec<String> {
-        strings(&["--memory", "64m", "--cpus", "0.5", "--pids-limit", "64"])
     }
     fn unit_prefix(&self) -> &'static str {
         "docker"
@@ -1227,15 +1223,6 @@ fn start_podman(store: PathBuf, cgroup_name: &str) -> Result<Podman, String> {
 }
 
 impl Podman {
-    fn argv(&self, args: &[&str]) -> Vec<String> {
-        let mut v = vec!["podman".to_string()];
-        v.extend(podman_global_flags(&self.store));
-        v.extend(strings(args));
-        v
-    }
-    fn cli(&self, args: &[&str]) -> Out {
-        run_argv(&self.argv(args), &podman_env(), CMD_TIMEOUT)
-    }
     fn run_argv(&self, flags: &[&str], name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
         let mut a = vec![
             "run",
@@ -1268,99 +1255,16 @@ impl Engine for Podman {
         self.run_argv(flags, name, opts, cmd)
     }
     fn argv(&self, args: &[&str]) -> Vec<String> {
-        Podman::argv(self, args)
+        let mut v = vec!["podman".to_string()];
+        v.extend(podman_global_flags(&self.store));
+        v.extend(strings(args));
+        v
     }
     fn env(&self) -> Vec<(String, String)> {
         podman_env()
     }
-    fn signal(&self, name: &str, sig: &str) -> Out {
-        self.cli(&["kill", "-s", sig, name])
-    }
-    fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
-        run_argv(
-            &self.run_argv(&["--rm"], name, opts, cmd),
-            &podman_env(),
-            CMD_TIMEOUT,
-        )
-    }
-    fn run_tty(&self, name: &str, cmd: &[&str]) -> Out {
-        run_on_tty(
-            &self.run_argv(&["--rm", "-t"], name, &[], cmd),
-            &podman_env(),
-        )
-    }
-    fn run_detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
-        run_argv(
-            &self.run_argv(&["-d"], name, opts, cmd),
-            &podman_env(),
-            CMD_TIMEOUT,
-        )
-    }
-    fn exec(&self, name: &str, tty: bool, opts: &[&str], cmd: &[&str]) -> Out {
-        let mut a = vec!["exec"];
-        if tty {
-            a.push("-t");
-        }
-        a.extend(opts);
-        a.push(name);
-        a.extend(cmd);
-        if tty {
-            run_on_tty(&self.argv(&a), &podman_env())
-        } else {
-            self.cli(&a)
-        }
-    }
-    fn stop(&self, name: &str) -> Out {
-        self.cli(&["stop", "-t", "5", name])
-    }
-    fn kill(&self, name: &str) -> Out {
-        self.cli(&["kill", name])
-    }
-    fn rm(&self, name: &str) -> Out {
-        self.cli(&["rm", name])
-    }
     fn rm_force(&self, name: &str) -> Out {
         self.cli(&["rm", "-f", "-t", "0", name])
-    }
-    fn pause(&self, name: &str) -> Out {
-        self.cli(&["pause", name])
-    }
-    fn unpause(&self, name: &str) -> Out {
-        self.cli(&["unpause", name])
-    }
-    fn top(&self, name: &str) -> Out {
-        self.cli(&["top", name])
-    }
-    fn logs(&self, name: &str) -> Out {
-        self.cli(&["logs", name])
-    }
-    fn restart(&self, name: &str) -> Out {
-        self.cli(&["restart", "-t", "5", name])
-    }
-    fn update_memory(&self, name: &str, bytes: u64) -> Out {
-        let m = bytes.to_string();
-        self.cli(&["update", "--memory", &m, name])
-    }
-    fn stats(&self, name: &str) -> Out {
-        self.cli(&[
-            "stats",
-            "--no-stream",
-            "--format",
-            "{{.MemUsage}} {{.PIDs}}",
-            name,
-        ])
-    }
-    fn state(&self, name: &str) -> Option<CState> {
-        let out = self.cli(&[
-            "inspect",
-            "-f",
-            "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
-            name,
-        ]);
-        parse_state(&out)
-    }
-    fn limit_opts(&self) -> Vec<String> {
-        strings(&["--memory", "64m", "--cpus", "0.5", "--pids-limit", "64"])
     }
     fn unit_prefix(&self) -> &'static str {
         "libpod"
@@ -1622,15 +1526,7 @@ impl Engine for Containerd {
         let sig = format!("SIG{sig}");
         self.cli(&["task", "kill", "-s", &sig, name])
     }
-    fn run(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
-        run_argv(&self.run_argv(&["--rm"], name, opts, cmd), &[], CMD_TIMEOUT)
-    }
-    fn run_tty(&self, name: &str, cmd: &[&str]) -> Out {
-        run_on_tty(&self.run_argv(&["--rm", "-t"], name, &[], cmd), &[])
-    }
-    fn run_detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> Out {
-        run_argv(&self.run_argv(&["-d"], name, opts, cmd), &[], CMD_TIMEOUT)
-    }
+    // run, run_tty, run_detached: the defaults (`ctr run` takes --rm, -t, -d).
     fn exec(&self, name: &str, tty: bool, opts: &[&str], cmd: &[&str]) -> Out {
         let id = Self::exec_id();
         let mut a = vec!["task", "exec", "--exec-id", &id];
