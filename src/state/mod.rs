@@ -293,23 +293,12 @@ impl Locked {
 /// where the file system cannot exchange, and when there is nothing to
 /// replace.
 pub fn replace_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        drop(f);
+    write_then(path, data, mode, |tmp| {
+        use std::os::unix::ffi::OsStrExt;
         let c = |p: &Path| {
             std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)
         };
-        let (from, to) = (c(&tmp)?, c(path)?);
+        let (from, to) = (c(tmp)?, c(path)?);
         // SAFETY: two NUL-terminated paths, relative to the cwd.
         let r = unsafe {
             libc::renameat2(
@@ -322,24 +311,32 @@ pub fn replace_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         };
         if r == 0 {
             // `tmp` now holds the old version.
-            return fs::remove_file(&tmp);
+            return fs::remove_file(tmp);
         }
         let e = std::io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::ENOENT | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS) => {
-                fs::rename(&tmp, path)
+                fs::rename(tmp, path)
             }
             _ => Err(e),
         }
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        anyhow::anyhow!("{}: cannot write: {e}", path.display())
     })
 }
 
 /// Writes a file atomically: a temp file in the same directory, then rename.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    write_then(path, data, mode, |tmp| fs::rename(tmp, path))
+}
+
+/// Writes `data` to a temp file beside `path` (mode `mode`) and hands it to
+/// `put`, which moves it into place; on any error the temp file goes and
+/// the error names `path`.
+fn write_then(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    put: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
@@ -351,7 +348,8 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .mode(mode)
             .open(&tmp)?;
         f.write_all(data)?;
-        fs::rename(&tmp, path)
+        drop(f);
+        put(&tmp)
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
