@@ -752,6 +752,52 @@ fn existing_empty_v1_cpuset_parent_is_filled_before_the_container_joins() {
     );
 }
 
+/// A `cgroupsPath` naming a cgroup that already exists in every hierarchy
+/// (made by an engine, say) puts the container there, and `delete` leaves
+/// the directories: the runtime removes only what it made. create does not
+/// look the container's own directory up before making it (see
+/// `cgroups::plan`), so this checks that it still tells the two apart.
+#[test]
+fn existing_cgroup_named_by_cgroups_path_is_used_and_left_after_delete() {
+    if systemd_driver() {
+        return skip("cgroupfs placement: with --systemd-cgroup the cgroupsPath is slice:prefix:name (tests/systemd.rs)");
+    }
+    let mut env = CgEnv::new("cg_existing_leaf");
+    let v2 = is_v2();
+    let made: Vec<PathBuf> = cgroup_mounts()
+        .into_iter()
+        .filter(|m| m.root == "/" && m.v2 == v2)
+        .map(|m| {
+            let d = m.point.join(env.cg_name());
+            fs::create_dir(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(m.point.join(f)) {
+                    if !v.trim().is_empty() && !v2 {
+                        fs::write(d.join(f), v.trim()).unwrap();
+                    }
+                }
+            }
+            d
+        })
+        .collect();
+    assert!(!made.is_empty(), "no cgroup hierarchy mounted at its root");
+    let pid = env.create_pid();
+    let controller = if v2 { "unified" } else { "pids" };
+    assert_eq!(
+        cgroup_dir(pid, controller).file_name().unwrap(),
+        env.cg_name(),
+        "the container is not in the existing cgroup"
+    );
+    env.rt.run_ok(&["delete", "--force", env.id()]);
+    for d in &made {
+        assert!(
+            d.is_dir(),
+            "delete removed {}, which existed before create",
+            d.display()
+        );
+    }
+}
+
 #[test]
 fn pids_limit_sets_pids_max() {
     let mut env = CgEnv::new("cg_pids");

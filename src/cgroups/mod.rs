@@ -241,8 +241,20 @@ pub fn plan(layout: &Layout, dirs: Vec<PathBuf>) -> Result<CgroupPaths> {
         systemd: None,
     };
     for (dir, h) in dirs.iter().zip(&layout.hierarchies) {
-        for level in levels(dir, h)? {
-            if !cgfs::exists(&level) {
+        let levels = levels(dir, h)?;
+        let leaf = levels.len().saturating_sub(1);
+        // Below a missing level nothing exists, and the container's own
+        // directory (the leaf) is listed without a look: it is new in all
+        // but odd configs, and [`create`] narrows the list to what it made.
+        // Looking a missing name up in a cgroup directory waits for the
+        // directory's lock, which every other container's mkdir there holds
+        // while it queues for the kernel's global cgroup mutex: with many
+        // containers starting at once, that lookup waited as long as the
+        // mkdir itself.
+        let mut missing = false;
+        for (i, level) in levels.into_iter().enumerate() {
+            missing = missing || i == leaf || !cgfs::exists(&level);
+            if missing {
                 paths.created.push(level);
             }
         }

@@ -484,9 +484,10 @@ pub(crate) fn make_cgroups(
         None if rootless => cgroups::create_rootless(layout, &mut record.cgroups, resources)?,
         None => cgroups::create(layout, &mut record.cgroups)?,
     }
-    // The record lists every level that did not exist; rewritten only if
-    // some existed after all (another creator made it meanwhile), so that
-    // `delete` never removes a directory this create did not make.
+    // The record lists every level that did not exist, and the container's
+    // own directory; rewritten only if some existed after all (the config
+    // named an existing cgroup, or another creator made a level meanwhile),
+    // so that `delete` never removes a directory this create did not make.
     if cleanup.cgroups.as_ref().map(|c| &c.created) != Some(&record.cgroups.created) {
         locked.save(record)?;
     }
