@@ -762,7 +762,7 @@ fn existing_cgroup_named_by_cgroups_path_is_used_and_left_after_delete() {
     if systemd_driver() {
         return skip("cgroupfs placement: with --systemd-cgroup the cgroupsPath is slice:prefix:name (tests/systemd.rs)");
     }
-    let mut env = CgEnv::new("cg_existing_leaf");
+    let env = CgEnv::new("cg_existing_leaf");
     let v2 = is_v2();
     let made: Vec<PathBuf> = cgroup_mounts()
         .into_iter()
