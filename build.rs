@@ -11,13 +11,16 @@
 //!
 //! Only for x86_64 Linux with glibc, whose default linker since Rust 1.90
 //! is rust-lld (`--symbol-ordering-file` is lld's), and only for the `rrun`
-//! binary, not the test binaries.
+//! binary, not the test binaries. `RRUN_SYMBOL_ORDER=0` leaves it out, for
+//! a build that links with another linker.
 
 fn main() {
     let list = "link/hot-functions.txt";
     println!("cargo:rerun-if-changed={list}");
+    println!("cargo:rerun-if-env-changed=RRUN_SYMBOL_ORDER");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
-    if var("CARGO_CFG_TARGET_ARCH") == "x86_64"
+    if var("RRUN_SYMBOL_ORDER") != "0"
+        && var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu"
     {
