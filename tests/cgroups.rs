@@ -70,6 +70,16 @@ fn is_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
+/// The cgroup v1 or v2 form of the same thing (a file name, a controller),
+/// for this host.
+fn v1_or_v2<T>(v1: T, v2: T) -> T {
+    if is_v2() {
+        v2
+    } else {
+        v1
+    }
+}
+
 /// One cgroup hierarchy mounted on the host: (mount point, mount root,
 /// superblock options, is cgroup2).
 struct Mount {
@@ -538,11 +548,11 @@ fn memory_limit_is_set_and_visible_inside() {
          else cat /sys/fs/cgroup/memory/memory.limit_in_bytes; fi > /out",
     );
     let pid = env.create_pid();
-    let host = if is_v2() {
-        cgroup_file(pid, "memory", "memory.max")
-    } else {
-        cgroup_file(pid, "memory", "memory.limit_in_bytes")
-    };
+    let host = cgroup_file(
+        pid,
+        "memory",
+        v1_or_v2("memory.limit_in_bytes", "memory.max"),
+    );
     assert_eq!(num(&host), limit, "host view of the memory limit");
     env.rt.start(env.id());
     let inside =
@@ -561,11 +571,11 @@ fn memory_reservation_sets_the_soft_limit() {
         json!({ "limit": 128 * MIB, "reservation": 48 * MIB }),
     );
     let pid = env.create_pid();
-    let v = if is_v2() {
-        cgroup_file(pid, "memory", "memory.low")
-    } else {
-        cgroup_file(pid, "memory", "memory.soft_limit_in_bytes")
-    };
+    let v = cgroup_file(
+        pid,
+        "memory",
+        v1_or_v2("memory.soft_limit_in_bytes", "memory.low"),
+    );
     assert_eq!(num(&v), 48 * MIB);
 }
 
@@ -575,11 +585,7 @@ fn memory_reservation_sets_the_soft_limit() {
 fn memory_limit_without_swap_leaves_swap_unlimited() {
     let mut env = CgEnv::new("cg_mem_noswap");
     env.set_resource("memory", json!({ "limit": 64 * MIB }));
-    let file = if is_v2() {
-        "memory.swap.max"
-    } else {
-        "memory.memsw.limit_in_bytes"
-    };
+    let file = v1_or_v2("memory.memsw.limit_in_bytes", "memory.swap.max");
     let pid = env.create_pid();
     let Some(v) = cgroup_file_opt(pid, "memory", file) else {
         return skip(&format!("{file} does not exist (no swap accounting)"));
@@ -596,11 +602,7 @@ fn memory_limit_without_swap_leaves_swap_unlimited() {
 fn memory_swap_sets_the_memory_plus_swap_limit() {
     let mut env = CgEnv::new("cg_mem_swap");
     env.set_resource("memory", json!({ "limit": 64 * MIB, "swap": 160 * MIB }));
-    let file = if is_v2() {
-        "memory.swap.max"
-    } else {
-        "memory.memsw.limit_in_bytes"
-    };
+    let file = v1_or_v2("memory.memsw.limit_in_bytes", "memory.swap.max");
     let pid = env.create_pid();
     if cgroup_file_opt(pid, "memory", file).is_none() {
         return skip(&format!("{file} does not exist (no swap accounting)"));
@@ -612,11 +614,11 @@ fn memory_swap_sets_the_memory_plus_swap_limit() {
     } else {
         assert_eq!(v, 160 * MIB, "memory.memsw.limit_in_bytes");
     }
-    let limit = if is_v2() {
-        cgroup_file(pid, "memory", "memory.max")
-    } else {
-        cgroup_file(pid, "memory", "memory.limit_in_bytes")
-    };
+    let limit = cgroup_file(
+        pid,
+        "memory",
+        v1_or_v2("memory.limit_in_bytes", "memory.max"),
+    );
     assert_eq!(num(&limit), 64 * MIB);
 }
 
@@ -816,18 +818,13 @@ fn block_io_weight_file() -> Option<&'static str> {
     // at once saw EEXIST and each a different answer.
     static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
     *FOUND.get_or_init(|| {
-        let mount = if is_v2() {
-            PathBuf::from("/sys/fs/cgroup")
-        } else {
-            PathBuf::from("/sys/fs/cgroup/blkio")
-        };
+        let mount = PathBuf::from(v1_or_v2("/sys/fs/cgroup/blkio", "/sys/fs/cgroup"));
         let probe = mount.join(format!("rrun-test-probe-{}", std::process::id()));
         fs::create_dir(&probe).ok()?;
-        let names: [&'static str; 2] = if is_v2() {
-            ["io.bfq.weight", "io.weight"]
-        } else {
-            ["blkio.bfq.weight", "blkio.weight"]
-        };
+        let names: [&'static str; 2] = v1_or_v2(
+            ["blkio.bfq.weight", "blkio.weight"],
+            ["io.bfq.weight", "io.weight"],
+        );
         let found = names.into_iter().find(|n| probe.join(n).exists());
         let _ = fs::remove_dir(&probe);
         found
@@ -846,7 +843,7 @@ fn blkio_weight_is_set() {
     let out = env.try_create(&[]);
     assert!(out.status.success(), "create failed: {}", describe(&out));
     let pid = env.rt.pid(env.id());
-    let controller = if is_v2() { "io" } else { "blkio" };
+    let controller = v1_or_v2("blkio", "io");
     let dir = cgroup_dir(pid, controller);
     let want = if file == "io.weight" {
         blkio_to_io_weight(300)
@@ -1009,11 +1006,7 @@ fn optional_controller_hugepage_limit_is_set() {
         json!([{ "pageSize": "2MB", "limit": 8 * MIB }]),
     );
     let pid = env.create_pid();
-    let file = if is_v2() {
-        "hugetlb.2MB.max"
-    } else {
-        "hugetlb.2MB.limit_in_bytes"
-    };
+    let file = v1_or_v2("hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max");
     assert_eq!(num(&cgroup_file(pid, "hugetlb", file)), 8 * MIB, "{file}");
     env.delete_force_all_gone();
 }
@@ -1400,11 +1393,7 @@ fn events_stats_prints_one_stats_object() {
 
 /// The kernel's count of OOM kills in process `pid`'s memory cgroup.
 fn oom_kill_count(pid: i32) -> u64 {
-    let file = if is_v2() {
-        "memory.events"
-    } else {
-        "memory.oom_control"
-    };
+    let file = v1_or_v2("memory.oom_control", "memory.events");
     let text = cgroup_file(pid, "memory", file);
     text.lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
