@@ -54,18 +54,22 @@ if [ -z "${RRUN_HOT_IN_NS:-}" ]; then
     OUT=$REPO/target/hot-functions
     echo "hot-functions: building the release with a link map in $OUT" >&2
     mkdir -p "$OUT"
-    rm -f "$OUT/rrun.map"
-    (cd "$REPO" && RRUN_LINK_MAP=$OUT/rrun.map \
+    # A new map path each time: build.rs reruns when RRUN_LINK_MAP changes,
+    # so the binary is linked again and the map is that link's (an
+    # up-to-date build would not link, and write no map).
+    rm -f "$OUT"/rrun.*.map
+    MAP=$OUT/rrun.$$.map
+    (cd "$REPO" && RRUN_LINK_MAP=$MAP \
         cargo build --release --locked --target-dir "$OUT" >&2)
     BIN=$OUT/$TUPLE/release/rrun
-    [ -s "$OUT/rrun.map" ] || die "the link wrote no map (is the linker lld?)"
+    [ -s "$MAP" ] || die "the link wrote no map (is the linker lld?)"
     cc -O2 -Wall -o "$OUT/first-calls" "$REPO/tests/bench/first-calls.c"
     # The symbols of the map's .text: "ADDRESS LMA SIZE ALIGN NAME" lines
     # (input sections end in ":(SECTION)").
     awk '$5 == ".text" && NF == 5 { t = 1; next }
         t && NF == 5 && $5 ~ /^\./ { exit }
-        t && NF == 5 && $5 !~ /:\(/ { print $1, $5 }' "$OUT/rrun.map" >"$OUT/symbols"
-    [ -s "$OUT/symbols" ] || die "no .text symbols in $OUT/rrun.map"
+        t && NF == 5 && $5 !~ /:\(/ { print $1, $5 }' "$MAP" >"$OUT/symbols"
+    [ -s "$OUT/symbols" ] || die "no .text symbols in $MAP"
     command -v busybox >/dev/null || die "busybox not found (apt-get install busybox-static)"
     RRUN_HOT_HOST_MNT=$(readlink /proc/self/ns/mnt)
     # The workload's configs start from `rrun spec`, made here, untraced,
