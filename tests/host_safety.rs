@@ -295,29 +295,87 @@ fn cgroups_path_naming_the_runtimes_own_cgroup_is_refused() {
     env.assert_nothing_left();
 }
 
+/// A cgroup of `cg`'s hierarchy holding a `sleep` that is not any
+/// container's (killed when the guard drops).
+fn busy_cgroup(name: &str) -> Option<(TestCgroup, std::process::Child)> {
+    let cg = TestCgroup::new("pids", name)?;
+    let sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    fs::write(cg.dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    Some((cg, sleeper))
+}
+
 #[test]
-fn cgroup_that_already_holds_processes_gets_a_warning() {
-    let Some(cg) = TestCgroup::new("pids", "busy") else {
+fn cgroup_that_already_holds_processes_is_refused_and_they_keep_running() {
+    // runc only warns, then writes the container's limits into that cgroup,
+    // and `delete --force` kills everything in it.
+    let Some((cg, mut sleeper)) = busy_cgroup("busy") else {
         return;
     };
-    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-    fs::write(cg.dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
     let mut env = TestEnv::new("cg_busy");
+    let path = cg.path();
+    env.bundle.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"]["pids"] = json!({"limit": 1});
+        c["process"]["args"] = json!(["sleep", "60"]);
+    });
+    let before = fs::read_to_string(cg.dir.join("pids.max")).unwrap();
+    let out = env.try_create(&[]);
+    assert_error(&out, &["linux.cgroupsPath", &cg.dir.display().to_string()]);
+    assert!(
+        stderr(&out).contains(&sleeper.id().to_string()),
+        "the error names a process found there: {}",
+        describe(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(cg.dir.join("pids.max")).unwrap(),
+        before,
+        "the cgroup's pids limit must not change"
+    );
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the sleep was killed"
+    );
+    assert_eq!(cg.procs(), vec![sleeper.id() as i32]);
+    let _ = env.rt.cmd(&["delete", "--force", &env.id]);
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "delete --force killed the sleep"
+    );
+    assert!(cg.dir.is_dir(), "the cgroup was removed");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    env.assert_nothing_left();
+}
+
+#[test]
+fn create_killed_before_it_checked_a_busy_cgroup_leaves_its_processes_to_delete_force() {
+    // The record is written before the cgroup is looked at: a create killed
+    // in between leaves a record naming a cgroup that holds someone else's
+    // process. strace holds the create at its first cgroup mkdir.
+    let Some((cg, mut sleeper)) = busy_cgroup("busy_killed") else {
+        return;
+    };
+    let mut env = TestEnv::new("cg_busy_killed");
     let path = cg.path();
     env.bundle.edit(|c| {
         c["linux"]["cgroupsPath"] = json!(path);
         c["process"]["args"] = json!(["sleep", "60"]);
     });
-    let out = env.try_create(&[]);
+    let Some(recorded) = create_killed_after_its_record(&env, &[], &env.id, "mkdirat") else {
+        return;
+    };
+    assert!(recorded, "no debug line for the state record");
+    let out = env.rt.cmd(&["delete", "--force", &env.id]);
+    assert!(out.status.success(), "delete --force: {}", describe(&out));
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "delete --force killed a process that was never the container's"
+    );
+    assert_eq!(cg.procs(), vec![sleeper.id() as i32]);
+    assert!(cg.dir.is_dir(), "the cgroup was removed");
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        stderr(&out).contains("cgroup is not empty"),
-        "runc's warning about a non-empty cgroup: {}",
-        describe(&out)
-    );
-    env.rt.run_ok(&["delete", "--force", &env.id]);
+    env.assert_nothing_left();
 }
 
 #[test]

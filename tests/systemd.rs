@@ -403,6 +403,90 @@ fn systemd_cgroup_path_that_is_rrun_own_slice_is_refused() {
     sd.env.assert_nothing_left();
 }
 
+/// A scope of the host's (not rrun's) named `unit`, holding a `sleep`:
+/// what a config naming an existing unit points rrun at.
+struct HostScope {
+    sleeper: std::process::Child,
+}
+
+impl HostScope {
+    fn start(unit: &str) -> HostScope {
+        let name = unit.strip_suffix(".scope").unwrap();
+        let sleeper = Command::new("systemd-run")
+            .args(["--quiet", "--scope", "--slice=system.slice", "--unit", name])
+            .args(["--description", "not rrun's", "sleep", "600"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_for(Duration::from_secs(30), || unit_property(
+                unit,
+                "ActiveState"
+            ) == "active"),
+            "systemd-run did not make {unit}"
+        );
+        HostScope { sleeper }
+    }
+
+    /// The scope is still running, with its process.
+    fn assert_untouched(&mut self, unit: &str, after: &str) {
+        assert!(
+            self.sleeper.try_wait().unwrap().is_none(),
+            "{after} killed the host scope's process"
+        );
+        assert_eq!(
+            unit_property(unit, "ActiveState"),
+            "active",
+            "{after} stopped the host's {unit}"
+        );
+        assert_eq!(unit_property(unit, "Description"), "not rrun's");
+    }
+}
+
+impl Drop for HostScope {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+    }
+}
+
+#[test]
+fn systemd_cgroup_path_naming_a_running_unit_is_refused_and_the_unit_keeps_running() {
+    if !systemd_host() {
+        return;
+    }
+    let sd = SdEnv::new("sd_hostunit");
+    let mut host = HostScope::start(&sd.unit);
+    let out = sd.rrun(&["create", "--bundle", sd.env.bundle.path_str(), &sd.env.id]);
+    assert_error(&out, &[&sd.unit]);
+    host.assert_untouched(&sd.unit, "a refused create");
+    let _ = sd.rrun(&["delete", "--force", &sd.env.id]);
+    host.assert_untouched(&sd.unit, "delete --force");
+    sd.env.assert_nothing_left();
+}
+
+#[test]
+fn systemd_cgroup_create_killed_before_it_made_its_unit_leaves_a_unit_of_that_name_running() {
+    if !systemd_host() {
+        return;
+    }
+    // The record names the unit before systemd is asked for it: a create
+    // killed in between leaves a record naming a unit rrun did not make.
+    // strace holds the create at its connect to the system bus.
+    let sd = SdEnv::new("sd_hostunit_killed");
+    let mut host = HostScope::start(&sd.unit);
+    let flag = with_flag(&[]);
+    let Some(recorded) = create_killed_after_its_record(&sd.env, &flag, &sd.env.id, "connect")
+    else {
+        return;
+    };
+    assert!(recorded, "no debug line for the state record");
+    let out = sd.rrun(&["delete", "--force", &sd.env.id]);
+    assert!(out.status.success(), "delete --force: {}", describe(&out));
+    host.assert_untouched(&sd.unit, "delete --force");
+    sd.env.assert_nothing_left();
+}
+
 #[test]
 fn systemd_cgroup_kill_all_after_the_scope_ended_succeeds() {
     if !systemd_host() {

@@ -332,21 +332,37 @@ pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
 
 /// Creates the container's cgroup directories planned by [`plan`]. On
 /// failure, removes whatever it made before returning the error.
+///
+/// A directory that existed must hold no process: the container's limits
+/// would apply to processes that are not the container's, and `pause`,
+/// `kill --all` and `delete --force` would act on them (runc only warns;
+/// see its issue 3132). A frozen one is refused too.
 pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     create_dirs(layout, paths)?;
     // Any hierarchy will do (on a hybrid host the cgroup2 one is often
     // unused, so look at each); a directory made just now has no process.
-    let n = paths
+    // A process of another pid namespace reads as 0: count lines.
+    let busy = paths
         .dirs
         .iter()
         .filter(|d| !paths.created.contains(d))
-        .map(|d| cgfs::read_to_string(&d.join("cgroup.procs")).map_or(0, |t| parse_pids(&t).len()))
-        .max()
-        .unwrap_or(0);
-    if n > 0 {
-        crate::logging::warn(&format!(
-            "container's cgroup is not empty: {n} process(es) found"
-        ));
+        .find_map(|d| {
+            let text = cgfs::read_to_string(&d.join("cgroup.procs")).ok()?;
+            let n = text.lines().filter(|l| !l.trim().is_empty()).count();
+            (n > 0).then(|| {
+                (
+                    d.clone(),
+                    n,
+                    text.lines().next().unwrap_or("").trim().to_string(),
+                )
+            })
+        });
+    if let Some((dir, n, first)) = busy {
+        let _ = remove(paths);
+        bail!(
+            "linux.cgroupsPath: cgroup {} already holds {n} process(es) that are not the container's (pid {first} among them); a container needs a cgroup of its own: refusing",
+            dir.display()
+        );
     }
     if let Err(e) = refuse_frozen(paths) {
         let _ = remove(paths);
@@ -694,12 +710,30 @@ fn remove_slice_mirrors(paths: &CgroupPaths) {
 }
 
 pub fn remove(paths: &CgroupPaths) -> Result<()> {
+    remove_with(paths, None)
+}
+
+/// [`remove`] for a container whose create was killed before its first
+/// process existed (`delete` of a `creating` one with no pid). Its record
+/// was written before rrun looked at what the config names, so it may list
+/// someone else's cgroup or unit: a unit is stopped only if rrun made it for
+/// this container (its description says so), and a directory that holds
+/// processes, which cannot be the container's, is left.
+pub fn remove_unstarted(paths: &CgroupPaths, id: &str) -> Result<()> {
+    remove_with(paths, Some(id))
+}
+
+fn remove_with(paths: &CgroupPaths, unstarted: Option<&str>) -> Result<()> {
     let mut first_err = None;
     // The unit first (systemd removes its directories as it stops it),
     // even with no directory there: a `create` killed just after asking
     // for the unit leaves a start job that makes it after we look.
     if let Some(unit) = &paths.systemd {
-        if let Err(e) = systemd_bus::stop(unit) {
+        let stopped = match unstarted {
+            None => systemd_bus::stop(unit),
+            Some(id) => systemd_bus::stop_if_described(unit, &systemd::description(id)),
+        };
+        if let Err(e) = stopped {
             first_err.get_or_insert(e);
         }
     }
@@ -712,7 +746,7 @@ pub fn remove(paths: &CgroupPaths) -> Result<()> {
                 // A parent rrun created may now hold a sibling container's
                 // cgroup: it stays, and that is not an error.
                 Err(e)
-                    if !paths.dirs.contains(dir)
+                    if (unstarted.is_some() || !paths.dirs.contains(dir))
                         && matches!(
                             e.raw_os_error(),
                             Some(libc::EBUSY) | Some(libc::ENOTEMPTY)

@@ -149,6 +149,12 @@ pub enum Prop {
 /// systemd's "no limit" for u64 properties.
 pub const INFINITY: u64 = u64::MAX;
 
+/// The description of the unit rrun makes for container `id` (how `delete`
+/// tells its own unit from another of the same name).
+pub fn description(id: &str) -> String {
+    format!("rrun container {id}")
+}
+
 /// The properties of a new unit: what systemd needs to make it (slice,
 /// delegation, the first process) and the resources it has properties for.
 pub fn unit_properties(
@@ -158,7 +164,7 @@ pub fn unit_properties(
     res: Option<&LinuxResources>,
     legacy: bool,
 ) -> Vec<(&'static str, Prop)> {
-    let mut props = vec![("Description", Prop::Str(format!("rrun container {id}")))];
+    let mut props = vec![("Description", Prop::Str(description(id)))];
     if path.is_slice() {
         if !path.slice.is_empty() {
             props.push(("Wants", Prop::Strs(vec![path.slice.clone()])));

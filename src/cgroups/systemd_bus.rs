@@ -91,6 +91,56 @@ impl Manager {
         stopped
     }
 
+    /// [`Manager::stop`], only while the unit (if systemd has it) has the
+    /// description `desc`: a unit of that name that rrun did not make for
+    /// this container is left running.
+    pub fn stop_if_described(&mut self, unit: &str, desc: &str) -> Result<()> {
+        for _ in 0..21 {
+            match self.unit_property(unit, "Description") {
+                None => return Ok(()),
+                Some(d) if d != desc => {
+                    crate::logging::warn(&format!(
+                        "systemd unit {unit} is not this container's ({d:?}): left alone"
+                    ));
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+            self.stop_once(unit)?;
+            if !self.knows(unit) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// A string property of a unit systemd has (loaded), or None.
+    fn unit_property(&mut self, unit: &str, name: &str) -> Option<String> {
+        let reply = self.manager_call("GetUnit", &[Value::str(unit)]).ok()?;
+        let Some(Value::Path(path)) = reply.first() else {
+            return None;
+        };
+        let path = path.clone();
+        let v = self
+            .bus
+            .call(
+                SYSTEMD,
+                &path,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[
+                    Value::str("org.freedesktop.systemd1.Unit"),
+                    Value::str(name),
+                ],
+            )
+            .ok()?;
+        v.first()
+            .map(Value::unvariant)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
     fn stop_once(&mut self, unit: &str) -> Result<()> {
         let stopped =
             match self.manager_call("StopUnit", &[Value::str(unit), Value::str("replace")]) {
@@ -266,6 +316,11 @@ pub fn start(path: &UnitPath, user: bool, props: &[(&str, Prop)]) -> Result<()> 
 /// Stops a container's unit (if systemd still has it).
 pub fn stop(unit: &Unit) -> Result<()> {
     Manager::connect(unit.user)?.stop(&unit.name)
+}
+
+/// Stops a unit only if it is the one rrun made with description `desc`.
+pub fn stop_if_described(unit: &Unit, desc: &str) -> Result<()> {
+    Manager::connect(unit.user)?.stop_if_described(&unit.name, desc)
 }
 
 /// Gives a running container's unit new resource properties.

@@ -114,6 +114,7 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
     let mut cleanup = Cleanup {
         store_dir: Some(&locked),
         cgroups: None,
+        unstarted: None,
         pids: Vec::new(),
         poststop: None,
     };

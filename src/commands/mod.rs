@@ -161,13 +161,19 @@ fn wait_gone(c: &Container, timeout: Duration) -> bool {
 
 /// Removes everything a stopped container owned: its cgroups and state.
 pub fn destroy(locked: Locked, c: &Container) -> Result<()> {
-    if !wait_gone(c, Duration::from_secs(5)) {
-        cgroups::signal_all(&c.cgroups, libc::SIGKILL)?;
-        if !wait_gone(c, Duration::from_secs(10)) {
-            bail!("container {}: processes did not exit", c.id);
+    if c.pid == 0 {
+        // A create killed before its first process: nothing ran, and what
+        // its cgroups hold is someone else's (see `kill_everything`).
+        cgroups::remove_unstarted(&c.cgroups, &c.id)?;
+    } else {
+        if !wait_gone(c, Duration::from_secs(5)) {
+            cgroups::signal_all(&c.cgroups, libc::SIGKILL)?;
+            if !wait_gone(c, Duration::from_secs(10)) {
+                bail!("container {}: processes did not exit", c.id);
+            }
         }
+        cgroups::remove(&c.cgroups)?;
     }
-    cgroups::remove(&c.cgroups)?;
     locked.remove()?;
     crate::hooks::run_all_warn(
         c.hooks.as_ref(),
@@ -226,6 +232,12 @@ fn delete_one(store: &Store, id: &str, force: bool) -> Result<()> {
 }
 
 fn kill_everything(c: &Container) {
+    // A create killed before its first process existed (no pid recorded)
+    // has no process to kill: its cgroup may not yet have been checked for
+    // holding someone else's (`cgroups::create`), so it is left alone.
+    if c.pid == 0 {
+        return;
+    }
     let _ = signal_init(c, libc::SIGKILL);
     let _ = cgroups::signal_all(&c.cgroups, libc::SIGKILL);
 }

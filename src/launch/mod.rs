@@ -35,6 +35,11 @@ use crate::sys::{self, CloneArgs, Forked};
 pub(crate) struct Cleanup<'a> {
     pub(crate) store_dir: Option<&'a Locked>,
     pub(crate) cgroups: Option<CgroupPaths>,
+    /// Set (to the container's id) while `cgroups` is only the plan: what
+    /// it names was not yet checked to be the container's, so a unit is
+    /// stopped only if rrun made it, and a busy directory stays
+    /// (`cgroups::remove_unstarted`).
+    pub(crate) unstarted: Option<String>,
     pub(crate) pids: Vec<i32>,
     /// The poststop hooks and their state (`stopped`): a failed create ends
     /// at lifecycle steps 12 and 13, as `delete` does (runtime-spec
@@ -51,8 +56,16 @@ impl Drop for Cleanup<'_> {
             let _ = waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroups {
-            let _ = cgroups::signal_all(cg, libc::SIGKILL);
-            if let Err(e) = cgroups::remove(cg) {
+            // Once made (and found empty), what the cgroups hold is the
+            // container's; before that, it is someone else's.
+            if self.unstarted.is_none() {
+                let _ = cgroups::signal_all(cg, libc::SIGKILL);
+            }
+            let removed = match &self.unstarted {
+                Some(id) => cgroups::remove_unstarted(cg, id),
+                None => cgroups::remove(cg),
+            };
+            if let Err(e) = removed {
                 crate::logging::warn(&format!("cleanup: {e:#}"));
             }
         }
@@ -148,6 +161,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let mut cleanup = Cleanup {
         store_dir: Some(&locked),
         cgroups: None,
+        unstarted: None,
         pids: Vec::new(),
         poststop: None,
     };
@@ -436,7 +450,14 @@ pub(crate) fn make_cgroups(
     record: &mut Container,
     cleanup: &mut Cleanup<'_>,
 ) -> Result<MadeCgroups> {
-    cleanup.cgroups = Some(record.cgroups.clone());
+    // With systemd, a unit whose start was asked for is stopped on failure
+    // (systemd may make it after an error); without, `create` removes what
+    // it made itself when it fails.
+    if unit.is_some() {
+        cleanup.cgroups = Some(record.cgroups.clone());
+        cleanup.unstarted = Some(id.to_string());
+    }
+    let planned_created = record.cgroups.created.clone();
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     // Device rules need privilege (a v1 devices cgroup, a v2 BPF program);
     // a rootless container cannot mknod and opens only what its user may.
@@ -488,10 +509,11 @@ pub(crate) fn make_cgroups(
     // own directory; rewritten only if some existed after all (the config
     // named an existing cgroup, or another creator made a level meanwhile),
     // so that `delete` never removes a directory this create did not make.
-    if cleanup.cgroups.as_ref().map(|c| &c.created) != Some(&record.cgroups.created) {
+    cleanup.cgroups = Some(record.cgroups.clone());
+    cleanup.unstarted = None;
+    if planned_created != record.cgroups.created {
         locked.save(record)?;
     }
-    cleanup.cgroups = Some(record.cgroups.clone());
     step("cgroups created");
     let cg = &record.cgroups;
     if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {

@@ -901,6 +901,56 @@ pub fn unit_listed(unit: &str) -> bool {
         .any(|l| l.split_whitespace().next() == Some(unit))
 }
 
+/// Runs `rrun [ARGS] create` of `env`'s bundle as `id` under strace, which
+/// holds the create at its first `syscall` (5 s), and kills it once its
+/// debug log says the state was recorded: a create killed after writing
+/// its record and before acting on it (its cgroups or its systemd unit).
+/// None (the test skips) without strace; else whether the record was seen.
+pub fn create_killed_after_its_record(
+    env: &TestEnv,
+    args: &[&str],
+    id: &str,
+    syscall: &str,
+) -> Option<bool> {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: no strace");
+        return None;
+    }
+    let log = env.dir.join(format!("{id}-debug.log"));
+    let log_str = log.to_str().unwrap();
+    let mut full = vec!["--debug", "--log", log_str];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["create", "--bundle", env.bundle.path_str(), id]);
+    let rt = env.rt.command(&full);
+    let mut strace = Command::new("strace")
+        .args(["-o", "/dev/null", "-e", &format!("trace={syscall}")])
+        .args(["-e", &format!("inject={syscall}:delay_enter=5000000")])
+        .arg(rt.get_program())
+        .args(rt.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let recorded = wait_for(Duration::from_secs(20), || {
+        fs::read_to_string(&log).is_ok_and(|t| t.contains("create: state recorded"))
+    });
+    // The traced create is strace's only child; it dies before strace
+    // could let it go on.
+    let children =
+        fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap_or_default();
+    for pid in children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = strace.kill();
+    let _ = strace.wait();
+    Some(recorded)
+}
+
 pub fn wait_for<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
     let start = Instant::now();
     loop {

@@ -35,7 +35,7 @@ PACKAGES="systemd systemd-sysv dbus udev kmod
     podman containerd docker.io runc crun
     nfs-kernel-server nfs-common
     uidmap dbus-user-session
-    iproute2 procps busybox-static python3-grpcio
+    iproute2 procps busybox-static python3-grpcio strace
     criu iptables"
 # Module directories no VM test needs (sound, graphics, real hardware):
 # ~270 of the kernel's ~390 MiB of modules.
