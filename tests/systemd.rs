@@ -458,7 +458,8 @@ fn systemd_cgroup_path_naming_a_running_unit_is_refused_and_the_unit_keeps_runni
     let sd = SdEnv::new("sd_hostunit");
     let mut host = HostScope::start(&sd.unit);
     let out = sd.rrun(&["create", "--bundle", sd.env.bundle.path_str(), &sd.env.id]);
-    assert_error(&out, &[&sd.unit]);
+    assert_error(&out, &["linux.cgroupsPath"]);
+    assert!(stderr(&out).contains(&sd.unit), "{}", describe(&out));
     host.assert_untouched(&sd.unit, "a refused create");
     let _ = sd.rrun(&["delete", "--force", &sd.env.id]);
     host.assert_untouched(&sd.unit, "delete --force");

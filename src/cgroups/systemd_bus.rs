@@ -65,7 +65,9 @@ impl Manager {
                 // clear it and try once more, as runc does.
                 let _ = self.manager_call("ResetFailedUnit", &[Value::str(unit)]);
                 self.manager_call("StartTransientUnit", &args)
-                    .with_context(|| format!("systemd unit {unit} already exists"))?
+                    .with_context(|| {
+                        format!("linux.cgroupsPath: systemd unit {unit} already exists")
+                    })?
             }
             r => r.with_context(|| format!("systemd: cannot start unit {unit}"))?,
         };
@@ -99,7 +101,7 @@ impl Manager {
             match self.unit_property(unit, "Description") {
                 None => return Ok(()),
                 Some(d) if d != desc => {
-                    crate::logging::warn(&format!(
+                    crate::logging::debug(&format!(
                         "systemd unit {unit} is not this container's ({d:?}): left alone"
                     ));
                     return Ok(());
