@@ -295,56 +295,85 @@ fn cgroups_path_naming_the_runtimes_own_cgroup_is_refused() {
     env.assert_nothing_left();
 }
 
-/// A cgroup of `cg`'s hierarchy holding a `sleep` that is not any
-/// container's (killed when the guard drops).
-fn busy_cgroup(name: &str) -> Option<(TestCgroup, std::process::Child)> {
-    let cg = TestCgroup::new("pids", name)?;
-    let sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-    fs::write(cg.dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
-    Some((cg, sleeper))
+/// An existing cgroup holding a `sleep` that is not any container's, and a
+/// test env whose config names it: what a config pointing rrun at someone
+/// else's cgroup looks like.
+struct BusyCgroup {
+    cg: TestCgroup,
+    sleeper: std::process::Child,
+    env: TestEnv,
+}
+
+impl BusyCgroup {
+    fn new(name: &str) -> Option<BusyCgroup> {
+        let cg = TestCgroup::new("pids", name)?;
+        let sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+        fs::write(cg.dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        let mut env = TestEnv::new(name);
+        let path = cg.path();
+        env.bundle.edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+            c["process"]["args"] = json!(["sleep", "60"]);
+        });
+        Some(BusyCgroup { cg, sleeper, env })
+    }
+
+    /// The sleep still runs, alone in its cgroup, which is still there.
+    fn assert_untouched(&mut self, after: &str) {
+        assert!(
+            self.sleeper.try_wait().unwrap().is_none(),
+            "{after} killed a process that was never the container's"
+        );
+        assert_eq!(self.cg.procs(), vec![self.sleeper.id() as i32], "{after}");
+        assert!(self.cg.dir.is_dir(), "{after} removed the cgroup");
+    }
+
+    /// `delete --force`, which must leave the sleep and its cgroup alone.
+    fn delete_force_and_check(&mut self) {
+        let out = self.env.rt.cmd(&["delete", "--force", &self.env.id]);
+        assert!(out.status.success(), "delete --force: {}", describe(&out));
+        self.assert_untouched("delete --force");
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        self.env.assert_nothing_left();
+    }
+}
+
+impl Drop for BusyCgroup {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+    }
 }
 
 #[test]
 fn cgroup_that_already_holds_processes_is_refused_and_they_keep_running() {
     // runc only warns, then writes the container's limits into that cgroup,
     // and `delete --force` kills everything in it.
-    let Some((cg, mut sleeper)) = busy_cgroup("busy") else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy") else {
         return;
     };
-    let mut env = TestEnv::new("cg_busy");
-    let path = cg.path();
-    env.bundle.edit(|c| {
-        c["linux"]["cgroupsPath"] = json!(path);
-        c["linux"]["resources"]["pids"] = json!({"limit": 1});
-        c["process"]["args"] = json!(["sleep", "60"]);
-    });
-    let before = fs::read_to_string(cg.dir.join("pids.max")).unwrap();
-    let out = env.try_create(&[]);
-    assert_error(&out, &["linux.cgroupsPath", &cg.dir.display().to_string()]);
+    busy.env
+        .bundle
+        .edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 1}));
+    let before = fs::read_to_string(busy.cg.dir.join("pids.max")).unwrap();
+    let out = busy.env.try_create(&[]);
+    assert_error(
+        &out,
+        &["linux.cgroupsPath", &busy.cg.dir.display().to_string()],
+    );
     assert!(
-        stderr(&out).contains(&sleeper.id().to_string()),
+        stderr(&out).contains(&busy.sleeper.id().to_string()),
         "the error names a process found there: {}",
         describe(&out)
     );
     assert_eq!(
-        fs::read_to_string(cg.dir.join("pids.max")).unwrap(),
+        fs::read_to_string(busy.cg.dir.join("pids.max")).unwrap(),
         before,
         "the cgroup's pids limit must not change"
     );
-    assert!(
-        sleeper.try_wait().unwrap().is_none(),
-        "the sleep was killed"
-    );
-    assert_eq!(cg.procs(), vec![sleeper.id() as i32]);
-    let _ = env.rt.cmd(&["delete", "--force", &env.id]);
-    assert!(
-        sleeper.try_wait().unwrap().is_none(),
-        "delete --force killed the sleep"
-    );
-    assert!(cg.dir.is_dir(), "the cgroup was removed");
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
-    env.assert_nothing_left();
+    busy.assert_untouched("a refused create");
+    busy.delete_force_and_check();
 }
 
 #[test]
@@ -352,30 +381,15 @@ fn create_killed_before_it_checked_a_busy_cgroup_leaves_its_processes_to_delete_
     // The record is written before the cgroup is looked at: a create killed
     // in between leaves a record naming a cgroup that holds someone else's
     // process. strace holds the create at its first cgroup mkdir.
-    let Some((cg, mut sleeper)) = busy_cgroup("busy_killed") else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy_killed") else {
         return;
     };
-    let mut env = TestEnv::new("cg_busy_killed");
-    let path = cg.path();
-    env.bundle.edit(|c| {
-        c["linux"]["cgroupsPath"] = json!(path);
-        c["process"]["args"] = json!(["sleep", "60"]);
-    });
-    let Some(recorded) = create_killed_after_its_record(&env, &[], &env.id, "mkdirat") else {
+    let env = &busy.env;
+    let Some(recorded) = create_killed_after_its_record(env, &[], &env.id, "mkdirat") else {
         return;
     };
     assert!(recorded, "no debug line for the state record");
-    let out = env.rt.cmd(&["delete", "--force", &env.id]);
-    assert!(out.status.success(), "delete --force: {}", describe(&out));
-    assert!(
-        sleeper.try_wait().unwrap().is_none(),
-        "delete --force killed a process that was never the container's"
-    );
-    assert_eq!(cg.procs(), vec![sleeper.id() as i32]);
-    assert!(cg.dir.is_dir(), "the cgroup was removed");
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
-    env.assert_nothing_left();
+    busy.delete_force_and_check();
 }
 
 #[test]

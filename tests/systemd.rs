@@ -403,36 +403,44 @@ fn systemd_cgroup_path_that_is_rrun_own_slice_is_refused() {
     sd.env.assert_nothing_left();
 }
 
-/// A scope of the host's (not rrun's) named `unit`, holding a `sleep`:
-/// what a config naming an existing unit points rrun at.
-struct HostScope {
+/// A running scope of the host's (not rrun's), holding a `sleep`, named as
+/// the container's unit would be: an [`SdEnv`] whose config names a unit
+/// that is someone else's.
+struct HostUnit {
     sleeper: std::process::Child,
+    sd: SdEnv,
 }
 
-impl HostScope {
-    fn start(unit: &str) -> HostScope {
-        let name = unit.strip_suffix(".scope").unwrap();
+impl HostUnit {
+    /// None (the test skips) where systemd is not pid 1.
+    fn new(name: &str) -> Option<HostUnit> {
+        if !systemd_host() {
+            return None;
+        }
+        let sd = SdEnv::new(name);
         let sleeper = Command::new("systemd-run")
-            .args(["--quiet", "--scope", "--slice=system.slice", "--unit", name])
+            .args(["--quiet", "--scope", "--slice=system.slice", "--unit"])
+            .arg(sd.unit.strip_suffix(".scope").unwrap())
             .args(["--description", "not rrun's", "sleep", "600"])
             .stdin(std::process::Stdio::null())
             .spawn()
             .unwrap();
         assert!(
-            wait_for(Duration::from_secs(30), || unit_property(
-                unit,
-                "ActiveState"
-            ) == "active"),
-            "systemd-run did not make {unit}"
+            wait_for(Duration::from_secs(30), || {
+                unit_property(&sd.unit, "ActiveState") == "active"
+            }),
+            "systemd-run did not make {}",
+            sd.unit
         );
-        HostScope { sleeper }
+        Some(HostUnit { sleeper, sd })
     }
 
-    /// The scope is still running, with its process.
-    fn assert_untouched(&mut self, unit: &str, after: &str) {
+    /// The unit still runs, with its process.
+    fn assert_untouched(&mut self, after: &str) {
+        let unit = &self.sd.unit;
         assert!(
             self.sleeper.try_wait().unwrap().is_none(),
-            "{after} killed the host scope's process"
+            "{after} killed the process of the host's {unit}"
         );
         assert_eq!(
             unit_property(unit, "ActiveState"),
@@ -441,9 +449,17 @@ impl HostScope {
         );
         assert_eq!(unit_property(unit, "Description"), "not rrun's");
     }
+
+    /// `delete --force`, which must leave the unit running.
+    fn delete_force_and_check(&mut self) {
+        let out = self.sd.rrun(&["delete", "--force", &self.sd.env.id]);
+        assert!(out.status.success(), "delete --force: {}", describe(&out));
+        self.assert_untouched("delete --force");
+        self.sd.env.assert_nothing_left();
+    }
 }
 
-impl Drop for HostScope {
+impl Drop for HostUnit {
     fn drop(&mut self) {
         let _ = self.sleeper.kill();
         let _ = self.sleeper.wait();
@@ -452,40 +468,32 @@ impl Drop for HostScope {
 
 #[test]
 fn systemd_cgroup_path_naming_a_running_unit_is_refused_and_the_unit_keeps_running() {
-    if !systemd_host() {
+    let Some(mut host) = HostUnit::new("sd_hostunit") else {
         return;
-    }
-    let sd = SdEnv::new("sd_hostunit");
-    let mut host = HostScope::start(&sd.unit);
+    };
+    let sd = &host.sd;
     let out = sd.rrun(&["create", "--bundle", sd.env.bundle.path_str(), &sd.env.id]);
     assert_error(&out, &["linux.cgroupsPath"]);
     assert!(stderr(&out).contains(&sd.unit), "{}", describe(&out));
-    host.assert_untouched(&sd.unit, "a refused create");
-    let _ = sd.rrun(&["delete", "--force", &sd.env.id]);
-    host.assert_untouched(&sd.unit, "delete --force");
-    sd.env.assert_nothing_left();
+    host.assert_untouched("a refused create");
+    host.delete_force_and_check();
 }
 
 #[test]
 fn systemd_cgroup_create_killed_before_it_made_its_unit_leaves_a_unit_of_that_name_running() {
-    if !systemd_host() {
-        return;
-    }
     // The record names the unit before systemd is asked for it: a create
     // killed in between leaves a record naming a unit rrun did not make.
     // strace holds the create at its connect to the system bus.
-    let sd = SdEnv::new("sd_hostunit_killed");
-    let mut host = HostScope::start(&sd.unit);
-    let flag = with_flag(&[]);
-    let Some(recorded) = create_killed_after_its_record(&sd.env, &flag, &sd.env.id, "connect")
+    let Some(mut host) = HostUnit::new("sd_hostunit_killed") else {
+        return;
+    };
+    let env = &host.sd.env;
+    let Some(recorded) = create_killed_after_its_record(env, &with_flag(&[]), &env.id, "connect")
     else {
         return;
     };
     assert!(recorded, "no debug line for the state record");
-    let out = sd.rrun(&["delete", "--force", &sd.env.id]);
-    assert!(out.status.success(), "delete --force: {}", describe(&out));
-    host.assert_untouched(&sd.unit, "delete --force");
-    sd.env.assert_nothing_left();
+    host.delete_force_and_check();
 }
 
 #[test]
