@@ -300,22 +300,38 @@ fn cgroups_path_naming_the_runtimes_own_cgroup_is_refused() {
 /// else's cgroup looks like.
 struct BusyCgroup {
     cg: TestCgroup,
+    /// The cgroup the sleep is in.
+    home: PathBuf,
     sleeper: std::process::Child,
     env: TestEnv,
 }
 
 impl BusyCgroup {
-    fn new(name: &str) -> Option<BusyCgroup> {
+    /// The sleep is in the cgroup itself, or with `child` in a cgroup of
+    /// that name below it.
+    fn new(name: &str, child: Option<&str>) -> Option<BusyCgroup> {
         let cg = TestCgroup::new("pids", name)?;
         let sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-        fs::write(cg.dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        let home = match child {
+            Some(c) => {
+                fs::create_dir(cg.dir.join(c)).unwrap();
+                cg.dir.join(c)
+            }
+            None => cg.dir.clone(),
+        };
+        fs::write(home.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
         let mut env = TestEnv::new(name);
         let path = cg.path();
         env.bundle.edit(|c| {
             c["linux"]["cgroupsPath"] = json!(path);
             c["process"]["args"] = json!(["sleep", "60"]);
         });
-        Some(BusyCgroup { cg, sleeper, env })
+        Some(BusyCgroup {
+            cg,
+            home,
+            sleeper,
+            env,
+        })
     }
 
     /// The sleep still runs, alone in its cgroup, which is still there.
@@ -324,7 +340,8 @@ impl BusyCgroup {
             self.sleeper.try_wait().unwrap().is_none(),
             "{after} killed a process that was never the container's"
         );
-        assert_eq!(self.cg.procs(), vec![self.sleeper.id() as i32], "{after}");
+        let procs = fs::read_to_string(self.home.join("cgroup.procs")).unwrap();
+        assert_eq!(procs.trim(), self.sleeper.id().to_string(), "{after}");
         assert!(self.cg.dir.is_dir(), "{after} removed the cgroup");
     }
 
@@ -350,7 +367,7 @@ impl Drop for BusyCgroup {
 fn cgroup_that_already_holds_processes_is_refused_and_they_keep_running() {
     // runc only warns, then writes the container's limits into that cgroup,
     // and `delete --force` kills everything in it.
-    let Some(mut busy) = BusyCgroup::new("cg_busy") else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy", None) else {
         return;
     };
     busy.env
@@ -377,11 +394,43 @@ fn cgroup_that_already_holds_processes_is_refused_and_they_keep_running() {
 }
 
 #[test]
+fn cgroup_whose_subtree_holds_processes_is_refused_and_their_limits_are_untouched() {
+    // Limits and the freezer of a cgroup apply to everything below it: a
+    // config naming a parent of the host's services (an empty v2 slice)
+    // would limit and pause them.
+    let Some(mut busy) = BusyCgroup::new("cg_busy_below", Some("service")) else {
+        return;
+    };
+    busy.env
+        .bundle
+        .edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 1}));
+    let out = busy.env.try_create(&[]);
+    assert_error(
+        &out,
+        &["linux.cgroupsPath", &busy.cg.dir.display().to_string()],
+    );
+    assert!(
+        stderr(&out).contains(&format!("{} in service", busy.sleeper.id())),
+        "the error names the process and the cgroup below: {}",
+        describe(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(busy.cg.dir.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "max",
+        "the subtree's pids limit must not change"
+    );
+    busy.assert_untouched("a refused create");
+    busy.delete_force_and_check();
+}
+
+#[test]
 fn create_killed_before_it_checked_a_busy_cgroup_leaves_its_processes_to_delete_force() {
     // The record is written before the cgroup is looked at: a create killed
     // in between leaves a record naming a cgroup that holds someone else's
     // process. strace holds the create at its first cgroup mkdir.
-    let Some(mut busy) = BusyCgroup::new("cg_busy_killed") else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy_killed", None) else {
         return;
     };
     let env = &busy.env;

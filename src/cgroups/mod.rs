@@ -333,34 +333,29 @@ pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
 /// Creates the container's cgroup directories planned by [`plan`]. On
 /// failure, removes whatever it made before returning the error.
 ///
-/// A directory that existed must hold no process: the container's limits
-/// would apply to processes that are not the container's, and `pause`,
-/// `kill --all` and `delete --force` would act on them (runc only warns;
-/// see its issue 3132). A frozen one is refused too.
+/// A directory that existed must hold no process, nor any cgroup below it:
+/// the container's limits would apply to processes that are not the
+/// container's, `pause` would freeze them, and `kill --all` and `delete
+/// --force` would signal those in it (runc only warns about the directory's
+/// own; see its issue 3132). A frozen one is refused too.
 pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     create_dirs(layout, paths)?;
     // Any hierarchy will do (on a hybrid host the cgroup2 one is often
     // unused, so look at each); a directory made just now has no process.
-    // A process of another pid namespace reads as 0: count lines.
+    // Below it too: limits and the freezer apply to the whole subtree.
     let busy = paths
         .dirs
         .iter()
         .filter(|d| !paths.created.contains(d))
-        .find_map(|d| {
-            let text = cgfs::read_to_string(&d.join("cgroup.procs")).ok()?;
-            let n = text.lines().filter(|l| !l.trim().is_empty()).count();
-            (n > 0).then(|| {
-                (
-                    d.clone(),
-                    n,
-                    text.lines().next().unwrap_or("").trim().to_string(),
-                )
-            })
-        });
-    if let Some((dir, n, first)) = busy {
+        .find_map(|d| first_process_below(d, 0).map(|found| (d.clone(), found)));
+    if let Some((dir, (at, n, first))) = busy {
         let _ = remove(paths);
+        let below = match at.strip_prefix(&dir) {
+            Ok(rel) if !rel.as_os_str().is_empty() => format!(" in {}", rel.display()),
+            _ => String::new(),
+        };
         bail!(
-            "linux.cgroupsPath: cgroup {} already holds {n} process(es) that are not the container's (pid {first} among them); a container needs a cgroup of its own: refusing",
+            "linux.cgroupsPath: cgroup {} already holds {n} process(es) that are not the container's (pid {first}{below} among them); a container needs a cgroup of its own: refusing",
             dir.display()
         );
     }
@@ -369,6 +364,27 @@ pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// The first cgroup at or below `dir` (searched depth first, at most 32
+/// levels) that holds processes: its path, how many it holds, and the
+/// first one's pid as listed (a process of another pid namespace reads as
+/// 0, so lines are counted, not pids).
+fn first_process_below(dir: &Path, depth: usize) -> Option<(PathBuf, usize, String)> {
+    if let Ok(text) = cgfs::read_to_string(&dir.join("cgroup.procs")) {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        if let Some(first) = lines.next() {
+            return Some((dir.to_path_buf(), 1 + lines.count(), first.to_string()));
+        }
+    }
+    if depth >= 32 {
+        return None;
+    }
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .find_map(|e| first_process_below(&e.path(), depth + 1))
 }
 
 /// [`create`] for a rootless caller (see `sys::rootless`). The container's
