@@ -536,15 +536,17 @@ pub fn rootless() -> bool {
 }
 
 /// True when the calling process's user namespace is not the initial one
-/// (its uid map is not the identity over every id).
+/// (its uid map is not the identity over every id). Read once per process:
+/// rrun never changes its own user namespace (only its children do).
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    static IN_USERNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_USERNS.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
         Ok(map) => {
             let f: Vec<&str> = map.split_whitespace().collect();
             f != ["0", "0", "4294967295"]
         }
         Err(_) => false,
-    }
+    })
 }
 
 #[cfg(test)]
