@@ -722,8 +722,9 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
     devices::setup(root.as_fd(), &plan.devices)?;
     crate::timing::mark("child: devices");
     // 5. Masked and read-only paths.
+    let mut empty_dir = None;
     for (path, devnull) in &plan.masked {
-        mask(root.as_fd(), path, devnull.fd()?, label)
+        mask(root.as_fd(), path, devnull.fd()?, &mut empty_dir, label)
             .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
     }
     for path in &plan.readonly {
@@ -949,10 +950,15 @@ fn new_fs(
     Ok(m)
 }
 
+/// Masks `path`: a file with `devnull`, a directory with an empty read-only
+/// tmpfs. The first masked directory gets a new tmpfs (kept in
+/// `empty_dir`); the others get a bind of that same empty mount, which
+/// costs no new superblock (a tenth of a millisecond each under emulation).
 fn mask(
     root: BorrowedFd<'_>,
     path: &Path,
     devnull: BorrowedFd<'_>,
+    empty_dir: &mut Option<OwnedFd>,
     label: Option<&str>,
 ) -> Result<()> {
     let target = match resolve::open_in_root(root, path, libc::O_PATH) {
@@ -961,9 +967,21 @@ fn mask(
         Err(e) => return Err(e.into()),
     };
     if resolve::is_dir(target.as_fd())? {
-        let ro = own_tmpfs_options(Vec::new(), mapi::MOUNT_ATTR_RDONLY, label);
-        let m = new_fs(c"tmpfs", c"tmpfs", &ro)?;
+        let m = match empty_dir {
+            Some(first) => mapi::open_tree(
+                first.as_fd(),
+                c"",
+                mapi::OPEN_TREE_CLONE | mapi::AT_EMPTY_PATH,
+            )?,
+            None => {
+                let ro = own_tmpfs_options(Vec::new(), mapi::MOUNT_ATTR_RDONLY, label);
+                new_fs(c"tmpfs", c"tmpfs", &ro)?
+            }
+        };
         mapi::move_mount_fd(m.as_fd(), target.as_fd())?;
+        if empty_dir.is_none() {
+            *empty_dir = Some(m);
+        }
     } else {
         mapi::move_mount_fd(devnull, target.as_fd())?;
     }
