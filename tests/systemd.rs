@@ -496,6 +496,72 @@ fn systemd_cgroup_create_killed_before_it_made_its_unit_leaves_a_unit_of_that_na
     host.delete_force_and_check();
 }
 
+/// A `sleep` in a cgroup rrun did not make, at the path of the unit's
+/// cgroup in one v1 hierarchy; the sleep and the directories it made go
+/// when this drops.
+struct StrayCgroup {
+    made: Vec<PathBuf>,
+    sleeper: std::process::Child,
+}
+
+impl StrayCgroup {
+    fn new(dir: &Path) -> StrayCgroup {
+        let mut made = Vec::new();
+        let mut missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+        missing.reverse();
+        for d in missing {
+            fs::create_dir(d).unwrap();
+            made.push(d.to_path_buf());
+        }
+        let sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+        fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        StrayCgroup { made, sleeper }
+    }
+}
+
+impl Drop for StrayCgroup {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        for d in self.made.iter().rev() {
+            wait_for(Duration::from_secs(3), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            });
+        }
+    }
+}
+
+#[test]
+fn systemd_cgroup_path_with_someone_elses_processes_in_another_hierarchy_is_refused() {
+    // On systemd's hybrid v1 layout rrun makes the unit's directory in the
+    // hierarchies systemd does not manage (freezer among them); one that
+    // is already there with a process in it is someone else's.
+    if !systemd_host() || !v1_host() {
+        eprintln!("skipped: needs systemd's hybrid cgroup v1 layout");
+        return;
+    }
+    let sd = SdEnv::new("sd_stray_v1");
+    let mut stray = StrayCgroup::new(&sd.dir("freezer"));
+    let pid = stray.sleeper.id();
+    let out = sd.rrun(&["create", "--bundle", sd.env.bundle.path_str(), &sd.env.id]);
+    assert_error(&out, &["linux.cgroupsPath"]);
+    assert!(
+        stderr(&out).contains(&pid.to_string()),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        stray.sleeper.try_wait().unwrap().is_none(),
+        "the refused create killed the process in the stray cgroup"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !unit_listed(&sd.unit)),
+        "{} is still a unit",
+        sd.unit
+    );
+    sd.env.assert_nothing_left();
+}
+
 #[test]
 fn systemd_cgroup_kill_all_after_the_scope_ended_succeeds() {
     if !systemd_host() {

@@ -340,39 +340,53 @@ pub fn refuse_frozen(paths: &CgroupPaths) -> Result<()> {
 /// own; see its issue 3132). A frozen one is refused too.
 pub fn create(layout: &Layout, paths: &mut CgroupPaths) -> Result<()> {
     create_dirs(layout, paths)?;
-    // Any hierarchy will do (on a hybrid host the cgroup2 one is often
-    // unused, so look at each); a directory made just now has no process.
-    // Below it too: limits and the freezer apply to the whole subtree.
-    let busy = paths
-        .dirs
-        .iter()
-        .filter(|d| !paths.created.contains(d))
-        .find_map(|d| first_process_below(d, 0).map(|found| (d.clone(), found)));
-    if let Some((dir, (at, n, first))) = busy {
-        let _ = remove(paths);
-        let below = match at.strip_prefix(&dir) {
-            Ok(rel) if !rel.as_os_str().is_empty() => format!(" in {}", rel.display()),
-            _ => String::new(),
-        };
-        bail!(
-            "linux.cgroupsPath: cgroup {} already holds {n} process(es) that are not the container's (pid {first}{below} among them); a container needs a cgroup of its own: refusing",
-            dir.display()
-        );
-    }
-    if let Err(e) = refuse_frozen(paths) {
-        let _ = remove(paths);
-        return Err(e);
+    for refused in [refuse_busy(paths, None), refuse_frozen(paths)] {
+        if let Err(e) = refused {
+            let _ = remove(paths);
+            return Err(e);
+        }
     }
     Ok(())
 }
 
+/// Refuses the container's cgroups when one that existed before (any not
+/// in `created`, in any hierarchy: on a hybrid host the cgroup2 one is
+/// often unused) holds a process at or below it, other than `ours` (the
+/// systemd driver's holder, in the unit systemd just made).
+pub fn refuse_busy(paths: &CgroupPaths, ours: Option<i32>) -> Result<()> {
+    let ours = ours.map(|p| p.to_string());
+    let busy = paths
+        .dirs
+        .iter()
+        .filter(|d| !paths.created.contains(d))
+        .find_map(|d| first_process_below(d, ours.as_deref(), 0).map(|f| (d, f)));
+    let Some((dir, (at, n, first))) = busy else {
+        return Ok(());
+    };
+    let below = match at.strip_prefix(dir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => format!(" in {}", rel.display()),
+        _ => String::new(),
+    };
+    bail!(
+        "linux.cgroupsPath: cgroup {} already holds {n} process(es) that are not the container's (pid {first}{below} among them); a container needs a cgroup of its own: refusing",
+        dir.display()
+    )
+}
+
 /// The first cgroup at or below `dir` (searched depth first, at most 32
-/// levels) that holds processes: its path, how many it holds, and the
-/// first one's pid as listed (a process of another pid namespace reads as
-/// 0, so lines are counted, not pids).
-fn first_process_below(dir: &Path, depth: usize) -> Option<(PathBuf, usize, String)> {
+/// levels) that holds processes other than `ours`: its path, how many it
+/// holds, and the first one's pid as listed (a process of another pid
+/// namespace reads as 0, so lines are counted, not pids).
+fn first_process_below(
+    dir: &Path,
+    ours: Option<&str>,
+    depth: usize,
+) -> Option<(PathBuf, usize, String)> {
     if let Ok(text) = cgfs::read_to_string(&dir.join("cgroup.procs")) {
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && Some(*l) != ours);
         if let Some(first) = lines.next() {
             return Some((dir.to_path_buf(), 1 + lines.count(), first.to_string()));
         }
@@ -384,7 +398,7 @@ fn first_process_below(dir: &Path, depth: usize) -> Option<(PathBuf, usize, Stri
         .ok()?
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .find_map(|e| first_process_below(&e.path(), depth + 1))
+        .find_map(|e| first_process_below(&e.path(), ours, depth + 1))
 }
 
 /// [`create`] for a rootless caller (see `sys::rootless`). The container's

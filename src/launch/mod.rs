@@ -500,6 +500,11 @@ pub(crate) fn make_cgroups(
             let user = record.cgroups.systemd.as_ref().is_some_and(|s| s.user);
             cgroups::systemd_bus::start(u, user, &props)?;
             cgroups::create_dirs(layout, &mut record.cgroups)?;
+            // systemd made the unit (it refuses one that exists); what
+            // rrun found in the hierarchies it does not manage must be
+            // empty too. The holder is the unit's only process.
+            let holder = made.holder.as_ref().map(|h| h.pid() as i32);
+            cgroups::refuse_busy(&record.cgroups, holder)?;
             cgroups::refuse_frozen(&record.cgroups)?;
         }
         None if rootless => cgroups::create_rootless(layout, &mut record.cgroups, resources)?,
