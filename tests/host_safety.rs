@@ -308,9 +308,12 @@ struct BusyCgroup {
 
 impl BusyCgroup {
     /// The sleep is in the cgroup itself, or with `child` in a cgroup of
-    /// that name below it.
-    fn new(name: &str, child: Option<&str>) -> Option<BusyCgroup> {
-        let cg = TestCgroup::new("pids", name)?;
+    /// that name below it; in the pids hierarchy (v1), or in the one rrun
+    /// lists the container's processes from (`procs`: the cgroup2 one, also
+    /// on a hybrid host).
+    fn new(name: &str, child: Option<&str>, procs: bool) -> Option<BusyCgroup> {
+        let unified = procs && Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists();
+        let cg = TestCgroup::new(if unified { "unified" } else { "pids" }, name)?;
         let sleeper = Command::new("sleep").arg("60").spawn().unwrap();
         let home = match child {
             Some(c) => {
@@ -367,7 +370,7 @@ impl Drop for BusyCgroup {
 fn cgroup_that_already_holds_processes_is_refused_and_they_keep_running() {
     // runc only warns, then writes the container's limits into that cgroup,
     // and `delete --force` kills everything in it.
-    let Some(mut busy) = BusyCgroup::new("cg_busy", None) else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy", None, false) else {
         return;
     };
     busy.env
@@ -398,7 +401,7 @@ fn cgroup_whose_subtree_holds_processes_is_refused_and_their_limits_are_untouche
     // Limits and the freezer of a cgroup apply to everything below it: a
     // config naming a parent of the host's services (an empty v2 slice)
     // would limit and pause them.
-    let Some(mut busy) = BusyCgroup::new("cg_busy_below", Some("service")) else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy_below", Some("service"), false) else {
         return;
     };
     busy.env
@@ -430,7 +433,7 @@ fn create_killed_before_it_checked_a_busy_cgroup_leaves_its_processes_to_delete_
     // The record is written before the cgroup is looked at: a create killed
     // in between leaves a record naming a cgroup that holds someone else's
     // process. strace holds the create at its first cgroup mkdir.
-    let Some(mut busy) = BusyCgroup::new("cg_busy_killed", None) else {
+    let Some(mut busy) = BusyCgroup::new("cg_busy_killed", None, true) else {
         return;
     };
     let env = &busy.env;
@@ -438,6 +441,10 @@ fn create_killed_before_it_checked_a_busy_cgroup_leaves_its_processes_to_delete_
         return;
     };
     assert!(recorded, "no debug line for the state record");
+    // What containerd's shim runs before delete for a container sharing a
+    // pid namespace.
+    let _ = env.rt.cmd(&["kill", "--all", &env.id, "KILL"]);
+    busy.assert_untouched("kill --all");
     busy.delete_force_and_check();
 }
 

@@ -100,6 +100,12 @@ pub fn kill(global: &Global, id: &str, signal: Option<&str>, all: bool) -> Resul
 /// processes in init's pid namespace or below init (the processes `exec`
 /// started are in the namespace; init's children are below it).
 pub(crate) fn container_pids(c: &Container) -> Result<Vec<i32>> {
+    // A create killed before its first process: none was ever the
+    // container's, and its cgroups were not yet checked to be its own
+    // (see `kill_everything`).
+    if c.pid == 0 {
+        return Ok(Vec::new());
+    }
     if !c.cgroups.dirs.is_empty() {
         return cgroups::pids(&c.cgroups);
     }
