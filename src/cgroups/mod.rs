@@ -773,6 +773,20 @@ fn remove_with(paths: &CgroupPaths, unstarted: Option<&str>) -> Result<()> {
             match cgfs::remove_dir(dir) {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::NotFound => break,
+                // An unstarted create's own directory may still hold its
+                // first process, cloned just before the create was killed
+                // and not yet recorded: it dies with its parent (PDEATHSIG,
+                // or at its next message to it), so wait for it a while;
+                // what stays busy is someone else's and is left.
+                Err(e)
+                    if unstarted.is_some()
+                        && paths.dirs.contains(dir)
+                        && e.raw_os_error() == Some(libc::EBUSY)
+                        && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 // A parent rrun created may now hold a sibling container's
                 // cgroup: it stays, and that is not an error.
                 Err(e)
