@@ -37,6 +37,10 @@ static int cmpfn(const void *a, const void *b) {
 #define MAXP 65536
 static unsigned long base_of[MAXP];
 static unsigned char *orig_of[MAXP];
+// A new process's first stop can be reported before its parent's fork
+// event: it waits (not continued) until the event has copied the parent's
+// breakpoints for it, or its first breakpoint would kill it with SIGTRAP.
+static unsigned char announced[MAXP], stopped_early[MAXP];
 
 static unsigned long load_base(pid_t pid) {
     char p[64], line[PATH_MAX + 128];
@@ -123,7 +127,7 @@ int main(int argc, char **argv) {
         if (WIFEXITED(st) || WIFSIGNALED(st)) {
             live--;
             if (pid == child) rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            if (pid < MAXP) { base_of[pid] = 0; free(orig_of[pid]); orig_of[pid] = NULL; }
+            if (pid < MAXP) { base_of[pid] = 0; free(orig_of[pid]); orig_of[pid] = NULL; announced[pid] = 0; }
             continue;
         }
         if (!WIFSTOPPED(st)) continue;
@@ -135,6 +139,10 @@ int main(int argc, char **argv) {
             if (np < MAXP && pid < MAXP && orig_of[pid]) {
                 base_of[np] = base_of[pid];
                 orig_of[np] = malloc(nfns); memcpy(orig_of[np], orig_of[pid], nfns);
+            }
+            if (np < MAXP) {
+                announced[np] = 1;
+                if (stopped_early[np]) { stopped_early[np] = 0; ptrace(PTRACE_CONT, np, 0, 0); }
             }
         } else if (ev == PTRACE_EVENT_EXEC) {
             if (pid < MAXP) { base_of[pid] = 0; free(orig_of[pid]); orig_of[pid] = NULL; }
@@ -155,6 +163,7 @@ int main(int argc, char **argv) {
             } else deliver = sig;
         } else if (sig == SIGSTOP && ev == 0) {
             // a new child's initial stop
+            if (pid != child && pid < MAXP && !announced[pid]) { stopped_early[pid] = 1; continue; }
         } else {
             deliver = sig;
         }
