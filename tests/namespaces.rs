@@ -17,6 +17,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Stdio;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
@@ -145,17 +146,233 @@ fn new_pid_namespace_makes_the_process_pid_1() {
     env.assert_nothing_left();
 }
 
+/// A container script listing its network namespace and its interfaces as
+/// procfs (`dev=`) and its sysfs (`sysfs=`) show them.
+fn set_net_script(env: &mut TestEnv) {
+    env.bundle.set_script(&format!(
+        "{}; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sed 's/^/dev=/'; \
+         ls /sys/class/net | sed 's/^/sysfs=/'",
+        print_ns_script(&["net"])
+    ));
+}
+
+/// The container's network namespace is its own, with only a loopback
+/// device, in `/proc/net/dev` and in its sysfs (mounted in that namespace).
+fn assert_own_network_namespace(out: &str) {
+    let listed = |key: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        listed("dev="),
+        vec!["lo"],
+        "devices in the container:\n{out}"
+    );
+    assert_eq!(
+        listed("sysfs="),
+        vec!["lo"],
+        "/sys/class/net in the container (a sysfs of another namespace?):\n{out}"
+    );
+    assert_ne!(field(out, "ns_net"), host_ns("net"));
+}
+
 #[test]
 fn new_network_namespace_has_only_loopback() {
     let mut env = TestEnv::new("ns_net_new");
-    env.bundle.set_script(&format!(
-        "{}; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sed 's/^/dev=/'",
-        print_ns_script(&["net"])
-    ));
+    set_net_script(&mut env);
     let out = run_ok(&env);
-    let devs: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("dev=")).collect();
-    assert_eq!(devs, vec!["lo"], "devices in the container:\n{out}");
-    assert_ne!(field(&out, "ns_net"), host_ns("net"));
+    assert_own_network_namespace(&out);
+    env.assert_nothing_left();
+}
+
+/// rrun makes a new network namespace in a helper process while it plans
+/// the rest (src/launch/netns.rs), and the container joins it.
+#[test]
+fn new_network_namespace_is_made_beside_the_planning() {
+    if skip_on_reference_because("the network namespace helper is rrun's own") {
+        return;
+    }
+    let mut env = TestEnv::with_log("ns_net_helper");
+    set_net_script(&mut env);
+    let out = env
+        .rt
+        .run_ok(&["--debug", "run", "--bundle", env.bundle.path_str(), &env.id]);
+    assert_own_network_namespace(&stdout(&out));
+    let log = env.rt.log_contents();
+    assert!(
+        log.contains("network namespace made by the helper"),
+        "no helper in the debug log:\n{log}"
+    );
+    env.assert_nothing_left();
+}
+
+/// If the helper cannot be started (here: its `clone`, made to fail by
+/// strace; the container's process comes from `clone3`), the clone makes
+/// the namespace, as without a helper. Checked from the host, through the
+/// created init's `/proc` files.
+#[test]
+fn new_network_namespace_is_made_by_the_clone_when_the_helper_cannot_start() {
+    if skip_on_reference_because("the network namespace helper is rrun's own") {
+        return;
+    }
+    let env = TestEnv::with_log("ns_net_helper_unstarted");
+    let rt = env.rt.command(&[
+        "--debug",
+        "create",
+        "--bundle",
+        env.bundle.path_str(),
+        &env.id,
+    ]);
+    let inject = [
+        "-e",
+        "trace=clone",
+        "-e",
+        "inject=clone:error=EAGAIN:when=1",
+    ];
+    let Some(mut traced) = under_strace(&inject, rt) else {
+        return;
+    };
+    let out = traced
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        out.success(),
+        "create under strace: {out:?}\n{}",
+        env.rt.log_contents()
+    );
+    let pid = env.rt.pid(&env.id);
+    let devs = fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap();
+    let devs: Vec<&str> = devs
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    let mut sysfs: Vec<String> = fs::read_dir(format!("/proc/{pid}/root/sys/class/net"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    sysfs.sort();
+    assert_eq!(
+        (devs, sysfs),
+        (vec!["lo"], vec!["lo".to_string()]),
+        "the container's interfaces (procfs, sysfs)"
+    );
+    assert_ne!(pid_ns(pid, "net"), host_ns("net"));
+    let log = env.rt.log_contents();
+    assert!(
+        log.contains("network namespace helper: cannot start")
+            && log.contains("the clone makes the namespace")
+            && !log.contains("network namespace made by the helper"),
+        "the helper's failure is not in the debug log:\n{log}"
+    );
+    let out = env.rt.cmd(&["delete", "--force", &env.id]);
+    assert!(out.status.success(), "delete --force: {}", describe(&out));
+    env.assert_nothing_left();
+}
+
+/// If the helper starts but cannot make the namespace (here: its
+/// `unshare`, made to fail by strace), `create` fails saying so, as the
+/// clone would have, and leaves nothing.
+#[test]
+fn create_fails_naming_the_network_namespace_when_the_helper_cannot_make_it() {
+    if skip_on_reference_because("the network namespace helper is rrun's own") {
+        return;
+    }
+    let env = TestEnv::new("ns_net_helper_fails");
+    let rt = env
+        .rt
+        .command(&["create", "--bundle", env.bundle.path_str(), &env.id]);
+    let inject = [
+        "-f",
+        "-e",
+        "trace=unshare",
+        "-e",
+        "inject=unshare:error=ENOSPC:when=1",
+    ];
+    let Some(mut traced) = under_strace(&inject, rt) else {
+        return;
+    };
+    let out = traced.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "create succeeded: {}",
+        describe(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "linux.namespaces: cannot create the network namespace: No space left on device"
+        ),
+        "{}",
+        describe(&out)
+    );
+    env.assert_nothing_left();
+}
+
+/// A create killed while its helper makes the network namespace leaves no
+/// helper behind, and `delete --force` removes the rest. (The helper never
+/// waits for anything, so it ends by itself; with rrun gone it is also
+/// killed, `PDEATHSIG`. strace holds a traced process it delays even
+/// then, so the delay here is short.)
+#[test]
+fn create_killed_while_its_network_helper_works_leaves_no_helper() {
+    if skip_on_reference_because("the network namespace helper is rrun's own") {
+        return;
+    }
+    let env = TestEnv::with_log("ns_net_helper_killed");
+    let rt = env.rt.command(&[
+        "--debug",
+        "create",
+        "--bundle",
+        env.bundle.path_str(),
+        &env.id,
+    ]);
+    // Every traced process's first unshare waits 5 s: the helper's.
+    let delay = [
+        "-f",
+        "-e",
+        "trace=unshare",
+        "-e",
+        "inject=unshare:delay_enter=5000000:when=1",
+    ];
+    let Some(mut traced) = under_strace(&delay, rt) else {
+        return;
+    };
+    let mut strace = traced
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut helper = None;
+    // Killed once it waits for the helper, its container process cloned.
+    let found = wait_for(Duration::from_secs(10), || {
+        let rrun = children_of(strace.id());
+        helper = rrun
+            .first()
+            .and_then(|&p| children_of(p as u32).first().copied());
+        helper.is_some() && env.rt.log_contents().contains("create: cloned")
+    });
+    for pid in children_of(strace.id()) {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let helper_died = helper.map(|h| wait_for(Duration::from_secs(5), || !process_alive(h)));
+    let _ = strace.kill();
+    let _ = strace.wait();
+    assert!(found, "no helper process seen under the traced create");
+    assert_eq!(
+        helper_died,
+        Some(true),
+        "the network namespace helper ({helper:?}) outlived the killed create"
+    );
+    let out = env.rt.cmd(&["delete", "--force", &env.id]);
+    assert!(out.status.success(), "delete --force: {}", describe(&out));
     env.assert_nothing_left();
 }
 

@@ -18,7 +18,10 @@
 //!  4. Become root of a new or joined user namespace; `setsid`.
 //!  5. Hostname and domain name.
 //!  6. Root file system: propagation, rootfs bind, mounts, devices, masked
-//!     and read-only paths (all by fd inside the root), create cwd; if there
+//!     and read-only paths (all by fd inside the root), create cwd. A new
+//!     network namespace made beside the clone (`NsPlan::net_from_parent`)
+//!     is received and joined before the first mount that depends on it
+//!     (sysfs), or after the last; if there
 //!     are hooks, let the parent run prestart/createRuntime and run
 //!     createContainer here; then `pivot_root` and detach the host tree; `/`
 //!     read-only if asked.
@@ -171,7 +174,13 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     mark("child: namespaces, hostname");
     // 6.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let root = rootfs::setup(&plan.rootfs)?;
+    let mut net_pending = ns.net_from_parent;
+    let root = rootfs::setup(&plan.rootfs, &mut || {
+        if std::mem::take(&mut net_pending) {
+            join_network_from_parent(sock)?;
+        }
+        Ok(())
+    })?;
     let cwd = Path::new(std::ffi::OsStr::from_bytes(plan.process.cwd.as_bytes()));
     resolve::mkdir_all(root.as_fd(), cwd)
         .with_context(|| format!("process.cwd {}: cannot create", cwd.display()))?;
@@ -259,6 +268,20 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     }
     // 12.
     process::exec(&plan.process, &exe)
+}
+
+/// Joins the network namespace the parent sends (its helper's,
+/// `launch::netns`).
+fn join_network_from_parent(sock: &OwnedFd) -> Result<()> {
+    match sync::recv_net(sock) {
+        Ok(fd) => sys::setns(fd.as_fd(), libc::CLONE_NEWNET)
+            .context("cannot join the new network namespace")?,
+        // The parent is gone or gave up: nothing to report to.
+        // SAFETY: _exit skips destructors; nothing here needs them.
+        Err(_) => unsafe { libc::_exit(1) },
+    }
+    crate::timing::mark("child: network namespace joined");
+    Ok(())
 }
 
 /// Points stdin, stdout and stderr that are the null device opened outside

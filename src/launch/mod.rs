@@ -8,6 +8,7 @@
 //! state directory removed.
 
 pub mod exec;
+mod netns;
 pub mod notify;
 
 use std::ffi::CString;
@@ -155,6 +156,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     if rootless {
         refuse_privileged(&bundle.spec)?;
     }
+    let ns = namespaces::plan(&bundle.spec)?;
+    // The network namespace is made while the rest is planned (netns.rs).
+    let net_helper = ns.can_make_net_aside().then(netns::start).flatten();
     let store = Store::new(&global.root);
     let locked = store.create_dir(&opts.id)?;
     crate::timing::mark("state dir made");
@@ -213,6 +217,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
 
     let mut plan = build_plan(
         spec,
+        ns,
         &bundle.dir,
         &bundle.rootfs,
         &cg_names,
@@ -239,6 +244,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let entry = cgroups::prepare_entry(&cg)?;
     crate::timing::mark("cgroup entry opened");
     plan.cgroup_tasks = entry.tasks;
+    if net_helper.is_some() {
+        plan.ns.net_aside();
+    }
     // The child enters its v1 cgroups itself after the clone, so a new
     // cgroup namespace must wait until then (it is rooted where it starts).
     if entry.clone_into.is_none() || !plan.cgroup_tasks.is_empty() {
@@ -298,6 +306,22 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             oom_check()?;
             return Err(e).context("container init died before setup");
         }
+    }
+    if let Some(helper) = net_helper {
+        // The child mounts what needs no network namespace meanwhile.
+        let made = helper.take()?;
+        crate::logging::log(
+            crate::logging::Level::Debug,
+            "create: network namespace made by the helper",
+        );
+        if let Err(e) = sync::send_net(&sock.0, made.as_fd()) {
+            // A child that is gone already says why (or not) in the loop
+            // below; anything else would leave it waiting.
+            if !matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+                return Err(e).context("cannot send the network namespace to the container");
+            }
+        }
+        crate::timing::mark("network namespace sent");
     }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
@@ -718,8 +742,10 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         .with_context(|| format!("--pid-file {}", path.display()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_plan(
     spec: &Spec,
+    mut ns: NsPlan,
     bundle: &Path,
     rootfs: &Path,
     cgroup_dirs: &[rootfs::CgroupView],
@@ -727,7 +753,6 @@ fn build_plan(
     locked: &Locked,
     rootless: bool,
 ) -> Result<Plan> {
-    let mut ns = namespaces::plan(spec)?;
     // An unprivileged parent may write only the maps of a process whose
     // /proc files are its own (newuidmap/newgidmap check the same): the
     // child stays dumpable until its maps are written.

@@ -61,6 +61,9 @@ pub struct NsPlan {
     pub dumpable_until_maps: bool,
     /// Contents for `/proc/self/timens_offsets`.
     pub time_offsets: String,
+    /// The new network namespace comes from the parent after the clone
+    /// ([`NsPlan::net_aside`]).
+    pub net_from_parent: bool,
 }
 
 fn id_map(maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> String {
@@ -265,10 +268,31 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
         dumpable_until_maps: false,
         time_offsets,
+        net_from_parent: false,
     })
 }
 
 impl NsPlan {
+    /// Whether the new network namespace can be made by a helper while the
+    /// parent plans (`launch::netns`), instead of by the clone: the clone
+    /// would make it (one stage), and no user namespace, new or joined, is
+    /// there to own it.
+    pub fn can_make_net_aside(&self) -> bool {
+        let user = libc::CLONE_NEWUSER as u64;
+        self.clone_flags & libc::CLONE_NEWNET as u64 != 0
+            && !self.two_stage
+            && !self.new_user
+            && !self.join.iter().any(|j| j.flag == user)
+    }
+
+    /// The clone makes no network namespace: the child gets one from the
+    /// parent (the helper's) before the first mount that needs it
+    /// (`sync::recv_net`).
+    pub fn net_aside(&mut self) {
+        self.clone_flags &= !(libc::CLONE_NEWNET as u64);
+        self.net_from_parent = true;
+    }
+
     /// Without CLONE_INTO_CGROUP the child joins its cgroup after the clone,
     /// so a new cgroup namespace must wait until then.
     pub fn defer_cgroup_namespace(&mut self) {
@@ -324,6 +348,38 @@ mod tests {
         .unwrap();
         assert!(p.two_stage);
         assert_eq!(p.join[0].flag, libc::CLONE_NEWUSER as u64);
+    }
+
+    #[test]
+    fn network_namespace_is_made_aside_only_without_a_user_namespace() {
+        let aside = |ns: serde_json::Value| plan(&spec(ns)).unwrap().can_make_net_aside();
+        assert!(aside(
+            serde_json::json!([{"type": "network"}, {"type": "mount"}])
+        ));
+        // A user namespace must own it: the clone (or unshare) makes it.
+        assert!(!aside(
+            serde_json::json!([{"type": "network"}, {"type": "user"}, {"type": "mount"}])
+        ));
+        assert!(!aside(serde_json::json!([
+            {"type": "network"},
+            {"type": "user", "path": "/proc/self/ns/user"}
+        ])));
+        // Two stages (a time namespace): the first child unshares it.
+        assert!(!aside(
+            serde_json::json!([{"type": "network"}, {"type": "time"}])
+        ));
+        // No new one: nothing to make.
+        assert!(!aside(serde_json::json!([{"type": "mount"}])));
+        assert!(!aside(
+            serde_json::json!([{"type": "network", "path": "/proc/self/ns/net"}])
+        ));
+        let mut p = plan(&spec(
+            serde_json::json!([{"type": "network"}, {"type": "pid"}]),
+        ))
+        .unwrap();
+        p.net_aside();
+        assert!(p.net_from_parent);
+        assert_eq!(p.clone_flags, libc::CLONE_NEWPID as u64);
     }
 
     #[test]

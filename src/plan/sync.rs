@@ -10,6 +10,9 @@
 //!   ◀── NeedMaps ───────────────   (two-stage only: after unshare(user))
 //!   ── Go ─────────────────────▶
 //!   ◀── Pid(n) ─────────────────   (two-stage only: host pid of init)
+//!   ── Net(fd) ────────────────▶   (only with `NsPlan::net_from_parent`:
+//!                                   the network namespace to join, read
+//!                                   before the first mount that needs it)
 //!   ◀── Ready | Error(msg) ─────   (init set up, waiting for `start`)
 //! ```
 
@@ -85,9 +88,12 @@ fn decode(b: &[u8]) -> io::Result<Msg> {
 }
 
 pub fn send(fd: impl AsFd, m: &Msg) -> io::Result<()> {
-    let buf = encode(m);
+    send_raw(fd.as_fd(), &encode(m))
+}
+
+fn send_raw(fd: std::os::fd::BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
     loop {
-        match socket::send(fd.as_fd().as_raw_fd_compat(), &buf, MsgFlags::MSG_NOSIGNAL) {
+        match socket::send(fd.as_raw_fd_compat(), buf, MsgFlags::MSG_NOSIGNAL) {
             Err(nix::errno::Errno::EINTR) => continue,
             r => return r.map(|_| ()).map_err(io::Error::from),
         }
@@ -104,6 +110,63 @@ pub fn recv(fd: impl AsFd) -> io::Result<Option<Msg>> {
             Ok(0) => return Ok(None),
             Ok(n) => return decode(&buf[..n]).map(Some),
         }
+    }
+}
+
+/// Parent: sends the container's network namespace. An fd travels outside
+/// the typed messages, as SCM_RIGHTS.
+pub fn send_net(fd: impl AsFd, ns: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let raw = [ns.as_raw_fd()];
+    loop {
+        match socket::sendmsg::<()>(
+            fd.as_fd().as_raw_fd_compat(),
+            &[io::IoSlice::new(b"N")],
+            &[socket::ControlMessage::ScmRights(&raw)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(|_| ()).map_err(io::Error::from),
+        }
+    }
+}
+
+/// Child: receives what [`send_net`] sent; an error for anything else (the
+/// parent gone included).
+pub fn recv_net(fd: impl AsFd) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 8];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let (bytes, mut got) = loop {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        match socket::recvmsg::<()>(
+            fd.as_fd().as_raw_fd_compat(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let socket::ControlMessageOwned::ScmRights(f) = c {
+                        // SAFETY: fds the kernel just installed for us; each
+                        // is owned here from now on.
+                        fds.extend(f.into_iter().map(|x| unsafe { OwnedFd::from_raw_fd(x) }));
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+        }
+    };
+    match got.pop() {
+        Some(ns) if bytes == 1 && buf[0] == b'N' && got.is_empty() => Ok(ns),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "sync: expected the network namespace",
+        )),
     }
 }
 
@@ -153,6 +216,25 @@ mod tests {
         ] {
             assert_eq!(decode(&encode(&m)).unwrap(), m);
         }
+    }
+
+    #[test]
+    fn network_namespace_fd_arrives() {
+        let (a, b) = pair().unwrap();
+        let ns = std::fs::File::open("/proc/self/ns/net").unwrap();
+        send_net(&a, ns.as_fd()).unwrap();
+        let got = recv_net(&b).unwrap();
+        let meta = |f: &std::fs::File| {
+            use std::os::unix::fs::MetadataExt;
+            let m = f.metadata().unwrap();
+            (m.dev(), m.ino())
+        };
+        assert_eq!(meta(&std::fs::File::from(got)), meta(&ns));
+        // Another message, or the parent gone, is an error.
+        send(&a, &Msg::Go).unwrap();
+        assert!(recv_net(&b).is_err());
+        drop(a);
+        assert!(recv_net(&b).is_err());
     }
 
     #[test]

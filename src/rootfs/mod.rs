@@ -659,9 +659,25 @@ fn io_ctx<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> anyhow::
     move |e| anyhow::anyhow!("{what} {}: {e}", path.display())
 }
 
+/// Whether a mount's result depends on the network namespace it is made
+/// in. Only the file systems known not to are exempt: sysfs shows the
+/// mounter's namespace, a network file system connects from it.
+fn needs_network_namespace(step: &MountStep) -> bool {
+    match &step.source {
+        Source::Bind { .. } | Source::CgroupV1 { .. } => false,
+        Source::Fs { fstype, .. } => !matches!(
+            fstype.to_bytes(),
+            b"proc" | b"tmpfs" | b"devpts" | b"mqueue" | b"cgroup" | b"cgroup2"
+        ),
+    }
+}
+
 /// Child side, before pivot_root: builds the whole tree under the rootfs.
-/// Returns the new root for `enter`.
-pub fn setup(plan: &RootfsPlan) -> Result<Root> {
+/// Returns the new root for `enter`. `join_network` is called before the
+/// first mount that depends on the network namespace, and at the end
+/// (a namespace that arrives late is joined there: see `launch::netns`);
+/// it must be idempotent.
+pub fn setup(plan: &RootfsPlan, join_network: &mut dyn FnMut() -> Result<()>) -> Result<Root> {
     // 1. Nothing we mount may propagate back to the host.
     let (flag, _) = plan.propagation;
     let pre = if flag == libc::MS_SLAVE {
@@ -706,6 +722,9 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
     let label = plan.mount_label.as_deref();
     let mut readonly_later = Vec::new();
     for step in &plan.mounts {
+        if needs_network_namespace(step) {
+            join_network()?;
+        }
         let later = readonly_waits(step);
         let mount = mount_one(root.as_fd(), step, label, later)
             .with_context(|| format!("mounts[{}] ({})", step.index, step.dest.display()))?;
@@ -732,6 +751,7 @@ pub fn setup(plan: &RootfsPlan) -> Result<Root> {
             .with_context(|| format!("linux.readonlyPaths {}", path.display()))?;
     }
     crate::timing::mark("child: masked and read-only paths");
+    join_network()?;
     Ok(Root {
         fd: root,
         readonly_later,

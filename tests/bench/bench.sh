@@ -474,6 +474,8 @@ BD_STEPS=(
     "child: cgroups joined|child: join v1 cgroups (tasks fds)"
     "child: namespaces, hostname|child: setns/unshare, setsid, hostname"
     "child: rootfs bound|mounts: / slave, rootfs bind"
+    "network namespace sent|parent: the helper's network namespace, sent"
+    "child: network namespace joined|child: mounts before it, network namespace joined"
     "child: mounts|mounts: config.json's mounts"
     "child: devices|devices: nodes, /dev links"
     "child: masked and read-only paths|mounts: masked and read-only paths"

@@ -912,21 +912,14 @@ pub fn create_killed_after_its_record(
     id: &str,
     syscall: &str,
 ) -> Option<bool> {
-    if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipped: no strace");
-        return None;
-    }
     let log = env.dir.join(format!("{id}-debug.log"));
     let log_str = log.to_str().unwrap();
     let mut full = vec!["--debug", "--log", log_str];
     full.extend_from_slice(args);
     full.extend_from_slice(&["create", "--bundle", env.bundle.path_str(), id]);
-    let rt = env.rt.command(&full);
-    let mut strace = Command::new("strace")
-        .args(["-o", "/dev/null", "-e", &format!("trace={syscall}")])
-        .args(["-e", &format!("inject={syscall}:delay_enter=5000000")])
-        .arg(rt.get_program())
-        .args(rt.get_args())
+    let trace = format!("trace={syscall}");
+    let inject = format!("inject={syscall}:delay_enter=5000000");
+    let mut strace = under_strace(&["-e", &trace, "-e", &inject], env.rt.command(&full))?
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -937,18 +930,38 @@ pub fn create_killed_after_its_record(
     });
     // The traced create is strace's only child; it dies before strace
     // could let it go on.
-    let children =
-        fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap_or_default();
-    for pid in children
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-    {
+    for pid in children_of(strace.id()) {
         // SAFETY: kill has no memory effects.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let _ = strace.kill();
     let _ = strace.wait();
     Some(recorded)
+}
+
+/// `rt` (a runtime command) under `strace -o /dev/null STRACE_ARGS`, for
+/// its fault injection (`-e inject=...`). None, and a "skipped" line,
+/// without strace.
+pub fn under_strace(strace_args: &[&str], rt: Command) -> Option<Command> {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: no strace");
+        return None;
+    }
+    let mut c = Command::new("strace");
+    c.args(["-o", "/dev/null"])
+        .args(strace_args)
+        .arg(rt.get_program())
+        .args(rt.get_args());
+    Some(c)
+}
+
+/// The pids of `pid`'s children (`/proc/PID/task/PID/children`).
+pub fn children_of(pid: u32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 pub fn wait_for<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
