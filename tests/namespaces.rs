@@ -17,7 +17,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
@@ -208,6 +208,21 @@ fn new_network_namespace_is_made_beside_the_planning() {
     env.assert_nothing_left();
 }
 
+/// `--debug create` of `env`'s bundle under strace with `strace_args` (its
+/// fault injection); None (the test skips) without strace.
+fn debug_create_under_strace(env: &TestEnv, strace_args: &[&str]) -> Option<Command> {
+    let rt = env.rt.command(&[
+        "--debug",
+        "create",
+        "--bundle",
+        env.bundle.path_str(),
+        &env.id,
+    ]);
+    let mut traced = under_strace(strace_args, rt)?;
+    traced.stdin(Stdio::null());
+    Some(traced)
+}
+
 /// If the helper cannot be started (here: its `clone`, made to fail by
 /// strace; the container's process comes from `clone3`), the clone makes
 /// the namespace, as without a helper. Checked from the host, through the
@@ -218,24 +233,16 @@ fn new_network_namespace_is_made_by_the_clone_when_the_helper_cannot_start() {
         return;
     }
     let env = TestEnv::with_log("ns_net_helper_unstarted");
-    let rt = env.rt.command(&[
-        "--debug",
-        "create",
-        "--bundle",
-        env.bundle.path_str(),
-        &env.id,
-    ]);
     let inject = [
         "-e",
         "trace=clone",
         "-e",
         "inject=clone:error=EAGAIN:when=1",
     ];
-    let Some(mut traced) = under_strace(&inject, rt) else {
+    let Some(mut traced) = debug_create_under_strace(&env, &inject) else {
         return;
     };
     let out = traced
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -284,10 +291,7 @@ fn create_fails_naming_the_network_namespace_when_the_helper_cannot_make_it() {
     if skip_on_reference_because("the network namespace helper is rrun's own") {
         return;
     }
-    let env = TestEnv::new("ns_net_helper_fails");
-    let rt = env
-        .rt
-        .command(&["create", "--bundle", env.bundle.path_str(), &env.id]);
+    let env = TestEnv::with_log("ns_net_helper_fails");
     let inject = [
         "-f",
         "-e",
@@ -295,10 +299,10 @@ fn create_fails_naming_the_network_namespace_when_the_helper_cannot_make_it() {
         "-e",
         "inject=unshare:error=ENOSPC:when=1",
     ];
-    let Some(mut traced) = under_strace(&inject, rt) else {
+    let Some(mut traced) = debug_create_under_strace(&env, &inject) else {
         return;
     };
-    let out = traced.stdin(Stdio::null()).output().unwrap();
+    let out = traced.output().unwrap();
     assert!(
         !out.status.success(),
         "create succeeded: {}",
@@ -325,26 +329,18 @@ fn create_killed_while_its_network_helper_works_leaves_no_helper() {
         return;
     }
     let env = TestEnv::with_log("ns_net_helper_killed");
-    let rt = env.rt.command(&[
-        "--debug",
-        "create",
-        "--bundle",
-        env.bundle.path_str(),
-        &env.id,
-    ]);
-    // Every traced process's first unshare waits 5 s: the helper's.
+    // Every traced process's first unshare waits 1 s: the helper's.
     let delay = [
         "-f",
         "-e",
         "trace=unshare",
         "-e",
-        "inject=unshare:delay_enter=5000000:when=1",
+        "inject=unshare:delay_enter=1000000:when=1",
     ];
-    let Some(mut traced) = under_strace(&delay, rt) else {
+    let Some(mut traced) = debug_create_under_strace(&env, &delay) else {
         return;
     };
     let mut strace = traced
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
