@@ -2,7 +2,10 @@
 //!
 //! Fast path (the common case): one `clone3` with every new-namespace flag;
 //! joined namespaces (`path`) other than user and pid are entered by the
-//! child with `setns` right after.
+//! child with `setns` right after. A new network namespace without a user
+//! namespace is the exception: a helper makes it while the parent plans,
+//! and the child joins it before its first mount that needs it
+//! ([`NsPlan::net_aside`], `launch::netns`).
 //!
 //! Two-stage path, when a single clone cannot do it: joining a user or pid
 //! namespace, a new user namespace together with joined ones (they must be

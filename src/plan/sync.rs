@@ -103,9 +103,19 @@ fn send_raw(fd: std::os::fd::BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
 /// Receives one message; `Ok(None)` when the other side has closed.
 pub fn recv(fd: impl AsFd) -> io::Result<Option<Msg>> {
     let mut buf = vec![0u8; MAX];
+    let mut flags = MsgFlags::empty();
     loop {
-        match socket::recv(fd.as_fd().as_raw_fd_compat(), &mut buf, MsgFlags::empty()) {
+        match socket::recv(fd.as_fd().as_raw_fd_compat(), &mut buf, flags) {
             Err(nix::errno::Errno::EINTR) => continue,
+            // The peer closed with a message of ours unread (a child that
+            // failed before it read the network namespace): the kernel says
+            // so once, and what the peer sent before closing (its error) is
+            // still queued behind it.
+            Err(nix::errno::Errno::ECONNRESET) if flags.is_empty() => {
+                flags = MsgFlags::MSG_DONTWAIT;
+                continue;
+            }
+            Err(nix::errno::Errno::ECONNRESET | nix::errno::Errno::EAGAIN) => return Ok(None),
             Err(e) => return Err(e.into()),
             Ok(0) => return Ok(None),
             Ok(n) => return decode(&buf[..n]).map(Some),
@@ -235,6 +245,21 @@ mod tests {
         assert!(recv_net(&b).is_err());
         drop(a);
         assert!(recv_net(&b).is_err());
+    }
+
+    #[test]
+    fn a_peer_that_closed_with_our_message_unread_is_still_heard() {
+        let (parent, child) = pair().unwrap();
+        let ns = std::fs::File::open("/proc/self/ns/net").unwrap();
+        // The child fails before it reads what the parent sent, and exits.
+        send(&child, &Msg::Error("mounts[0] (/proc): refused".into())).unwrap();
+        send_net(&parent, ns.as_fd()).unwrap();
+        drop(child);
+        assert_eq!(
+            recv(&parent).unwrap(),
+            Some(Msg::Error("mounts[0] (/proc): refused".into()))
+        );
+        assert_eq!(recv(&parent).unwrap(), None);
     }
 
     #[test]
