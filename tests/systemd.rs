@@ -17,7 +17,7 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// True when this host's cgroups are systemd's hybrid v1 layout (v1
@@ -331,6 +331,86 @@ fn systemd_cgroup_pids_limit_of_one_still_starts_the_container() {
     assert_eq!(sd.file("pids.max"), "1");
     assert_eq!(unit_property(&sd.unit, "TasksMax"), "1");
     sd.delete_and_check_gone();
+}
+
+/// On v1, rrun mirrors the unit's slice in the hierarchies systemd does
+/// not manage (cpuset among them), and a delete removes the mirror once it
+/// is empty. A create that found the mirror and is about to fill its
+/// cpuset may see it vanish under it: it walks again and makes it anew
+/// ("cannot set cpuset.cpus: No such file or directory" seen in CI before).
+/// Here strace holds the create's open of the mirror's `cpuset.cpus` while
+/// the only other container in the slice is deleted.
+#[test]
+fn systemd_cgroup_create_survives_its_slice_mirror_removed_by_a_siblings_delete() {
+    if !systemd_host() {
+        return;
+    }
+    if !v1_host() {
+        eprintln!("skipped: slice mirrors exist only on cgroup v1");
+        return;
+    }
+    let slice = format!("rrunmirror{}.slice", std::process::id());
+    let in_slice = |sd: &mut SdEnv| {
+        let id = sd.env.id.clone();
+        sd.env.bundle.edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(format!("{slice}:rrun-test:{id}"));
+        });
+        sd.rel = PathBuf::from(&slice).join(&sd.unit);
+    };
+    let mut a = SdEnv::new("sd_mirror_a");
+    let mut b = SdEnv::new("sd_mirror_b");
+    in_slice(&mut a);
+    in_slice(&mut b);
+    a.create();
+    let mirror = Path::new("/sys/fs/cgroup/cpuset").join(&slice);
+    assert!(mirror.is_dir(), "{} was not made", mirror.display());
+    let held = format!("cpuset/{slice}/cpuset.cpus");
+    let rt = b.env.rt.command(&with_flag(&[
+        "create",
+        "--bundle",
+        b.env.bundle.path_str(),
+        &b.env.id,
+    ]));
+    // rrun's own process fills the cpusets: no -f (the container's
+    // process, which outlives the create, stays untraced). Its stdio is
+    // the container's too: stderr goes to a file, not a pipe it would
+    // hold open.
+    let inject = ["-P", &held, "-e", "inject=openat:delay_enter=3000000"];
+    let Some(mut traced) = under_strace(&inject, rt) else {
+        return;
+    };
+    let err_path = b.env.dir.path().join("create.stderr");
+    let mut child = traced
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // b's unit exists before rrun makes the directories systemd does not.
+    assert!(
+        wait_for(Duration::from_secs(20), || unit_listed(&b.unit)),
+        "{} was never made",
+        b.unit
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    a.delete_and_check_gone();
+    let st = child.wait().unwrap();
+    assert!(
+        st.success(),
+        "create of b: {st}: {}",
+        fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    assert_eq!(b.env.rt.status(&b.env.id), "created");
+    assert!(b.dir("cpuset").is_dir(), "{}", b.dir("cpuset").display());
+    assert_ne!(
+        fs::read_to_string(b.dir("cpuset").join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        ""
+    );
+    b.delete_and_check_gone();
+    let _ = Command::new("systemctl").args(["stop", &slice]).output();
+    assert!(!mirror.exists(), "{} is still there", mirror.display());
 }
 
 #[test]

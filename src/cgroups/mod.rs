@@ -493,7 +493,9 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
         i += 1;
         let made = match cgfs::create_dir(d) {
             Ok(()) => {
-                created.push(d.clone());
+                if !created.contains(d) {
+                    created.push(d.clone());
+                }
                 true
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
@@ -507,10 +509,25 @@ fn create_one(dir: &Path, h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<(
             }
         };
         if cpuset {
-            fill_cpuset(d, made)?;
+            // The level itself can vanish between its mkdir and its filling
+            // (an empty slice mirror a sibling's delete takes): walk again.
+            match fill_cpuset(d, made) {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) && restarts < 10 => {
+                    restarts += 1;
+                    i = 0;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == ErrorKind::NotFound)
 }
 
 /// A new v1 cpuset has no cpus and mems and refuses tasks (ENOSPC) until
