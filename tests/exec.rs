@@ -429,6 +429,41 @@ fn exec_cap_raises_bounding_effective_permitted_but_not_inheritable_or_ambient()
     }
 }
 
+/// An unknown name given to `--cap` is left out with a warning, as in a
+/// config (runc warns and ignores it); the known ones are raised.
+#[test]
+fn exec_cap_with_an_unknown_name_warns_and_raises_the_known_ones() {
+    if skip_on_reference_because("the warning's wording is rrun's") {
+        return;
+    }
+    let mut env = TestEnv::new("exec_cap_unknown");
+    env.bundle.edit(|c| {
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]
+        });
+    });
+    start_sleeper(&mut env);
+    let out = exec(
+        &env,
+        &["--cap", "CAP_NO_SUCH_THING", "--cap", "CAP_SYS_ADMIN"],
+        &["sh", "-c", "grep ^Cap /proc/self/status"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(
+            status_value(&text, set),
+            mask(&[CAP_KILL, CAP_SYS_ADMIN]),
+            "{set}:\n{text}"
+        );
+    }
+    assert!(
+        stderr(&out).contains("unknown capability CAP_NO_SUCH_THING; ignored"),
+        "{}",
+        describe(&out)
+    );
+}
+
 #[test]
 fn exec_no_new_privs_sets_the_flag() {
     let mut env = TestEnv::new("exec_nnp");

@@ -280,6 +280,79 @@ fn ambient_capabilities_not_permitted_and_inheritable_are_not_raised() {
     env.assert_nothing_left();
 }
 
+/// config.md: a capability that cannot be mapped MUST be logged as a
+/// warning, and the runtime SHOULD NOT fail (runc warns and ignores it):
+/// an engine newer than rrun may list a name rrun does not know.
+#[test]
+fn unknown_capability_names_are_ignored_with_a_warning_naming_them() {
+    if skip_on_reference_because("the warning's wording is rrun's") {
+        return;
+    }
+    let mut env = TestEnv::new("proc_caps_unknown");
+    let set: &[&str] = &["CAP_KILL", "CAP_NO_SUCH_THING"];
+    env.bundle.edit(|c| {
+        caps_config(
+            c,
+            &[("bounding", set), ("effective", set), ("permitted", set)],
+        )
+    });
+    env.bundle.set_script(PRINT_CAPS);
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    let kill = cap_mask(&["CAP_KILL"]);
+    for field in ["CapBnd", "CapEff", "CapPrm"] {
+        assert_eq!(status_value(&text, field), kill, "{text}");
+    }
+    let err = stderr(&out);
+    for set in ["bounding", "effective", "permitted"] {
+        assert!(
+            err.contains(&format!(
+                "process.capabilities.{set}: unknown capability CAP_NO_SUCH_THING; ignored"
+            )),
+            "{err}"
+        );
+    }
+    env.assert_nothing_left();
+}
+
+/// The ambient capabilities the kernel cannot raise are skipped, and each
+/// is named in a warning (a capability that cannot be granted MUST be
+/// logged).
+#[test]
+fn ambient_capabilities_that_cannot_be_raised_are_named_in_a_warning() {
+    if skip_on_reference_because("the warning's wording is rrun's") {
+        return;
+    }
+    let mut env = TestEnv::with_log("proc_caps_ambient_warn");
+    env.bundle.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        caps_config(
+            c,
+            &[
+                ("bounding", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+                ("permitted", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+                ("inheritable", &["CAP_NET_BIND_SERVICE"]),
+                ("ambient", &["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+            ],
+        );
+    });
+    env.bundle.set_script(PRINT_CAPS);
+    let out = run_ok(&env);
+    assert_eq!(
+        status_value(&out, "CapAmb"),
+        cap_mask(&["CAP_NET_BIND_SERVICE"]),
+        "{out}"
+    );
+    let log = env.rt.log_contents();
+    assert!(
+        log.contains("process.capabilities.ambient: CAP_KILL is not both permitted and inheritable; not raised"),
+        "{log}"
+    );
+    assert!(!log.contains("CAP_NET_BIND_SERVICE is not"), "{log}");
+    env.assert_nothing_left();
+}
+
 #[test]
 fn no_new_privileges_sets_the_process_flag() {
     let mut env = TestEnv::new("proc_nnp");

@@ -229,7 +229,8 @@ pub fn exec(global: &Global, e: &Exec) -> Result<i32> {
     }
     drop(locked);
     crate::timing::mark("exec: state loaded");
-    let pv = process_value(e, &c.process)?;
+    let mut pv = process_value(e, &c.process)?;
+    crate::spec::drop_unknown_capabilities(&mut pv, "process");
     let proc: Process = serde_path_to_error::deserialize(pv)
         .map_err(|err| anyhow::anyhow!("process {}: {}", err.path(), err.inner()))?;
     let terminal = proc.terminal().unwrap_or(false);

@@ -381,10 +381,11 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         umask: user.umask().unwrap_or(0o022),
-        caps: p
-            .capabilities()
-            .as_ref()
-            .map(|c| CapPlan::from_spec(c, caps::last_cap())),
+        caps: p.capabilities().as_ref().map(|c| {
+            let plan = CapPlan::from_spec(c, caps::last_cap());
+            plan.warn_ambient_not_granted(user.uid());
+            plan
+        }),
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         rlimits,
         oom_score_adj: p.oom_score_adj(),

@@ -67,6 +67,42 @@ impl CapPlan {
         }
     }
 
+    /// The ambient capabilities the process will not get, which config.md
+    /// wants logged as warnings. The kernel raises an ambient capability
+    /// only if it is permitted and inheritable (the child skips the others,
+    /// as runc does); that matters to a process of another user than root:
+    /// root's execve grants it every capability of the bounding set anyway
+    /// (runc's default config lists ambient capabilities but no inheritable
+    /// ones), so for root only the ones outside the bounding set count.
+    pub fn ambient_not_granted(&self, uid: u32) -> u64 {
+        let not_raised = self.ambient_not_raised();
+        if uid == 0 {
+            not_raised & !self.bounding
+        } else {
+            not_raised
+        }
+    }
+
+    /// Warns about each of [`CapPlan::ambient_not_granted`].
+    pub fn warn_ambient_not_granted(&self, uid: u32) {
+        let missing = self.ambient_not_granted(uid);
+        if missing == 0 {
+            return;
+        }
+        for cap in caps::all() {
+            if missing & (1 << cap.index()) != 0 {
+                crate::logging::warn(&format!(
+                    "process.capabilities.ambient: {cap} is not both permitted and inheritable; not raised"
+                ));
+            }
+        }
+    }
+
+    /// The ambient capabilities the kernel will refuse to raise.
+    pub fn ambient_not_raised(&self) -> u64 {
+        self.ambient & !(self.permitted & self.inheritable)
+    }
+
     /// Drops everything outside the bounding set. Needs CAP_SETPCAP, so it
     /// runs before the uid change.
     pub fn apply_bounding(&self) -> io::Result<()> {
@@ -130,6 +166,29 @@ mod tests {
         assert_eq!(p.effective, 1 << 5);
         assert_eq!(p.inheritable, 0, "inheritable must not be implied");
         assert_eq!(p.ambient, 0, "ambient must not be implied");
+    }
+
+    #[test]
+    fn ambient_caps_not_both_permitted_and_inheritable_are_the_ones_not_raised() {
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"permitted":["CAP_KILL","CAP_CHOWN"],"inheritable":["CAP_CHOWN","CAP_SETUID"],
+                "ambient":["CAP_KILL","CAP_CHOWN","CAP_SETUID"]}"#,
+        )
+        .unwrap();
+        let p = CapPlan::from_spec(&c, 40);
+        // KILL is not inheritable, SETUID not permitted; CHOWN (0) is both.
+        assert_eq!(p.ambient_not_raised(), (1 << 5) | (1 << 7));
+        assert_eq!(p.ambient_not_granted(1000), (1 << 5) | (1 << 7));
+        // Root gets the bounding set at execve: none listed here, so
+        // every one not raised is missing; with KILL bounding, only SETUID.
+        assert_eq!(p.ambient_not_granted(0), (1 << 5) | (1 << 7));
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],"ambient":["CAP_KILL","CAP_SETUID"]}"#,
+        )
+        .unwrap();
+        let p = CapPlan::from_spec(&c, 40);
+        assert_eq!(p.ambient_not_granted(0), 1 << 7);
+        assert_eq!(p.ambient_not_granted(1000), (1 << 5) | (1 << 7));
     }
 
     #[test]

@@ -58,17 +58,72 @@ fn absolute_destinations(spec: &mut Spec) {
 }
 
 /// Parses config.json text; errors carry the JSON path of the bad field.
+///
+/// A capability name rrun does not know is not an error (config.md: a
+/// capability that cannot be mapped MUST be logged as a warning, and the
+/// runtime SHOULD NOT fail; runc warns and ignores it too): the first
+/// parse fails on it, and only then is the config read again without the
+/// unknown names, each named in a warning.
 pub fn parse(text: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            anyhow::anyhow!("invalid JSON: {inner}")
-        } else {
-            anyhow::anyhow!("{path}: {inner}")
+    match serde_path_to_error::deserialize(de) {
+        Ok(spec) => Ok(spec),
+        Err(e) if e.path().to_string().starts_with("process.capabilities.") => {
+            let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(text) else {
+                return Err(parse_error(e));
+            };
+            let dropped = drop_unknown_capabilities(&mut v["process"], "process");
+            if dropped.is_empty() {
+                return Err(parse_error(e));
+            }
+            serde_path_to_error::deserialize(v).map_err(parse_error)
         }
-    })
+        Err(e) => Err(parse_error(e)),
+    }
+}
+
+fn parse_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> anyhow::Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." || path.is_empty() {
+        anyhow::anyhow!("invalid JSON: {inner}")
+    } else {
+        anyhow::anyhow!("{path}: {inner}")
+    }
+}
+
+/// Takes the capability names oci-spec does not know (`CAP_FOO`) out of
+/// the five sets of a `process` object, warning for each as
+/// `<what>.capabilities.<set>`; returns them. Anything that is not a
+/// string is left for the parse to report.
+pub fn drop_unknown_capabilities(process: &mut serde_json::Value, what: &str) -> Vec<String> {
+    use oci_spec::runtime::Capability;
+    let mut dropped = Vec::new();
+    let Some(sets) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return dropped;
+    };
+    for (set, names) in sets.iter_mut() {
+        let Some(names) = names.as_array_mut() else {
+            continue;
+        };
+        names.retain(|n| {
+            let Some(name) = n.as_str() else {
+                return true;
+            };
+            if serde_json::from_value::<Capability>(n.clone()).is_ok() {
+                return true;
+            }
+            crate::logging::warn(&format!(
+                "{what}.capabilities.{set}: unknown capability {name}; ignored"
+            ));
+            dropped.push(name.to_string());
+            false
+        });
+    }
+    dropped
 }
 
 #[cfg(test)]
@@ -81,6 +136,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("process.args:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_capability_names_are_left_out_and_known_ones_kept() {
+        let spec = parse(
+            br#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},
+                "capabilities":{"bounding":["CAP_KILL","CAP_FOO"],"effective":["CAP_BAR"],
+                "permitted":["CAP_KILL"]}}}"#,
+        )
+        .unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        let names = |s: &Option<std::collections::HashSet<oci_spec::runtime::Capability>>| {
+            let mut v: Vec<String> = s
+                .iter()
+                .flatten()
+                .map(|c| {
+                    serde_json::to_value(c)
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(caps.bounding()), ["CAP_KILL"]);
+        assert!(names(caps.effective()).is_empty());
+        assert_eq!(names(caps.permitted()), ["CAP_KILL"]);
+    }
+
+    #[test]
+    fn a_capability_that_is_not_a_string_is_still_an_error_naming_it() {
+        let err = parse(
+            br#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},
+                "capabilities":{"bounding":["CAP_FOO",5]}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("process.capabilities.bounding"), "{err}");
     }
 
     #[test]
