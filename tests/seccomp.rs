@@ -17,6 +17,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -879,6 +880,22 @@ fn poll_in(fd: i32, timeout: Duration) -> Result<(), String> {
 /// (dropping the fd, which fails any later notification with ENOSYS, so a
 /// broken test cannot leave the container blocked).
 fn seccomp_agent(listener: UnixListener, answer: Answer) -> Result<NotifyReport, String> {
+    let got = receive_notify_fd(listener)?;
+    answer_one(got, answer)
+}
+
+/// What the agent received: the connection (still open on our side), the
+/// message's JSON, the notify fd and what it links to.
+struct Received {
+    stream: std::os::unix::net::UnixStream,
+    payload: Value,
+    fd: OwnedFd,
+    fd_link: String,
+}
+
+/// Accepts one connection on `listener` and receives the notify fd with its
+/// JSON state.
+fn receive_notify_fd(listener: UnixListener) -> Result<Received, String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let stream = loop {
@@ -932,6 +949,22 @@ fn seccomp_agent(listener: UnixListener, answer: Answer) -> Result<NotifyReport,
     let fd_link = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
+    Ok(Received {
+        stream,
+        payload,
+        fd,
+        fd_link,
+    })
+}
+
+/// Answers the one notification the container's call makes.
+fn answer_one(got: Received, answer: Answer) -> Result<NotifyReport, String> {
+    let Received {
+        payload,
+        fd,
+        fd_link,
+        ..
+    } = got;
     // Wait for the container's call.
     poll_in(fd.as_raw_fd(), Duration::from_secs(20))?;
     let mut notif = SeccompNotif::default();
@@ -971,14 +1004,12 @@ fn seccomp_agent(listener: UnixListener, answer: Answer) -> Result<NotifyReport,
     })
 }
 
-/// Runs `mkdir /tmp/n` under an SCMP_ACT_NOTIFY rule for mkdir, with this
-/// test as the listener answering `answer`. Returns the report, the
-/// container's stdout+stderr, and the env (for rootfs checks).
-fn run_with_agent(name: &str, answer: Answer) -> (NotifyReport, String, TestEnv) {
-    let env = TestEnv::new(name);
+/// An env whose container runs `mkdir /tmp/n` under an SCMP_ACT_NOTIFY
+/// rule for mkdir, with a listener socket bound in its dir.
+fn env_with_notify_agent(name: &str) -> (TestEnv, UnixListener) {
+    let mut env = TestEnv::new(name);
     let sock: PathBuf = env.dir.join("agent.sock");
     let listener = UnixListener::bind(&sock).expect("bind the listener socket");
-    let mut env = env;
     let sock_s = sock.to_str().unwrap().to_string();
     env.bundle.edit(|c| {
         c["linux"]["seccomp"] = json!({
@@ -990,6 +1021,14 @@ fn run_with_agent(name: &str, answer: Answer) -> (NotifyReport, String, TestEnv)
         });
         c["process"]["args"] = json!(["sh", "-c", "mkdir /tmp/n && echo made || echo failed"]);
     });
+    (env, listener)
+}
+
+/// Runs `mkdir /tmp/n` under an SCMP_ACT_NOTIFY rule for mkdir, with this
+/// test as the listener answering `answer`. Returns the report, the
+/// container's stdout+stderr, and the env (for rootfs checks).
+fn run_with_agent(name: &str, answer: Answer) -> (NotifyReport, String, TestEnv) {
+    let (env, listener) = env_with_notify_agent(name);
     let agent = std::thread::spawn(move || seccomp_agent(listener, answer));
     let out = env.run(&[]);
     let report = agent
@@ -1038,6 +1077,39 @@ fn notify_listener_can_let_the_call_continue() {
     let (report, text, env) = run_with_agent("sc-notify-continue", Answer::Continue);
     check_notify_message(&report, &env);
     assert!(text.contains("made"), "the agent answered CONTINUE: {text}");
+    assert!(env.bundle.rootfs().join("tmp/n").is_dir());
+}
+
+/// config-linux.md: the connection to `listenerPath` MUST be closed after
+/// sending. The agent sees its end while the container is still `created`
+/// (not only when `start` execs the process), after reading the message.
+#[test]
+fn notify_connection_is_closed_right_after_the_message_is_sent() {
+    let (env, listener) = env_with_notify_agent("sc-notify-eof");
+    let receiver = std::thread::spawn(move || receive_notify_fd(listener));
+    env.create();
+    let got = receiver
+        .join()
+        .expect("agent thread")
+        .unwrap_or_else(|e| panic!("seccomp agent: {e}"));
+    assert_eq!(env.rt.status(env.id()), "created");
+    poll_in(got.stream.as_raw_fd(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("the connection is still open after the message: {e}"));
+    let mut rest = [0u8; 16];
+    let n = (&got.stream)
+        .read(&mut rest)
+        .expect("read after the message");
+    assert_eq!(n, 0, "more than one message: {:?}", &rest[..n]);
+    // The fd still works: the container's call is answered.
+    let agent = std::thread::spawn(move || answer_one(got, Answer::Continue));
+    env.rt.start(env.id());
+    let report = agent
+        .join()
+        .expect("agent thread")
+        .unwrap_or_else(|e| panic!("seccomp agent: {e}"));
+    assert_eq!(report.nr, libc::SYS_mkdir as i32);
+    env.rt
+        .wait_status(env.id(), "stopped", Duration::from_secs(10));
     assert!(env.bundle.rootfs().join("tmp/n").is_dir());
 }
 

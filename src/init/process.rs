@@ -103,9 +103,15 @@ fn load_seccomp(p: &ProcessPlan, state: Option<&str>) -> Result<()> {
             "metadata": metadata,
             "state": state,
         });
-        use std::os::fd::AsFd;
+        use std::os::fd::{AsFd, AsRawFd};
         crate::console::send_fd(sock.as_fd(), &msg.to_string(), fd.as_fd())
             .context("linux.seccomp.listenerPath: cannot send the notify fd")?;
+        // config-linux.md: the connection MUST be closed after sending. The
+        // fd is close-on-exec, but the execve waits for `start`: shut the
+        // connection down now, so the agent sees its end (after the
+        // message, which stays readable) while the container is created.
+        // SAFETY: an fd this process owns; shutdown changes no memory.
+        unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) };
     }
     Ok(())
 }
