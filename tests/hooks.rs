@@ -158,6 +158,8 @@ impl HookEnv {
         let state_dir = self.env.rt.root().join(self.env.id());
         let script = format!(
             "cat > {l}/{kind}.state; echo \"$0 $1\" > {l}/{kind}.args; env > {l}/{kind}.env; \
+             pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' {l}/{kind}.state); \
+             readlink /proc/$pid/exe > {l}/{kind}.exe 2>/dev/null; \
              pwd > {l}/{kind}.cwd; readlink /proc/self/ns/mnt > {l}/{kind}.mnt; \
              readlink /proc/self/ns/net > {l}/{kind}.net; \
              if [ -e {l}/process ]; then echo yes; else echo no; fi > {l}/{kind}.process-ran; \
@@ -481,6 +483,55 @@ fn poststart_hook_runs_during_start_after_the_process_started() {
         h.log_trim(&format!("{kind}.mnt")),
         host_link("/proc/self/ns/mnt"),
         "{kind} runs in the runtime namespace"
+    );
+    if !is_reference_runtime() {
+        // After the user-specified process is executed: the state's pid
+        // already runs the container's program (busybox), not rrun.
+        let exe = h.log_trim(&format!("{kind}.exe"));
+        assert!(
+            exe.ends_with("/busybox"),
+            "{kind} ran before the execve: {exe}"
+        );
+    }
+    wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
+    h.delete_ok(true);
+    h.env.assert_nothing_left();
+}
+
+/// config.md: poststart hooks are called after the user-specified process
+/// is executed. strace holds the init's `execve` for half a second after
+/// `start` released it: the hook must still find the state's pid running
+/// the container's program, not rrun.
+#[test]
+fn poststart_hooks_wait_for_the_execve_of_the_process() {
+    if skip_on_reference_because("runc 1.1.5 runs poststart during create (runc#5186)") {
+        return;
+    }
+    let kind = "poststart";
+    let mut h = HookEnv::new("hook_poststart_exec");
+    h.set_process_marker();
+    h.set_hooks(json!({ kind: [h.recording_hook(kind)] }));
+    h.create_ok();
+    let pid = h.env.rt.pid(h.env.id());
+    let inject = [
+        "-e",
+        "trace=execve",
+        "-e",
+        "inject=execve:delay_enter=500000",
+    ];
+    let Some(mut tracer) = strace_attached(pid, &inject) else {
+        return;
+    };
+    h.start_ok();
+    // Detach before anything else: strace ends on SIGTERM and lets the
+    // container's process go.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
+    let _ = tracer.wait();
+    let exe = h.log_trim(&format!("{kind}.exe"));
+    assert!(
+        exe.ends_with("/busybox"),
+        "{kind} ran before the execve: {exe}"
     );
     wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
     h.delete_ok(true);

@@ -846,17 +846,34 @@ pub fn start(global: &Global, id: &str) -> Result<()> {
             if let Some(r) = ready {
                 r.forward_when_ready(&c)?;
             }
-            hooks::run_all_warn(
-                c.hooks.as_ref(),
-                hooks::Kind::Poststart,
-                &c.hook_state(Status::Running),
-            );
+            run_poststart(&c);
             Ok(())
         }
         Status::Stopped => bail!("cannot start a container that has stopped"),
         Status::Creating => bail!("cannot start a container that is still being created"),
         _ => bail!("cannot start an already running container"),
     }
+}
+
+/// Lifecycle 9: the poststart hooks, each failure a warning. config.md
+/// wants them called after the user-specified process is executed, so
+/// `start` (and `run`) first waits for the execve, which init makes once
+/// the exec fifo released it (a startContainer hook's outcome has already
+/// waited for it). Without poststart hooks nothing waits.
+fn run_poststart(c: &Container) {
+    let Some(h) = c
+        .hooks
+        .as_ref()
+        .filter(|h| !hooks::Kind::Poststart.of(h).is_empty())
+    else {
+        return;
+    };
+    wait_for_exec(c.pid);
+    hooks::run_all_warn(
+        Some(h),
+        hooks::Kind::Poststart,
+        &c.hook_state(Status::Running),
+    );
 }
 
 /// Waits until `pid` has exec'd the container's process (its binary is no
@@ -972,12 +989,7 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         if let Some(r) = ready {
             r.forward_when_ready(&created.container)?;
         }
-        let c = &created.container;
-        hooks::run_all_warn(
-            c.hooks.as_ref(),
-            hooks::Kind::Poststart,
-            &c.hook_state(Status::Running),
-        );
+        run_poststart(&created.container);
         return Ok(0);
     }
     let sfd = sfd.expect("blocked above for a foreground run");
@@ -1011,11 +1023,7 @@ pub fn run(global: &Global, opts: &cli::Run) -> Result<i32> {
         master,
     } = created;
     drop(locked);
-    hooks::run_all_warn(
-        container.hooks.as_ref(),
-        hooks::Kind::Poststart,
-        &container.hook_state(Status::Running),
-    );
+    run_poststart(&container);
     crate::timing::mark("released");
     let code = foreground(pid, &sfd, master)?;
     crate::timing::mark("container reaped");

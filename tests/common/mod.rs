@@ -955,6 +955,33 @@ pub fn under_strace(strace_args: &[&str], rt: Command) -> Option<Command> {
     Some(c)
 }
 
+/// `strace -o /dev/null STRACE_ARGS -p PID`, returned once it has
+/// attached (`TracerPid` set), for fault injection into a running process;
+/// ends (detaching) on SIGTERM. None, and a "skipped" line, without strace.
+pub fn strace_attached(pid: i32, strace_args: &[&str]) -> Option<std::process::Child> {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: no strace");
+        return None;
+    }
+    let child = Command::new("strace")
+        .args(["-o", "/dev/null"])
+        .args(strace_args)
+        .args(["-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start strace");
+    let attached = wait_for(Duration::from_secs(10), || {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    });
+    assert!(attached, "strace never attached to {pid}");
+    Some(child)
+}
+
 /// The pids of `pid`'s children (`/proc/PID/task/PID/children`).
 pub fn children_of(pid: u32) -> Vec<i32> {
     fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
