@@ -820,25 +820,48 @@ impl Bus {
         Ok(bus)
     }
 
-    /// SASL: `EXTERNAL` as the effective uid, then `BEGIN`.
+    /// SASL: `EXTERNAL`, then `BEGIN`. Outside a user namespace rrun
+    /// claims its effective uid. Inside one (rootless Podman runs its
+    /// runtime as root of its user namespace) that uid is not what the bus
+    /// sees on the socket (the user's own), and a bus refuses the claim:
+    /// there rrun claims no identity (an empty `DATA`, as sd-bus does) and
+    /// the bus takes the socket's.
     fn authenticate(&mut self) -> Result<()> {
+        let deadline = deadline_after(self.timeout);
+        if crate::sys::in_user_namespace() {
+            self.send(b"\0AUTH EXTERNAL\r\n")?;
+            let line = self.auth_line(deadline)?;
+            if line != "DATA" && !line.starts_with("DATA ") {
+                bail!("authentication without a claimed uid refused: {line}");
+            }
+            self.send(b"DATA\r\n")?;
+            let line = self.auth_line(deadline)?;
+            if !line.starts_with("OK ") {
+                bail!("authentication as the socket's uid refused: {line}");
+            }
+            return self.send(b"BEGIN\r\n");
+        }
         let uid = nix::unistd::geteuid().to_string();
         let hex: String = uid.bytes().map(|c| format!("{c:02x}")).collect();
         self.send(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
-        let deadline = deadline_after(self.timeout);
-        let line = loop {
-            if let Some(i) = self.rbuf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.rbuf.drain(..i + 2).collect();
-                break String::from_utf8_lossy(&line[..i]).into_owned();
-            }
-            if self.rbuf.len() > 512 || !self.fill(self.rbuf.len() + 1, deadline)? {
-                bail!("no answer to authentication");
-            }
-        };
+        let line = self.auth_line(deadline)?;
         if !line.starts_with("OK ") {
             bail!("authentication as uid {uid} refused: {line}");
         }
         self.send(b"BEGIN\r\n")
+    }
+
+    /// One line of the SASL exchange, without its `\r\n`.
+    fn auth_line(&mut self, deadline: Instant) -> Result<String> {
+        loop {
+            if let Some(i) = self.rbuf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.rbuf.drain(..i + 2).collect();
+                return Ok(String::from_utf8_lossy(&line[..i]).into_owned());
+            }
+            if self.rbuf.len() > 512 || !self.fill(self.rbuf.len() + 1, deadline)? {
+                bail!("no answer to authentication");
+            }
+        }
     }
 
     /// The unique name the bus gave this connection (`:1.42`).

@@ -544,6 +544,10 @@ fn rootless_without_a_user_namespace_is_refused_naming_the_field() {
 struct RootlessPodman<'a> {
     env: &'a RootlessEnv,
     home: std::path::PathBuf,
+    /// With the user's systemd: Podman's systemd cgroup manager (its
+    /// default on systemd hosts), which passes `--systemd-cgroup` to rrun;
+    /// otherwise cgroupfs.
+    systemd: Option<&'a UserManager>,
 }
 
 impl<'a> RootlessPodman<'a> {
@@ -559,21 +563,71 @@ impl<'a> RootlessPodman<'a> {
         let home = env.dir.join("home");
         fs::create_dir_all(&home).unwrap();
         env.user.chown(&home);
-        Some(RootlessPodman { env, home })
+        Some(RootlessPodman {
+            env,
+            home,
+            systemd: None,
+        })
+    }
+
+    /// Podman with the systemd cgroup manager of `manager`'s user.
+    fn with_systemd(mut self, manager: &'a UserManager) -> RootlessPodman<'a> {
+        self.systemd = Some(manager);
+        self
+    }
+
+    /// Imports the test's busybox root file system as `image`.
+    fn import_rootfs(&self, image: &str) {
+        let tar = self.env.dir.join("rootfs.tar");
+        let st = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(self.env.bundle.rootfs())
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.env.user.chown(&tar);
+        self.ok(&["import", tar.to_str().unwrap(), image]);
     }
 
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         let d = self.env.dir.path();
-        let mut c = self
-            .env
-            .user
-            .command(&self.env.xdg, std::path::Path::new("env"));
-        c.arg(format!("HOME={}", self.home.display()))
-            .args(["timeout", "120"])
+        let (mut c, manager) = match self.systemd {
+            // As in a login session: in the user's own subtree (a transient
+            // service of the user's manager), where its systemd may move
+            // Podman's processes into scopes; with the user's bus, for
+            // Podman and for rrun (through conmon).
+            Some(m) => {
+                let mut w = m.wrapper();
+                // A detached container's conmon outlives the podman command
+                // (in a scope of its own when Podman can move it there):
+                // the transient service must not take it down when podman
+                // exits (`systemd-run --wait` would wait for that, then
+                // report the kill).
+                let end = w.len() - 1;
+                w.splice(end..end, ["-p".to_string(), "KillMode=process".to_string()]);
+                let mut c = std::process::Command::new(&w[0]);
+                c.args(&w[1..]).arg("env").arg(format!(
+                    "DBUS_SESSION_BUS_ADDRESS=unix:path={}",
+                    m.runtime_dir.join("bus").display()
+                ));
+                (c, "--cgroup-manager=systemd")
+            }
+            None => (
+                self.env
+                    .user
+                    .command(&self.env.xdg, std::path::Path::new("env")),
+                "--cgroup-manager=cgroupfs",
+            ),
+        };
+        c.arg(format!("HOME={}", self.home.display()));
+        c.args(["timeout", "120"])
             .arg("podman")
             .arg(format!("--root={}", d.join("pstore").display()))
             .arg(format!("--runroot={}", d.join("prun").display()))
-            .args(["--storage-driver=vfs", "--cgroup-manager=cgroupfs"])
+            .args(["--storage-driver=vfs", manager])
             .args(["--events-backend=file"])
             .arg(format!("--runtime={}", runtime_bin().display()))
             .args(args)
@@ -599,7 +653,8 @@ impl<'a> RootlessPodman<'a> {
 impl Drop for RootlessPodman<'_> {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "--force", "--all", "--time", "0"]);
-        let pause = self.env.xdg.join("libpod/tmp/pause.pid");
+        let xdg = self.systemd.map_or(&self.env.xdg, |m| &m.runtime_dir);
+        let pause = xdg.join("libpod/tmp/pause.pid");
         if let Some(pid) = fs::read_to_string(pause)
             .ok()
             .and_then(|p| p.trim().parse::<i32>().ok())
@@ -620,19 +675,8 @@ fn rootless_podman_runs_execs_stops_and_removes_a_container() {
         eprintln!("skipped: podman is not installed");
         return;
     };
-    let tar = env.dir.join("rootfs.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(env.bundle.rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    env.user.chown(&tar);
     let image = "localhost/rrun-rootless:test";
-    podman.ok(&["import", tar.to_str().unwrap(), image]);
+    podman.import_rootfs(image);
     let out = podman.ok(&["run", "--rm", "--network=none", image, "echo", "hello"]);
     assert_eq!(out.trim(), "hello");
     let name = env.id();
@@ -662,6 +706,77 @@ fn rootless_podman_runs_execs_stops_and_removes_a_container() {
     podman.ok(&["rm", name]);
     let left = podman.ok(&["ps", "--all", "--quiet"]);
     assert!(left.trim().is_empty(), "containers left: {left}");
+}
+
+/// What current distributions run: rootless Podman with its default
+/// cgroup manager, systemd (the user's own, on the systemd VM), which
+/// makes rrun create the container as a scope of the user's manager
+/// (`--systemd-cgroup`, the user's bus): the container's cgroup is that
+/// scope in the user's delegated subtree, with the memory limit in its
+/// file and in the unit; `podman stop` and `rm` leave no scope.
+#[test]
+#[ignore = "engine test: the systemd VM runs it (with the user's systemd)"]
+fn rootless_podman_with_the_systemd_cgroup_manager_runs_the_container_in_a_user_scope() {
+    let env = env("rl_podman_sd");
+    let manager = match UserManager::start(&env.user) {
+        Ok(m) => m,
+        Err(why) => {
+            assert!(
+                std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
+                "RRUN_TEST_SYSTEMD is set but the user's manager cannot start: {why}"
+            );
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let Some(podman) = RootlessPodman::new(&env) else {
+        eprintln!("skipped: podman is not installed");
+        return;
+    };
+    let podman = podman.with_systemd(&manager);
+    let image = "localhost/rrun-rootless:test";
+    podman.import_rootfs(image);
+    let name = env.id();
+    podman.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network=none",
+        "--memory=64m",
+        image,
+        "sleep",
+        "300",
+    ]);
+    let pid: i32 = podman
+        .ok(&["inspect", "--format", "{{.State.Pid}}", name])
+        .trim()
+        .parse()
+        .expect("the container's pid");
+    let id = podman.ok(&["inspect", "--format", "{{.Id}}", name]);
+    let unit = format!("libpod-{}.scope", id.trim());
+    let dir = cgroup_dir_of(pid);
+    assert!(dir.ends_with(&unit), "{}", dir.display());
+    assert!(
+        dir.to_string_lossy()
+            .contains(&format!("user@{}.service", env.user.uid)),
+        "in the user's delegated subtree: {}",
+        dir.display()
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("memory.max")).unwrap().trim(),
+        "67108864",
+        "{}",
+        dir.display()
+    );
+    let show = manager.systemctl(&["show", "-p", "MemoryMax", "-p", "ActiveState", &unit]);
+    assert!(show.contains("MemoryMax=67108864"), "{show}");
+    assert!(show.contains("ActiveState=active"), "{show}");
+    podman.ok(&["stop", "--time", "1", name]);
+    podman.ok(&["rm", name]);
+    let state = manager.systemctl(&["show", "-p", "LoadState", &unit]);
+    assert!(!state.contains("LoadState=loaded"), "{unit} left: {state}");
+    assert!(!dir.exists(), "{} removed", dir.display());
 }
 
 /// The cgroup v2 directory of a process, from /proc/PID/cgroup.

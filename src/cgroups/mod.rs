@@ -278,7 +278,7 @@ pub fn plan_systemd(
         ),
         None => None,
     };
-    let user = nix::unistd::geteuid().as_raw() != 0;
+    let user = systemd_bus::user_manager();
     let mut unit = systemd::parse(text.as_deref(), id, user)?;
     if user {
         // The user's manager runs in a subtree of its own (user@UID.service,

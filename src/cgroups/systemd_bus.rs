@@ -310,6 +310,36 @@ impl Drop for Holder {
     }
 }
 
+/// Whether a `--systemd-cgroup` container's unit goes to the user's
+/// manager (`systemctl --user`) rather than the system's: when rrun runs as
+/// an ordinary user, or as root of a user namespace whose user bus belongs
+/// to another user than root there. Rootless Podman runs its runtime so
+/// (with the user's `XDG_RUNTIME_DIR` or `DBUS_SESSION_BUS_ADDRESS`); root
+/// of a system container with systemd of its own has no such bus (or its
+/// own root's), and gets the system's. runc decides the same way, from the
+/// user bus's owner.
+pub fn user_manager() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if !crate::sys::in_user_namespace() {
+        return false;
+    }
+    let owner = Bus::user().and_then(|mut bus| {
+        bus.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixUser",
+            &[Value::str(SYSTEMD)],
+        )
+    });
+    match owner.as_deref() {
+        Ok([Value::U32(uid)]) => *uid != 0,
+        _ => false,
+    }
+}
+
 /// Makes the container's unit with `props` (which name its first process).
 pub fn start(path: &UnitPath, user: bool, props: &[(&str, Prop)]) -> Result<()> {
     Manager::connect(user)?.start(&path.unit, props)
