@@ -65,31 +65,39 @@ fn absolute_destinations(spec: &mut Spec) {
 /// parse fails on it, and only then is the config read again without the
 /// unknown names, each named in a warning.
 pub fn parse(text: &[u8]) -> Result<Spec> {
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    match serde_path_to_error::deserialize(de) {
+    match parse_slice(text) {
         Ok(spec) => Ok(spec),
-        Err(e) if e.path().to_string().starts_with("process.capabilities.") => {
+        Err((path, e)) if path.starts_with("process.capabilities.") => {
             let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(text) else {
-                return Err(parse_error(e));
+                return Err(e);
             };
-            let dropped = drop_unknown_capabilities(&mut v["process"], "process");
-            if dropped.is_empty() {
-                return Err(parse_error(e));
+            if drop_unknown_capabilities(&mut v["process"], "process").is_empty() {
+                return Err(e);
             }
-            serde_path_to_error::deserialize(v).map_err(parse_error)
+            // Parsed from bytes again, not from the Value: deserializing
+            // every oci-spec type from a Value too would add ~200 KiB of
+            // code for this rare path.
+            let text = serde_json::to_vec(&v)?;
+            parse_slice(&text).map_err(|(_, e)| e)
         }
-        Err(e) => Err(parse_error(e)),
+        Err((_, e)) => Err(e),
     }
 }
 
-fn parse_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> anyhow::Error {
-    let path = e.path().to_string();
-    let inner = e.into_inner();
-    if path == "." || path.is_empty() {
-        anyhow::anyhow!("invalid JSON: {inner}")
-    } else {
-        anyhow::anyhow!("{path}: {inner}")
-    }
+/// One parse; on error, the JSON path of the bad field and the error
+/// naming it.
+fn parse_slice(text: &[u8]) -> std::result::Result<Spec, (String, anyhow::Error)> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let err = if path == "." || path.is_empty() {
+            anyhow::anyhow!("invalid JSON: {inner}")
+        } else {
+            anyhow::anyhow!("{path}: {inner}")
+        };
+        (path, err)
+    })
 }
 
 /// Takes the capability names oci-spec does not know (`CAP_FOO`) out of
