@@ -2747,8 +2747,12 @@ fn oom_kill(e: &dyn Engine) {
         "containerd" => &["--memory-limit", "33554432"],
         _ => &["--memory", "32m", "--memory-swap", "32m"],
     };
-    // `tail` of an endless line keeps all of it in memory.
-    e.run_detached(&name, opts, &["tail", "/dev/zero"])
+    // `tail` of an endless line keeps all of it in memory. It starts a
+    // second after the container: the engine watches for the OOM only once
+    // `start` returned (containerd's shim registers the cgroup's OOM event
+    // then), and a process killed before that is reported as a plain
+    // SIGKILL (Docker's OOMKilled false, seen once in CI).
+    e.run_detached(&name, opts, &["sh", "-c", "sleep 1; exec tail /dev/zero"])
         .expect_ok();
     wait_status(e, &name, "exited");
     assert_eq!(e.stopped_exit_code(&name), Some(137));
