@@ -229,6 +229,16 @@ impl HookEnv {
     }
 }
 
+/// The hook of `kind` ran after the user-specified process was executed:
+/// the state's pid already ran the container's program (busybox), not rrun.
+fn assert_ran_after_the_execve(h: &HookEnv, kind: &str) {
+    let exe = h.log_trim(&format!("{kind}.exe"));
+    assert!(
+        exe.ends_with("/busybox"),
+        "{kind} ran before the execve: {exe}"
+    );
+}
+
 /// Checks the parts of a hook's record common to every kind: args, env,
 /// and the state's id and bundle.
 fn check_common(h: &HookEnv, kind: &str) {
@@ -485,13 +495,7 @@ fn poststart_hook_runs_during_start_after_the_process_started() {
         "{kind} runs in the runtime namespace"
     );
     if !is_reference_runtime() {
-        // After the user-specified process is executed: the state's pid
-        // already runs the container's program (busybox), not rrun.
-        let exe = h.log_trim(&format!("{kind}.exe"));
-        assert!(
-            exe.ends_with("/busybox"),
-            "{kind} ran before the execve: {exe}"
-        );
+        assert_ran_after_the_execve(&h, kind);
     }
     wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
     h.delete_ok(true);
@@ -528,11 +532,7 @@ fn poststart_hooks_wait_for_the_execve_of_the_process() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
     let _ = tracer.wait();
-    let exe = h.log_trim(&format!("{kind}.exe"));
-    assert!(
-        exe.ends_with("/busybox"),
-        "{kind} ran before the execve: {exe}"
-    );
+    assert_ran_after_the_execve(&h, kind);
     wait_for_file(&h.logs.join("process"), T).expect("the container process never ran");
     h.delete_ok(true);
     h.env.assert_nothing_left();

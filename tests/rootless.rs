@@ -718,16 +718,8 @@ fn rootless_podman_runs_execs_stops_and_removes_a_container() {
 #[ignore = "engine test: the systemd VM runs it (with the user's systemd)"]
 fn rootless_podman_with_the_systemd_cgroup_manager_runs_the_container_in_a_user_scope() {
     let env = env("rl_podman_sd");
-    let manager = match UserManager::start(&env.user) {
-        Ok(m) => m,
-        Err(why) => {
-            assert!(
-                std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
-                "RRUN_TEST_SYSTEMD is set but the user's manager cannot start: {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(manager) = user_manager_or_skip(&env.user) else {
+        return;
     };
     let Some(podman) = RootlessPodman::new(&env) else {
         eprintln!("skipped: podman is not installed");
@@ -779,6 +771,22 @@ fn rootless_podman_with_the_systemd_cgroup_manager_runs_the_container_in_a_user_
     assert!(!dir.exists(), "{} removed", dir.display());
 }
 
+/// The user's own systemd (the systemd VM), or None and a "skipped" line
+/// where it cannot start (a failure when the harness says it must).
+fn user_manager_or_skip(user: &TestUser) -> Option<UserManager> {
+    match UserManager::start(user) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            assert!(
+                std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
+                "RRUN_TEST_SYSTEMD is set but the user's manager cannot start: {why}"
+            );
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
 /// The cgroup v2 directory of a process, from /proc/PID/cgroup.
 fn cgroup_dir_of(pid: i32) -> std::path::PathBuf {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -795,16 +803,8 @@ fn cgroup_dir_of(pid: i32) -> std::path::PathBuf {
 #[test]
 fn rootless_delegated_cgroup_v2_subtree_gets_the_limits_in_both_drivers() {
     let user = test_user(1);
-    let manager = match UserManager::start(&user) {
-        Ok(m) => m,
-        Err(why) => {
-            assert!(
-                std::env::var_os("RRUN_TEST_SYSTEMD").is_none(),
-                "RRUN_TEST_SYSTEMD is set but the user's manager cannot start: {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(manager) = user_manager_or_skip(&user) else {
+        return;
     };
     for systemd in [false, true] {
         let name = if systemd {
