@@ -576,6 +576,14 @@ impl<'a> RootlessPodman<'a> {
         self
     }
 
+    /// `run -d --name NAME --network=none OPTS IMAGE sleep 300`.
+    fn run_sleeper(&self, name: &str, image: &str, opts: &[&str]) {
+        let mut args = vec!["run", "-d", "--name", name, "--network=none"];
+        args.extend_from_slice(opts);
+        args.extend([image, "sleep", "300"]);
+        self.ok(&args);
+    }
+
     /// Imports the test's busybox root file system as `image`.
     fn import_rootfs(&self, image: &str) {
         let tar = self.env.dir.join("rootfs.tar");
@@ -680,16 +688,7 @@ fn rootless_podman_runs_execs_stops_and_removes_a_container() {
     let out = podman.ok(&["run", "--rm", "--network=none", image, "echo", "hello"]);
     assert_eq!(out.trim(), "hello");
     let name = env.id();
-    podman.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network=none",
-        image,
-        "sleep",
-        "300",
-    ]);
+    podman.run_sleeper(name, image, &[]);
     let out = podman.ok(&["exec", name, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
     assert_eq!(out.lines().next(), Some("0"), "{out}");
     let maps = map_lines(&out);
@@ -729,17 +728,7 @@ fn rootless_podman_with_the_systemd_cgroup_manager_runs_the_container_in_a_user_
     let image = "localhost/rrun-rootless:test";
     podman.import_rootfs(image);
     let name = env.id();
-    podman.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network=none",
-        "--memory=64m",
-        image,
-        "sleep",
-        "300",
-    ]);
+    podman.run_sleeper(name, image, &["--memory=64m"]);
     let pid: i32 = podman
         .ok(&["inspect", "--format", "{{.State.Pid}}", name])
         .trim()
