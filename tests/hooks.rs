@@ -323,6 +323,39 @@ fn create_runtime_hook_runs_on_the_host_during_create() {
     check_runtime_namespace_create_hook("createRuntime");
 }
 
+/// The device rules are applied while init makes its mounts, after the
+/// clone (as runc applies them when its init is ready), but never later
+/// than the first hook that runs in the container's cgroup: a
+/// createContainer hook cannot open a device the rules deny (the host's
+/// /dev/kmsg, c 1:11: the hook runs before pivot_root, in the host's /dev),
+/// and can open one they allow.
+#[test]
+fn create_container_hook_is_already_bound_by_the_device_rules() {
+    let kind = "createContainer";
+    let mut h = HookEnv::new("hook_device_rules");
+    h.env.bundle.edit(|c| {
+        c["linux"]["resources"]["devices"] = json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" }
+        ]);
+    });
+    let logs = h.logs_for(kind);
+    let script = format!(
+        "if (true > /dev/kmsg) 2>/dev/null; then echo open; else echo denied; fi > {logs}/kmsg; \
+         if (true > /dev/null) 2>/dev/null; then echo open; else echo denied; fi > {logs}/null"
+    );
+    h.set_hooks(json!({ kind: [sh_hook(&h.host_sh(), &script)] }));
+    h.create_ok();
+    assert_eq!(
+        h.log_trim("kmsg"),
+        "denied",
+        "a createContainer hook opened a device the rules deny: the rules came too late"
+    );
+    assert_eq!(h.log_trim("null"), "open", "/dev/null is allowed");
+    h.delete_ok(true);
+    h.env.assert_nothing_left();
+}
+
 #[test]
 fn create_container_hook_runs_in_the_container_before_pivot_root() {
     let kind = "createContainer";

@@ -690,6 +690,21 @@ pub fn first_limit(res: &LinuxResources) -> Option<String> {
         .map(|(k, _)| format!("linux.resources.{k}"))
 }
 
+/// Applies only the device rules of `res` (see `apply` for the rest).
+pub fn apply_devices(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
+    let rules = device_rules(res);
+    if rules.is_empty() {
+        return Ok(());
+    }
+    if paths.unified {
+        let dir = paths.v2().context("no cgroup2 directory")?;
+        return super::devices_bpf::attach(dir, &rules).context("linux.resources.devices");
+    }
+    let mut only = LinuxResources::default();
+    only.set_devices(res.devices().clone());
+    apply(paths, &only)
+}
+
 /// Applies `res` to the container's cgroups.
 pub fn apply(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
     if paths.unified {

@@ -145,6 +145,7 @@ pub fn restore(global: &Global, o: &cli::Restore) -> Result<i32> {
         &mut record,
         &mut cleanup,
     )?;
+    made.apply_devices(&record.cgroups)?;
 
     let rootfs = open_dir(&bundle.rootfs, "root.path")?;
     let ext = external_mounts(

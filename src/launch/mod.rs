@@ -323,6 +323,9 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
         crate::timing::mark("network namespace sent");
     }
+    // While the child mounts (the rules are in place before it reports).
+    made.apply_devices(&cg)?;
+    crate::timing::mark("device rules applied");
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
     let mut waiting = ChildWait::new(spec.hooks().as_ref());
@@ -458,6 +461,9 @@ pub(crate) struct MadeCgroups {
     /// A pids limit is applied once the holder is gone (a limit of 1
     /// would refuse the container's process while both are there).
     deferred_pids: Option<oci_spec::runtime::LinuxResources>,
+    /// The device rules, applied by [`MadeCgroups::apply_devices`] once the
+    /// container's first process is cloned (see there).
+    devices: Option<oci_spec::runtime::LinuxResources>,
 }
 
 /// Makes the planned cgroups (`record.cgroups`) and applies the spec's
@@ -498,6 +504,7 @@ pub(crate) fn make_cgroups(
     let mut made = MadeCgroups {
         holder: None,
         deferred_pids: None,
+        devices: None,
     };
     let resources_now = match (unit, resources) {
         (Some(_), Some(r)) if r.pids().is_some() => {
@@ -545,13 +552,33 @@ pub(crate) fn make_cgroups(
     }
     step("cgroups created");
     let cg = &record.cgroups;
-    if let Some(res) = resources_now.as_ref().filter(|_| !cg.dirs.is_empty()) {
-        cgroups::resources::apply(cg, res)?;
+    if let Some(mut res) = resources_now.filter(|_| !cg.dirs.is_empty()) {
+        if let Some(rules) = res.devices().clone().filter(|r| !r.is_empty()) {
+            let mut devices = oci_spec::runtime::LinuxResources::default();
+            devices.set_devices(Some(rules));
+            made.devices = Some(devices);
+            res.set_devices(None);
+        }
+        cgroups::resources::apply(cg, &res)?;
     }
     Ok(made)
 }
 
 impl MadeCgroups {
+    /// Applies the device rules (a v1 devices cgroup's lists, a v2 BPF
+    /// program). `create` calls this right after the clone, so that the
+    /// program's load (its verifier is most of a v2 create's cgroup work)
+    /// runs beside the container's mounts instead of before them; as in
+    /// runc, which applies them when its init reports ready, they are in
+    /// place before any hook runs and before the container's process.
+    /// Only rrun's own setup (mounts, device nodes) runs before them.
+    pub(crate) fn apply_devices(&mut self, cg: &CgroupPaths) -> Result<()> {
+        match self.devices.take() {
+            Some(res) => cgroups::resources::apply_devices(cg, &res),
+            None => Ok(()),
+        }
+    }
+
     /// The holder kept the unit from emptying (and systemd from removing
     /// it, and its memory.events with it) while the container's process
     /// was set up; that process holds it now. Then the deferred pids limit.
