@@ -216,6 +216,17 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
         )?;
     }
     reopen_dev_null().context("cannot reopen /dev/null in the container")?;
+    if let Some(pipe) = &plan.seccomp_pipe {
+        // Compiled by the parent meanwhile; its absence (EOF) means the
+        // parent failed, and says why itself.
+        match crate::security::seccomp::Compiled::receive(pipe.as_fd()) {
+            Ok(c) => {
+                let _ = plan.process.seccomp.set(c);
+            }
+            // SAFETY: _exit skips destructors; nothing here needs them.
+            Err(_) => unsafe { libc::_exit(1) },
+        }
+    }
     // 8.–10.
     let exe = process::prepare(
         &plan.process,

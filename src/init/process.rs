@@ -83,13 +83,15 @@ pub fn prepare(
 /// does. A notify profile's listener must reach its agent while `create`
 /// can still report failure, so that one is loaded in [`prepare`].
 fn seccomp_at_exec(p: &ProcessPlan) -> bool {
-    p.no_new_privs && p.seccomp.is_some() && p.seccomp_listener.is_none()
+    p.no_new_privs && p.seccomp.get().is_some() && p.seccomp_listener.is_none()
 }
 
 /// Loads the seccomp filter and, for SCMP_ACT_NOTIFY profiles, sends the
 /// listener fd with the container process state to `listenerPath`.
 fn load_seccomp(p: &ProcessPlan, state: Option<&str>) -> Result<()> {
-    let Some(c) = &p.seccomp else { return Ok(()) };
+    let Some(c) = p.seccomp.get() else {
+        return Ok(());
+    };
     let listener =
         crate::security::seccomp::load(c).context("linux.seccomp: cannot load the filter")?;
     if let (Some(fd), Some((sock, metadata))) = (listener, &p.seccomp_listener) {

@@ -244,6 +244,16 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let entry = cgroups::prepare_entry(&cg)?;
     crate::timing::mark("cgroup entry opened");
     plan.cgroup_tasks = entry.tasks;
+    // The seccomp profile is compiled after the clone, beside the child's
+    // setup; the child reads it from this pipe before its last steps.
+    let seccomp_pipe = if plan.process.seccomp_later {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("cannot create the seccomp pipe")?;
+        plan.seccomp_pipe = Some(r);
+        Some(w)
+    } else {
+        None
+    };
     if net_helper.is_some() {
         plan.ns.net_aside();
     }
@@ -276,6 +286,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     };
     crate::timing::mark("clone3 returned");
     drop(sock.1);
+    drop(plan.seccomp_pipe.take());
     plan.cgroup_tasks.clear();
     cleanup.pids.push(first);
     record_pid(&locked, &mut record, first)?;
@@ -326,6 +337,17 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     // While the child mounts (the rules are in place before it reports).
     made.apply_devices(&cg)?;
     crate::timing::mark("device rules applied");
+    if let Some(pipe) = seccomp_pipe {
+        let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let compiled = crate::security::seccomp::compile(profile.context("linux.seccomp")?)?;
+        // A child that is gone already says why in the loop below.
+        if let Err(e) = compiled.send(pipe.as_fd()) {
+            if e.raw_os_error() != Some(libc::EPIPE) {
+                return Err(e).context("cannot send the seccomp program to the container");
+            }
+        }
+        crate::timing::mark("seccomp compiled and sent");
+    }
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
     let mut waiting = ChildWait::new(spec.hooks().as_ref());
@@ -790,7 +812,7 @@ fn build_plan(
     let root_fd: OwnedFd = std::fs::File::open(rootfs)
         .with_context(|| format!("root.path {}", rootfs.display()))?
         .into();
-    let process = process::prepare(spec, root_fd.as_fd())?;
+    let process = process::prepare_with(spec, root_fd.as_fd(), true)?;
     crate::timing::mark("plan: process");
     let needs_state = process.seccomp_listener.is_some();
     let host = rootfs::HostAccess {
@@ -841,6 +863,7 @@ fn build_plan(
         net_devices: net_devices(spec)?,
         cgroup_tasks: Vec::new(),
         wait_go: true,
+        seccomp_pipe: None,
         console: None,
         console_size: None,
         hooks: spec.hooks().clone(),

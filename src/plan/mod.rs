@@ -54,4 +54,7 @@ pub struct Plan {
     /// `CLONE_INTO_CGROUP`). Otherwise the child starts its setup at once,
     /// while the parent records its pid.
     pub wait_go: bool,
+    /// With `process.seccomp_later`: the read end of the pipe the parent
+    /// writes the compiled profile into after the clone.
+    pub seccomp_pipe: Option<OwnedFd>,
 }

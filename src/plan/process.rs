@@ -41,8 +41,12 @@ pub struct ProcessPlan {
     pub runtime_binary: (u64, u64),
     /// AppArmor/SELinux labels to write just before exec.
     pub labels: Vec<crate::security::lsm::Label>,
-    /// The seccomp program, compiled here so the child only loads it.
-    pub seccomp: Option<crate::security::seccomp::Compiled>,
+    /// The seccomp program, compiled here so the child only loads it; or,
+    /// with `seccomp_later`, compiled by the parent after the clone while
+    /// the child sets up ([`prepare_with`]), and put here by the child
+    /// once it has received it through a pipe.
+    pub seccomp: std::cell::OnceCell<crate::security::seccomp::Compiled>,
+    pub seccomp_later: bool,
     /// Connected `listenerPath` socket and `listenerMetadata`, for
     /// SCMP_ACT_NOTIFY profiles.
     pub seccomp_listener: Option<(std::os::fd::OwnedFd, String)>,
@@ -148,6 +152,13 @@ fn dedup_env(env: &[String]) -> Vec<String> {
 }
 
 pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
+    prepare_with(spec, root, false)
+}
+
+/// [`prepare`]; with `seccomp_later`, a profile that can be compiled after
+/// the clone (`seccomp::can_compile_later`: checked now, no listener) is
+/// left to the caller (`seccomp` is `None` and `seccomp_later` is set).
+pub fn prepare_with(spec: &Spec, root: BorrowedFd<'_>, seccomp_later: bool) -> Result<ProcessPlan> {
     let p: &Process = spec.process().as_ref().context("process: missing")?;
     let args_s = p.args().clone().unwrap_or_default();
     let args = args_s
@@ -342,10 +353,15 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
     };
 
     let seccomp_spec = linux.and_then(|l| l.seccomp().as_ref());
-    let seccomp = seccomp_spec
-        .map(crate::security::seccomp::compile)
-        .transpose()?;
-    let seccomp_listener = match (seccomp_spec, &seccomp) {
+    let seccomp_later = match seccomp_spec {
+        Some(s) if seccomp_later => crate::security::seccomp::can_compile_later(s)?,
+        _ => false,
+    };
+    let seccomp = std::cell::OnceCell::new();
+    if let Some(s) = seccomp_spec.filter(|_| !seccomp_later) {
+        let _ = seccomp.set(crate::security::seccomp::compile(s)?);
+    }
+    let seccomp_listener = match (seccomp_spec, seccomp.get()) {
         (Some(s), Some(c)) if c.notify => {
             let path = s.listener_path().clone().unwrap_or_default();
             let sock = std::os::unix::net::UnixStream::connect(&path)
@@ -371,6 +387,7 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
         runtime_binary,
         labels,
         seccomp,
+        seccomp_later,
         seccomp_listener,
         args,
         env,

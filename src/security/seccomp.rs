@@ -25,7 +25,7 @@
 //! `docs/PERFORMANCE.md`). Calls the cache does not cover run the filter
 //! the same short way.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
@@ -376,6 +376,89 @@ fn check(s: &LinuxSeccomp) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether compiling `s` can wait until after the clone: the profile's
+/// own rules hold (see `check`, so its errors still come before anything
+/// is made) and no rule hands calls to a listener (whose socket the child
+/// must inherit). See [`Compiled::send`].
+pub fn can_compile_later(s: &LinuxSeccomp) -> Result<bool> {
+    check(s)?;
+    let notify = s.default_action() == LinuxSeccompAction::ScmpActNotify
+        || s.syscalls()
+            .iter()
+            .flatten()
+            .any(|sc| sc.action() == LinuxSeccompAction::ScmpActNotify);
+    Ok(!notify && s.listener_path().is_none())
+}
+
+impl Compiled {
+    /// Writes the program to `pipe` (a pipe the container's first process
+    /// reads with [`Compiled::receive`]): its flags, its length, then the
+    /// instructions. At most 4096 instructions (`compile` refuses more),
+    /// so it fits in the pipe's buffer and never waits for the reader.
+    pub fn send(&self, pipe: BorrowedFd<'_>) -> std::io::Result<()> {
+        if self.notify || self.program.len() > 4096 {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut buf = Vec::with_capacity(8 + self.program.len() * 8);
+        buf.extend_from_slice(&self.flags.to_ne_bytes());
+        buf.extend_from_slice(&(self.program.len() as u32).to_ne_bytes());
+        for i in &self.program {
+            buf.extend_from_slice(&i.code.to_ne_bytes());
+            buf.extend_from_slice(&[i.jt, i.jf]);
+            buf.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            match nix::unistd::write(pipe, &buf[done..]) {
+                Ok(n) => done += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a program [`Compiled::send`] wrote (blocking until it is
+    /// there). An error when the writer closed the pipe first: it failed.
+    pub fn receive(pipe: BorrowedFd<'_>) -> std::io::Result<Compiled> {
+        fn fill(pipe: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<()> {
+            let mut done = 0;
+            while done < buf.len() {
+                match nix::unistd::read(pipe, &mut buf[done..]) {
+                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => done += n,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        }
+        let mut head = [0u8; 8];
+        fill(pipe, &mut head)?;
+        let flags = u32::from_ne_bytes(head[0..4].try_into().unwrap());
+        let n = u32::from_ne_bytes(head[4..8].try_into().unwrap()) as usize;
+        if n == 0 || n > 4096 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        let mut raw = vec![0u8; n * 8];
+        fill(pipe, &mut raw)?;
+        let program = raw
+            .chunks_exact(8)
+            .map(|c| Insn {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Compiled {
+            program,
+            flags,
+            notify: false,
+        })
+    }
 }
 
 /// Compiles a profile for the native architecture (x86_64).
@@ -801,6 +884,45 @@ mod tests {
             "defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 1,
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 2}]
         }));
+    }
+
+    #[test]
+    fn a_program_sent_through_a_pipe_arrives_whole() {
+        let profile: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [
+                {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }))
+        .unwrap();
+        assert!(can_compile_later(&profile).unwrap());
+        let c = compile(&profile).unwrap();
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        c.send(std::os::fd::AsFd::as_fd(&w)).unwrap();
+        drop(w);
+        let got = Compiled::receive(std::os::fd::AsFd::as_fd(&r)).unwrap();
+        assert_eq!(
+            (got.program, got.flags, got.notify),
+            (c.program, c.flags, false)
+        );
+        // The writer gone before writing: an error, not an empty program.
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        drop(w);
+        assert!(Compiled::receive(std::os::fd::AsFd::as_fd(&r)).is_err());
+    }
+
+    #[test]
+    fn notify_profiles_are_compiled_before_the_clone() {
+        let profile: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        assert!(!can_compile_later(&profile).unwrap());
     }
 
     #[test]

@@ -476,6 +476,7 @@ BD_STEPS=(
     "child: rootfs bound|mounts: / slave, rootfs bind"
     "network namespace sent|parent: the helper's network namespace, sent"
     "device rules applied|parent: device rules (v1 files, v2 eBPF), beside the child's mounts"
+    "seccomp compiled and sent|parent: seccomp compiled and sent, beside the child's setup"
     "child: network namespace joined|child: mounts before it, network namespace joined"
     "child: mounts|mounts: config.json's mounts"
     "child: devices|devices: nodes, /dev links"
