@@ -43,7 +43,10 @@
 #                (median, p90; n/a if the runtime's exec fails)
 #   50x          50 containers created+started concurrently, then all
 #                deleted concurrently: wall time (median of up to 5 rounds,
-#                each after a 1 s pause)
+#                each after a 1 s pause). With --floor, also the same loop
+#                with /bin/true as the runtime (the harness's own forks and
+#                process starts, which every runtime's figure includes) and
+#                each runtime's figure net of it
 #   peak RSS     max RSS of `run` as reported by /usr/bin/time -f %M (the
 #                largest process of the runtime's tree; n/a without `time`)
 #   size         size of the runtime binary
@@ -689,6 +692,40 @@ for k in "${!RT_BIN[@]}"; do
     fi
 done
 
+# With --floor, the same loop with /bin/true (which ignores its arguments)
+# as the runtime: what the shell's forks and three process starts per
+# container cost, which every runtime's figure above includes.
+rt_noop() {
+    shift
+    /bin/true "$@" </dev/null >/dev/null 2>>"$ERRLOG"
+}
+CONC_HARNESS=""
+if [ "$FLOOR" = 1 ]; then
+    : >"$TMP/s-conc-harness"
+    for ((r = 0; r < ROUNDS; r++)); do
+        ids=()
+        pids=()
+        for ((j = 0; j < CONCURRENT; j++)); do newid conc; ids+=("$ID"); done
+        sleep 1
+        now; t0=$NOW
+        for id in "${ids[@]}"; do
+            { rt_noop - create --bundle "$B_TRUE" "$id" && rt_noop - start "$id"; } &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || true; done
+        pids=()
+        for id in "${ids[@]}"; do
+            rt_noop - delete --force "$id" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || true; done
+        now
+        echo "$((NOW - t0))" >>"$TMP/s-conc-harness"
+    done
+    stats "$TMP/s-conc-harness"
+    CONC_HARNESS=$MEDIAN
+fi
+
 # Peak RSS of `run` (median of up to 5) and binary size.
 TIME_BIN=/usr/bin/time
 RSS_RUNS=$((RUNS < 5 ? RUNS : 5))
@@ -814,6 +851,20 @@ if [ "$FLOOR" = 1 ]; then
         fi
     done
     row "run median vs kernel floor" "${cells[@]}"
+    if [[ "$CONC_HARNESS" =~ ^[0-9]+$ ]]; then
+        fmt "$CONC_HARNESS" us
+        row "${CONCURRENT}x, harness alone (/bin/true)" "$FMT"
+        cells=()
+        for k in "${!RT_BIN[@]}"; do
+            v=${RES["conc|$k"]:-} b=${RES["conc|$BASE"]:-}
+            if [[ "$v" =~ ^[0-9]+$ && "$b" =~ ^[0-9]+$ ]] && [ "$b" -gt "$CONC_HARNESS" ]; then
+                cells+=("$(awk -v v="$v" -v b="$b" -v h="$CONC_HARNESS" 'BEGIN { printf "%.1f ms (%.2fx)", (v - h) / 1000, (v - h) / (b - h) }')")
+            else
+                cells+=("n/a")
+            fi
+        done
+        row "${CONCURRENT}x net of the harness" "${cells[@]}"
+    fi
 fi
 echo
 
