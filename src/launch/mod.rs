@@ -280,6 +280,10 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
     let first = match first {
         Forked::Child => {
             drop(sock.0);
+            // Only the parent writes the seccomp pipe: without this copy
+            // of its write end, a parent that fails before writing leaves
+            // the child an end of file rather than a wait.
+            drop(seccomp_pipe);
             crate::init::child_main(&plan, sock.1)
         }
         Forked::Parent { pid } => pid,
