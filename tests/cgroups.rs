@@ -867,6 +867,48 @@ fn blkio_weight_without_weight_support_is_refused_with_the_field() {
     env.assert_nothing_left();
 }
 
+/// On cgroup v1 the device lists change one rule at a time, the first
+/// being `deny a`, so they must be complete before the container's first
+/// process makes its device nodes (a v2 program is attached whole and may
+/// come later, see `MadeCgroups::apply_devices`). Holding rrun's open of
+/// `devices.allow` for a second (strace's fault injection, rrun's own
+/// process only) leaves everything denied for that second: `create` must
+/// still succeed.
+#[test]
+fn v1_device_rules_are_complete_before_the_container_makes_its_nodes() {
+    if is_v2() {
+        return skip("cgroup v1 only: a v2 device program is attached whole");
+    }
+    if systemd_driver() {
+        return skip("cgroupfs paths: with --systemd-cgroup the cgroupsPath is slice:prefix:name");
+    }
+    let mut env = CgEnv::new("cg_devices_window");
+    env.set_resource("devices", json!([{ "allow": false, "access": "rwm" }]));
+    // The path as rrun opens it, relative to /sys/fs/cgroup.
+    let held = format!("devices/{}/devices.allow", env.cg_name());
+    let rt = env
+        .rt
+        .command(&["create", "--bundle", env.bundle.path_str(), &env.id]);
+    let inject = ["-P", &held, "-e", "inject=openat:delay_enter=1000000"];
+    let Some(mut traced) = under_strace(&inject, rt) else {
+        return;
+    };
+    let err_path = env.dir.path().join("create.stderr");
+    let st = traced
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create with the device rules held half-written: {st}: {}",
+        fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    assert_eq!(env.rt.status(&env.id), "created");
+    env.delete_force_all_gone();
+}
+
 /// /dev/kmsg is not in runc's always-allowed device set, so the config's
 /// rules decide: opening it for writing (and writing nothing, so nothing is logged) fails
 /// with EPERM from the device cgroup unless a rule allows c 1:11.

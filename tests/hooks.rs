@@ -323,9 +323,10 @@ fn create_runtime_hook_runs_on_the_host_during_create() {
     check_runtime_namespace_create_hook("createRuntime");
 }
 
-/// The device rules are applied while init makes its mounts, after the
-/// clone (as runc applies them when its init is ready), but never later
-/// than the first hook that runs in the container's cgroup: a
+/// On cgroup v2 the device rules (a BPF program) are attached while init
+/// makes its mounts, after the clone (runc applies them when its init is
+/// ready), but never later than the first hook that runs in the
+/// container's cgroup (on v1 they are written before the clone): a
 /// createContainer hook cannot open a device the rules deny (the host's
 /// /dev/kmsg, c 1:11: the hook runs before pivot_root, in the host's /dev),
 /// and can open one they allow.

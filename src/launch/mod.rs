@@ -579,7 +579,14 @@ pub(crate) fn make_cgroups(
     step("cgroups created");
     let cg = &record.cgroups;
     if let Some(mut res) = resources_now.filter(|_| !cg.dirs.is_empty()) {
-        if let Some(rules) = res.devices().clone().filter(|r| !r.is_empty()) {
+        // Only a v2 program, which applies whole when it is attached. The
+        // v1 lists change one rule at a time, starting with `deny a`: a
+        // child making its device nodes meanwhile would be refused.
+        let rules = res
+            .devices()
+            .clone()
+            .filter(|r| !r.is_empty() && cg.unified);
+        if let Some(rules) = rules {
             let mut devices = oci_spec::runtime::LinuxResources::default();
             devices.set_devices(Some(rules));
             made.devices = Some(devices);
@@ -591,13 +598,16 @@ pub(crate) fn make_cgroups(
 }
 
 impl MadeCgroups {
-    /// Applies the device rules (a v1 devices cgroup's lists, a v2 BPF
-    /// program). `create` calls this right after the clone, so that the
-    /// program's load (its verifier is most of a v2 create's cgroup work)
-    /// runs beside the container's mounts instead of before them; as in
-    /// runc, which applies them when its init reports ready, they are in
-    /// place before any hook runs and before the container's process.
-    /// Only rrun's own setup (mounts, device nodes) runs before them.
+    /// Applies the device rules of a cgroup v2 container (a BPF program;
+    /// the v1 lists were written with the other limits, see
+    /// `make_cgroups`). `create` calls this right after the clone, so that
+    /// the program's load (its verifier is most of a v2 create's cgroup
+    /// work) runs beside the container's mounts instead of before them; as
+    /// in runc, which applies them when its init reports ready, they are
+    /// in place before any hook runs and before the container's process.
+    /// Only rrun's own setup (mounts, device nodes) runs before them, and
+    /// the program, attached whole, always allows what that setup needs
+    /// (`mknod` and the standard devices are appended to every rule list).
     pub(crate) fn apply_devices(&mut self, cg: &CgroupPaths) -> Result<()> {
         match self.devices.take() {
             Some(res) => cgroups::resources::apply_devices(cg, &res),
