@@ -890,20 +890,15 @@ fn v1_device_rules_are_complete_before_the_container_makes_its_nodes() {
         .rt
         .command(&["create", "--bundle", env.bundle.path_str(), &env.id]);
     let inject = ["-P", &held, "-e", "inject=openat:delay_enter=1000000"];
-    let Some(mut traced) = under_strace(&inject, rt) else {
+    let Some(traced) = under_strace(&inject, rt) else {
         return;
     };
-    let err_path = env.dir.path().join("create.stderr");
-    let st = traced
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&err_path).unwrap())
-        .status()
-        .unwrap();
+    let (mut child, stderr) = spawn_with_stderr_file(traced, env.dir.path());
+    let st = child.wait().unwrap();
     assert!(
         st.success(),
         "create with the device rules held half-written: {st}: {}",
-        fs::read_to_string(&err_path).unwrap_or_default()
+        stderr()
     );
     assert_eq!(env.rt.status(&env.id), "created");
     env.delete_force_all_gone();

@@ -17,7 +17,7 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// True when this host's cgroups are systemd's hybrid v1 layout (v1
@@ -372,20 +372,12 @@ fn systemd_cgroup_create_survives_its_slice_mirror_removed_by_a_siblings_delete(
         &b.env.id,
     ]));
     // rrun's own process fills the cpusets: no -f (the container's
-    // process, which outlives the create, stays untraced). Its stdio is
-    // the container's too: stderr goes to a file, not a pipe it would
-    // hold open.
+    // process, which outlives the create, stays untraced).
     let inject = ["-P", &held, "-e", "inject=openat:delay_enter=3000000"];
-    let Some(mut traced) = under_strace(&inject, rt) else {
+    let Some(traced) = under_strace(&inject, rt) else {
         return;
     };
-    let err_path = b.env.dir.path().join("create.stderr");
-    let mut child = traced
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (mut child, stderr) = spawn_with_stderr_file(traced, b.env.dir.path());
     // b's unit exists before rrun makes the directories systemd does not.
     assert!(
         wait_for(Duration::from_secs(20), || unit_listed(&b.unit)),
@@ -395,11 +387,7 @@ fn systemd_cgroup_create_survives_its_slice_mirror_removed_by_a_siblings_delete(
     std::thread::sleep(Duration::from_millis(500));
     a.delete_and_check_gone();
     let st = child.wait().unwrap();
-    assert!(
-        st.success(),
-        "create of b: {st}: {}",
-        fs::read_to_string(&err_path).unwrap_or_default()
-    );
+    assert!(st.success(), "create of b: {st}: {}", stderr());
     assert_eq!(b.env.rt.status(&b.env.id), "created");
     assert!(b.dir("cpuset").is_dir(), "{}", b.dir("cpuset").display());
     assert_ne!(

@@ -939,6 +939,26 @@ pub fn create_killed_after_its_record(
     Some(recorded)
 }
 
+/// Starts `c` (a `create`, often [`under_strace`]) with no stdin or
+/// stdout and its stderr in `DIR/create.stderr`: a file, not a pipe, since
+/// the container's process inherits it and would hold a pipe open. Returns
+/// the child and a reader of that stderr.
+pub fn spawn_with_stderr_file(
+    mut c: Command,
+    dir: &Path,
+) -> (std::process::Child, impl Fn() -> String) {
+    let err_path = dir.join("create.stderr");
+    let child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    (child, move || {
+        fs::read_to_string(&err_path).unwrap_or_default()
+    })
+}
+
 /// `rt` (a runtime command) under `strace -o /dev/null STRACE_ARGS`, for
 /// its fault injection (`-e inject=...`). None, and a "skipped" line,
 /// without strace.
