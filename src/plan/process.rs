@@ -157,7 +157,7 @@ pub fn prepare(spec: &Spec, root: BorrowedFd<'_>) -> Result<ProcessPlan> {
 
 /// [`prepare`]; with `seccomp_later`, a profile that can be compiled after
 /// the clone (`seccomp::can_compile_later`: checked now, no listener) is
-/// left to the caller (`seccomp` is `None` and `seccomp_later` is set).
+/// left to the caller (`seccomp` stays empty and `seccomp_later` is set).
 pub fn prepare_with(spec: &Spec, root: BorrowedFd<'_>, seccomp_later: bool) -> Result<ProcessPlan> {
     let p: &Process = spec.process().as_ref().context("process: missing")?;
     let args_s = p.args().clone().unwrap_or_default();
