@@ -322,23 +322,16 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
             return Err(e).context("container init died before setup");
         }
     }
-    if let Some(helper) = net_helper {
-        // The child mounts what needs no network namespace meanwhile.
-        let made = helper.take()?;
-        crate::logging::log(
-            crate::logging::Level::Debug,
-            "create: network namespace made by the helper",
-        );
-        if let Err(e) = sync::send_net(&sock.0, made.as_fd()) {
-            // A child that is gone already says why (or not) in the loop
-            // below; anything else would leave it waiting.
-            if !matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
-                return Err(e).context("cannot send the network namespace to the container");
-            }
-        }
-        crate::timing::mark("network namespace sent");
+    // The child mounts what needs no network namespace meanwhile, and
+    // gets the namespace as soon as the helper has made it. The parent's
+    // own remaining work (the v2 device program, the seccomp compile) goes
+    // first while the helper is still busy (slow where namespaces are, as
+    // in an emulator), after the namespace is sent when it is already
+    // there (the child may soon need it).
+    let mut net_helper = net_helper;
+    if net_helper.as_ref().is_some_and(netns::Pending::is_done) {
+        send_network_namespace(net_helper.take(), &sock.0)?;
     }
-    // While the child mounts (the rules are in place before it reports).
     made.apply_devices(&cg)?;
     crate::timing::mark("device rules applied");
     if let Some(pipe) = seccomp_pipe {
@@ -352,6 +345,7 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         }
         crate::timing::mark("seccomp compiled and sent");
     }
+    send_network_namespace(net_helper, &sock.0)?;
     let mut init_pid = if plan.ns.two_stage { 0 } else { first };
     let mut ready = false;
     let mut waiting = ChildWait::new(spec.hooks().as_ref());
@@ -631,6 +625,28 @@ impl MadeCgroups {
         }
         Ok(())
     }
+}
+
+/// Sends the child the network namespace `helper` made (waiting for it
+/// if it is not made yet); nothing without a helper.
+fn send_network_namespace(helper: Option<netns::Pending>, sock: &OwnedFd) -> Result<()> {
+    let Some(helper) = helper else {
+        return Ok(());
+    };
+    let made = helper.take()?;
+    crate::logging::log(
+        crate::logging::Level::Debug,
+        "create: network namespace made by the helper",
+    );
+    if let Err(e) = sync::send_net(sock, made.as_fd()) {
+        // A child that is gone already says why (or not) in the parent's
+        // wait for it; anything else would leave it waiting.
+        if !matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+            return Err(e).context("cannot send the network namespace to the container");
+        }
+    }
+    crate::timing::mark("network namespace sent");
+    Ok(())
 }
 
 /// Records a process of the container as soon as it exists (with its start

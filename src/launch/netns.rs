@@ -133,6 +133,14 @@ extern "C" fn helper(arg: *mut libc::c_void) -> libc::c_int {
 }
 
 impl Pending {
+    /// Whether the helper has made the namespace (or failed): [`take`]
+    /// then does not wait.
+    ///
+    /// [`take`]: Pending::take
+    pub fn is_done(&self) -> bool {
+        self.result.load(Ordering::Acquire) != PENDING
+    }
+
     /// The namespace, once the helper has made it (waiting for it if it
     /// has not yet), checked to be a network namespace that is not rrun's
     /// own. Reaps the helper.
