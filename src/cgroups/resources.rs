@@ -690,19 +690,19 @@ pub fn first_limit(res: &LinuxResources) -> Option<String> {
         .map(|(k, _)| format!("linux.resources.{k}"))
 }
 
-/// Applies only the device rules of `res` (see `apply` for the rest).
-pub fn apply_devices(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
+/// Attaches the cgroup v2 device program for the rules of `res`, which
+/// `apply` was given without them (`launch::make_cgroups`). On v1 `apply`
+/// writes the rules with the other limits.
+pub fn apply_devices_v2(paths: &CgroupPaths, res: &LinuxResources) -> Result<()> {
     let rules = device_rules(res);
     if rules.is_empty() {
         return Ok(());
     }
-    if paths.unified {
-        let dir = paths.v2().context("no cgroup2 directory")?;
-        return super::devices_bpf::attach(dir, &rules).context("linux.resources.devices");
+    if !paths.unified {
+        bail!("linux.resources.devices: a device program needs cgroup v2");
     }
-    let mut only = LinuxResources::default();
-    only.set_devices(res.devices().clone());
-    apply(paths, &only)
+    let dir = paths.v2().context("no cgroup2 directory")?;
+    super::devices_bpf::attach(dir, &rules).context("linux.resources.devices")
 }
 
 /// Applies `res` to the container's cgroups.

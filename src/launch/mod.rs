@@ -604,7 +604,7 @@ impl MadeCgroups {
     /// (`mknod` and the standard devices are appended to every rule list).
     pub(crate) fn apply_devices(&mut self, cg: &CgroupPaths) -> Result<()> {
         match self.devices.take() {
-            Some(res) => cgroups::resources::apply_devices(cg, &res),
+            Some(res) => cgroups::resources::apply_devices_v2(cg, &res),
             None => Ok(()),
         }
     }
