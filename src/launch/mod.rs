@@ -481,8 +481,9 @@ pub(crate) struct MadeCgroups {
     /// A pids limit is applied once the holder is gone (a limit of 1
     /// would refuse the container's process while both are there).
     deferred_pids: Option<oci_spec::runtime::LinuxResources>,
-    /// The device rules, applied by [`MadeCgroups::apply_devices`] once the
-    /// container's first process is cloned (see there).
+    /// A cgroup v2 container's device rules (its BPF program), applied by
+    /// [`MadeCgroups::apply_devices`] once the container's first process
+    /// is cloned; the v1 lists are written before (see there).
     devices: Option<oci_spec::runtime::LinuxResources>,
 }
 
