@@ -75,8 +75,17 @@ pub struct RootfsPlan {
     pub rootfs: CString,
     pub mounts: Vec<MountStep>,
     pub devices: DevicePlan,
-    /// One detached, verified `/dev/null` per masked path.
-    pub masked: Vec<(PathBuf, HostTree)>,
+    /// `linux.maskedPaths`, in order.
+    pub masked: Vec<PathBuf>,
+    /// One detached, verified `/dev/null` for all of them (`None` without
+    /// masked paths): attached at the first masked file, and cloned from
+    /// there for the others (see [`mask`]). A detached tree that is never
+    /// attached is dissolved when its fd closes (at the container's
+    /// `execve`), and each such dissolve waits for an expedited RCU grace
+    /// period: one tree per path, most of them unused (paths the kernel
+    /// lacks, and directories, which get a tmpfs), cost the container's
+    /// start several.
+    pub masked_null: Option<HostTree>,
     pub readonly: Vec<PathBuf>,
     pub readonly_root: bool,
     /// Propagation requested for the container's `/`.
@@ -112,9 +121,8 @@ impl RootfsPlan {
                 Source::Fs { .. } => {}
             }
         }
-        for (path, tree) in &self.masked {
-            tree.fd()
-                .with_context(|| format!("linux.maskedPaths {}: /dev/null", path.display()))?;
+        if let Some(tree) = &self.masked_null {
+            tree.fd().context("linux.maskedPaths: /dev/null")?;
         }
         self.devices.clone_deferred()
     }
@@ -435,37 +443,23 @@ pub fn prepare(
         .into_iter()
         .map(PathBuf::from)
         .collect();
-    let mut masked = Vec::new();
-    let null = (libc::S_IFCHR, libc::makedev(1, 3));
-    if defer {
-        for p in masked_paths {
-            let tree = HostTree::new(
-                Path::new("/dev/null"),
-                false,
-                MountAttr::default(),
-                MountAttr::default(),
-                Some(null),
-                true,
-            )
-            .context("/dev/null: cannot open")?;
-            masked.push((p, tree));
-        }
-    } else if !masked_paths.is_empty() {
-        let first = verified_dev_null()?;
-        for (n, p) in masked_paths.into_iter().enumerate() {
-            let fd = if n == 0 {
-                first.try_clone()?
-            } else {
-                clone_tree(Path::new("/dev/null"), false)?
-            };
-            // Each clone must be the same verified device.
-            let st = resolve::fstat(fd.as_fd())?;
-            if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
-                bail!("/dev/null changed while preparing maskedPaths");
-            }
-            masked.push((p, HostTree::ready(fd)));
-        }
-    }
+    let masked_null = if masked_paths.is_empty() {
+        None
+    } else if defer {
+        let null = (libc::S_IFCHR, libc::makedev(1, 3));
+        let tree = HostTree::new(
+            Path::new("/dev/null"),
+            false,
+            MountAttr::default(),
+            MountAttr::default(),
+            Some(null),
+            true,
+        )
+        .context("/dev/null: cannot open")?;
+        Some(tree)
+    } else {
+        Some(HostTree::ready(verified_dev_null()?))
+    };
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => {
             propagation_flag(p).with_context(|| format!("linux.rootfsPropagation {p}: unknown"))?
@@ -476,7 +470,8 @@ pub fn prepare(
         rootfs: resolve::cstring(rootfs)?,
         mounts,
         devices: devices::prepare(spec, userns || host.unprivileged, defer)?,
-        masked,
+        masked: masked_paths,
+        masked_null,
         readonly: linux
             .and_then(|l| l.readonly_paths().clone())
             .unwrap_or_default()
@@ -742,9 +737,23 @@ pub fn setup(plan: &RootfsPlan, join_network: &mut dyn FnMut() -> Result<()>) ->
     crate::timing::mark("child: devices");
     // 5. Masked and read-only paths.
     let mut empty_dir = None;
-    for (path, devnull) in &plan.masked {
-        mask(root.as_fd(), path, devnull.fd()?, &mut empty_dir, label)
+    let mut null_attached = false;
+    for path in &plan.masked {
+        let devnull = plan
+            .masked_null
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("/dev/null missing"))
+            .and_then(|t| Ok(t.fd()?))
             .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
+        mask(
+            root.as_fd(),
+            path,
+            devnull,
+            &mut null_attached,
+            &mut empty_dir,
+            label,
+        )
+        .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
     }
     for path in &plan.readonly {
         make_readonly(root.as_fd(), path)
@@ -970,14 +979,19 @@ fn new_fs(
     Ok(m)
 }
 
-/// Masks `path`: a file with `devnull`, a directory with an empty read-only
-/// tmpfs. The first masked directory gets a new tmpfs (kept in
-/// `empty_dir`); the others get a bind of that same empty mount, which
-/// costs no new superblock (a tenth of a millisecond each under emulation).
+/// Masks `path`: a file with `/dev/null`, a directory with an empty
+/// read-only tmpfs. The first masked file gets the detached `devnull`
+/// itself (`null_attached` then set), the others a clone of that mount,
+/// now attached: no tree is left to dissolve (see
+/// [`RootfsPlan::masked_null`]). Likewise the first masked directory gets
+/// a new tmpfs (kept in `empty_dir`); the others get a bind of that same
+/// empty mount, which costs no new superblock (a tenth of a millisecond
+/// each under emulation).
 fn mask(
     root: BorrowedFd<'_>,
     path: &Path,
     devnull: BorrowedFd<'_>,
+    null_attached: &mut bool,
     empty_dir: &mut Option<OwnedFd>,
     label: Option<&str>,
 ) -> Result<()> {
@@ -1002,8 +1016,12 @@ fn mask(
         if empty_dir.is_none() {
             *empty_dir = Some(m);
         }
+    } else if *null_attached {
+        let m = mapi::open_tree(devnull, c"", mapi::OPEN_TREE_CLONE | mapi::AT_EMPTY_PATH)?;
+        mapi::move_mount_fd(m.as_fd(), target.as_fd())?;
     } else {
         mapi::move_mount_fd(devnull, target.as_fd())?;
+        *null_attached = true;
     }
     Ok(())
 }
