@@ -59,7 +59,11 @@ pub fn start() -> Option<Pending> {
         return None;
     }
     let result = Box::new(AtomicI64::new(PENDING));
-    let mut stack = vec![0u8; STACK];
+    // Uninitialised: a zeroed stack (`vec![0; STACK]`) is zeroed by
+    // `calloc` wherever the heap was used before, which writes, and
+    // faults in, all 16 pages; the helper touches one. It writes its
+    // stack before it reads it, like any thread's.
+    let mut stack: Vec<u8> = Vec::with_capacity(STACK);
     // The stack grows down from its 16-byte aligned top.
     let top = (stack.as_mut_ptr() as usize + STACK) & !15;
     let flags = libc::CLONE_VM | libc::CLONE_FILES | libc::SIGCHLD;
