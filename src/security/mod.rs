@@ -4,5 +4,6 @@
 pub mod caps;
 pub mod lsm;
 pub mod seccomp;
+mod syscall_table;
 mod syscalls_i386;
 mod syscalls_x86_64;

@@ -30,6 +30,7 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
+use super::syscall_table::Call;
 use super::syscalls_i386::SYSCALLS as I386_SYSCALLS;
 use super::syscalls_x86_64::SYSCALLS;
 
@@ -81,14 +82,14 @@ pub struct Compiled {
 
 /// The system call number of a name on this architecture.
 pub fn syscall_nr(name: &str) -> Option<u32> {
-    lookup(SYSCALLS, name)
+    lookup(&SYSCALLS, name)
 }
 
-fn lookup(table: &[(&str, u32)], name: &str) -> Option<u32> {
+fn lookup(table: &[Call], name: &str) -> Option<u32> {
     table
-        .binary_search_by(|(n, _)| n.cmp(&name))
+        .binary_search_by(|c| c.name_bytes().cmp(name.as_bytes()))
         .ok()
-        .map(|i| table[i].1)
+        .map(|i| table[i].nr())
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>, default_errno: u32) -> u32 {
@@ -503,7 +504,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     // Stable: profiles list their names sorted, in long runs it merges.
     names.sort_by(|a, b| a.0.cmp(b.0));
     // The rules of one architecture: each call's body, then the search.
-    let section = |table: &[(&str, u32)]| -> Result<Vec<Insn>> {
+    let section = |table: &[Call]| -> Result<Vec<Insn>> {
         // (number, rule, place) for every name this architecture knows;
         // unknown names are skipped, as runc does.
         // Packed as one u64 (number, rule, place: 16, 24 and 24 bits) so
@@ -520,9 +521,9 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
         let mut hits: Vec<u64> = Vec::with_capacity(names.len());
         let mut t = table.iter().peekable();
         for &(name, i, j) in &names {
-            while t.next_if(|(n, _)| *n < name).is_some() {}
+            while t.next_if(|c| c.name_bytes() < name.as_bytes()).is_some() {}
             match t.peek() {
-                Some((n, nr)) if *n == name => hits.push(pack(*nr, i, j)),
+                Some(c) if c.name_bytes() == name.as_bytes() => hits.push(pack(c.nr(), i, j)),
                 Some(_) => {}
                 None => break,
             }
@@ -594,9 +595,9 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
         tree(&calls, default, &mut out);
         Ok(out)
     };
-    let native = section(SYSCALLS)?;
+    let native = section(&SYSCALLS)?;
     let i386 = if i386_listed {
-        section(I386_SYSCALLS)?
+        section(&I386_SYSCALLS)?
     } else {
         vec![ins(RET, 0, 0, RET_KILL_PROCESS)]
     };
@@ -745,7 +746,14 @@ mod tests {
         assert_eq!(syscall_nr("read"), Some(0));
         assert_eq!(syscall_nr("execve"), Some(59));
         assert_eq!(syscall_nr("no_such_call"), None);
-        assert!(SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0), "table sorted");
+        assert!(
+            SYSCALLS.windows(2).all(|w| w[0].name() < w[1].name()),
+            "table sorted"
+        );
+        assert!(
+            I386_SYSCALLS.windows(2).all(|w| w[0].name() < w[1].name()),
+            "table sorted"
+        );
     }
 
     #[test]
@@ -944,7 +952,7 @@ mod tests {
 
     /// What a profile says of one call, read straight from the profile:
     /// the first rule naming it whose every argument check holds.
-    fn reference(s: &LinuxSeccomp, table: &[(&str, u32)], nr: u32, args: [u64; 6]) -> u32 {
+    fn reference(s: &LinuxSeccomp, table: &[Call], nr: u32, args: [u64; 6]) -> u32 {
         for sc in s.syscalls().iter().flatten() {
             if !sc.names().iter().any(|n| lookup(table, n) == Some(nr)) {
                 continue;
@@ -1006,7 +1014,9 @@ mod tests {
         for round in 0..40 {
             // Few names, many rules: the same call in several rules, with
             // and without arguments, in every order.
-            let names: Vec<&str> = (0..1 + g.next() % 60).map(|_| g.pick(SYSCALLS).0).collect();
+            let names: Vec<&str> = (0..1 + g.next() % 60)
+                .map(|_| g.pick(&SYSCALLS).name())
+                .collect();
             let rules: Vec<serde_json::Value> = (0..g.next() % 80)
                 .map(|_| {
                     let n: Vec<&str> = (0..1 + g.next() % 3).map(|_| *g.pick(&names)).collect();
@@ -1035,7 +1045,7 @@ mod tests {
             }))
             .unwrap();
             let c = compile(&s).unwrap();
-            for (arch, table) in [(X, SYSCALLS), (AUDIT_ARCH_I386, I386_SYSCALLS)] {
+            for (arch, table) in [(X, &SYSCALLS[..]), (AUDIT_ARCH_I386, &I386_SYSCALLS[..])] {
                 for nr in 0..470 {
                     for _ in 0..4 {
                         let args = [(); 6].map(|_| *g.pick(&values));
@@ -1056,7 +1066,7 @@ mod tests {
         // intervals, so the upper nodes' left halves are beyond a
         // conditional jump's 255 instructions (`JA` over them).
         let mut rules = Vec::new();
-        for (n, (name, nr)) in SYSCALLS.iter().enumerate() {
+        for (n, (name, nr)) in SYSCALLS.iter().map(|c| (c.name(), c.nr())).enumerate() {
             let act = if nr % 2 == 0 {
                 "SCMP_ACT_ALLOW"
             } else {
@@ -1079,7 +1089,7 @@ mod tests {
             c.program.iter().any(|i| i.code == JA && i.k > 255),
             "no long jump"
         );
-        for (arch, table) in [(X, SYSCALLS), (AUDIT_ARCH_I386, I386_SYSCALLS)] {
+        for (arch, table) in [(X, &SYSCALLS[..]), (AUDIT_ARCH_I386, &I386_SYSCALLS[..])] {
             for nr in 0..470 {
                 for a0 in [0, 7, 14, 21, 99] {
                     let args = [a0, 0, 0, 0, 0, 0];
@@ -1098,7 +1108,7 @@ mod tests {
         // The kernel runs a new filter once per call number and
         // architecture when it is loaded (its allow cache): a profile of
         // every call must not cost it a walk past every rule.
-        let names: Vec<&str> = SYSCALLS.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = SYSCALLS.iter().map(|c| c.name()).collect();
         let c = profile(serde_json::json!({
             "defaultAction": "SCMP_ACT_ERRNO",
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],

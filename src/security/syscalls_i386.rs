@@ -1,7 +1,12 @@
 //! i386 system call numbers by name (for `SCMP_ARCH_X86` rules: 32-bit
 //! programs on x86_64 hosts). Generated from the libc crate's constants.
 
-pub const SYSCALLS: &[(&str, u32)] = &[
+use super::syscall_table::{pack, Call};
+
+/// The table, packed without pointers (see `syscall_table`).
+pub static SYSCALLS: [Call; LIST.len()] = pack(LIST);
+
+const LIST: &[(&str, u32)] = &[
     ("_llseek", 140),
     ("_newselect", 142),
     ("_sysctl", 149),

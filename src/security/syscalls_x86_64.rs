@@ -2,7 +2,12 @@
 //! Generated from the libc crate's `SYS_*` constants plus newer calls;
 //! sorted by name for binary search.
 
-pub const SYSCALLS: &[(&str, u32)] = &[
+use super::syscall_table::{pack, Call};
+
+/// The table, packed without pointers (see `syscall_table`).
+pub static SYSCALLS: [Call; LIST.len()] = pack(LIST);
+
+const LIST: &[(&str, u32)] = &[
     ("_sysctl", 156),
     ("accept", 43),
     ("accept4", 288),
