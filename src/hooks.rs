@@ -254,9 +254,7 @@ fn open_fds() -> Option<Vec<i32>> {
 /// a startContainer hook) each fd is marked with `fcntl`: those listed in
 /// `open`, else every number below the fd limit.
 fn cloexec_above_stderr(open: Option<&[i32]>) -> std::io::Result<()> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let r = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    if r == 0 {
+    if crate::sys::cloexec_from(3).is_ok() {
         return Ok(());
     }
     cloexec_each(open)

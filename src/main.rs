@@ -9,21 +9,24 @@
 use clap::Parser;
 use rrun::{cli, commands, launch, logging, timing, SPEC_VERSION};
 
-/// The process's entry, called by glibc's start. The arguments come from
-/// `std::env::args_os`, which glibc hands to std before `main` runs.
+/// The process's entry, called by the C library's start with the command
+/// line. (`std::env::args_os` would be empty: with musl, std learns the
+/// arguments only from its own `main`, which rrun does not use.)
 #[cfg(not(test))]
 #[no_mangle]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     rrun::sys::process_start();
-    run()
+    // SAFETY: the C start hands `main` argc valid C strings in argv.
+    let args = unsafe { rrun::sys::args_from_c(argc, argv) };
+    run(&args)
 }
 
 #[cfg_attr(test, allow(dead_code))]
-fn run() -> ! {
+fn run(args: &[std::ffi::OsString]) -> ! {
     let start = timing::now_usec();
     // The common command lines without clap's cost; the rest (and every
     // error) through clap.
-    let cli = cli::fast::parse(std::env::args_os()).unwrap_or_else(cli::Cli::parse);
+    let cli = cli::fast::parse(args).unwrap_or_else(|| cli::Cli::parse_from(args));
     let g = &cli.global;
     logging::init(g.log.as_deref(), g.log_format, g.debug);
     if g.debug {
@@ -97,3 +100,11 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         Spec { bundle, rootless } => commands::spec(bundle.as_deref(), *rootless).map(|_| 0),
     }
 }
+
+/// musl's own allocator (mallocng) maps and unmaps pages for small
+/// allocations as they come and go (a `create` made ~40 `mmap`s and
+/// `munmap`s with it); dlmalloc takes memory 64 KiB at a time and reuses it,
+/// as glibc's malloc did.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

@@ -924,8 +924,8 @@ fn receive_notify_fd(listener: UnixListener) -> Result<Received, String> {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    // SAFETY: msg describes valid buffers.
+    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _; // u32 with musl, usize with glibc
+                                                            // SAFETY: msg describes valid buffers.
     let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));

@@ -524,9 +524,11 @@ fn cve_2021_30465_swapping_the_mount_parent_during_create_never_reaches_the_host
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                // SAFETY: two NUL-terminated paths.
+                // SAFETY: two NUL-terminated paths. (A raw system call:
+                // musl has no renameat2 wrapper.)
                 unsafe {
-                    libc::renameat2(
+                    libc::syscall(
+                        libc::SYS_renameat2,
                         libc::AT_FDCWD,
                         a.as_ptr(),
                         libc::AT_FDCWD,
@@ -998,8 +1000,8 @@ fn console_agent(listener: UnixListener, marker: &'static str) -> Result<String,
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    // SAFETY: msg describes valid buffers.
+    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _; // u32 with musl, usize with glibc
+                                                            // SAFETY: msg describes valid buffers.
     if unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
         return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
     }

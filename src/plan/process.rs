@@ -65,6 +65,7 @@ fn cstr(s: &str, field: &str) -> Result<CString> {
 }
 
 fn rlimit_resource(name: &str) -> Option<u32> {
+    // The constants are `c_int` with musl, `c_uint` with glibc.
     Some(match name {
         "RLIMIT_CPU" => libc::RLIMIT_CPU,
         "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
@@ -83,7 +84,7 @@ fn rlimit_resource(name: &str) -> Option<u32> {
         "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
         "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
         _ => return None,
-    })
+    } as u32)
 }
 
 /// True when this process may raise hard rlimits (CAP_SYS_RESOURCE).
@@ -429,7 +430,10 @@ mod tests {
 
     #[test]
     fn rlimit_names_map_to_kernel_resources() {
-        assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE));
+        assert_eq!(
+            rlimit_resource("RLIMIT_NOFILE"),
+            Some(libc::RLIMIT_NOFILE as u32)
+        );
         assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
     }
 

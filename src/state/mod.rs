@@ -299,9 +299,11 @@ pub fn replace_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)
         };
         let (from, to) = (c(tmp)?, c(path)?);
-        // SAFETY: two NUL-terminated paths, relative to the cwd.
+        // SAFETY: two NUL-terminated paths, relative to the cwd. (A raw
+        // system call: musl has no `renameat2` wrapper.)
         let r = unsafe {
-            libc::renameat2(
+            libc::syscall(
+                libc::SYS_renameat2,
                 libc::AT_FDCWD,
                 from.as_ptr(),
                 libc::AT_FDCWD,

@@ -208,8 +208,16 @@ pub fn drain(fd: BorrowedFd<'_>) -> io::Result<usize> {
 /// Marks every fd from `first` up close-on-exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let ret = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    check(ret as libc::c_long)?;
+    // (A raw system call: musl has no wrapper.)
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    check(ret)?;
     Ok(())
 }
 
@@ -400,7 +408,19 @@ static SIGPIPE_IGNORED_BY_CALLER: std::sync::atomic::AtomicBool =
 /// lookup (a read of /proc/self/maps parsed with `sscanf`, 15% of the
 /// instructions of a `rrun state`) and the alternate signal stack that
 /// only serves the "stack overflow" message.
+///
+/// Added: a panic ends the process that panicked, by its own thread id
+/// ([`abort_self`]). musl's `abort` signals the thread id its start
+/// recorded, which in a process rrun makes with a raw `clone` (the
+/// container's init, an exec's child, the network namespace helper) is
+/// still its parent's: a panic there would signal the parent, or whichever
+/// process has that number in the child's pid namespace.
 pub fn process_start() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print(info);
+        abort_self()
+    }));
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,
@@ -422,6 +442,46 @@ pub fn process_start() {
     // SAFETY: sets a disposition to SIG_IGN; no handler runs.
     let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     SIGPIPE_IGNORED_BY_CALLER.store(old == libc::SIG_IGN, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ends this process as `abort` does (SIGABRT, default action), by the
+/// thread id the kernel gives it now rather than one cached at start; if
+/// the signal does not end it (the init of a pid namespace ignores its own
+/// signals), exits with 134, the status a shell shows for SIGABRT.
+pub fn abort_self() -> ! {
+    // SAFETY: plain system calls on integers and a local signal set; no
+    // handler runs (SIGABRT is set to its default action first).
+    unsafe {
+        libc::signal(libc::SIGABRT, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGABRT);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            libc::SIGABRT,
+        );
+        libc::_exit(134)
+    }
+}
+
+/// The command line `main` receives, as `OsString`s.
+///
+/// # Safety
+/// `argv` must hold `argc` pointers to NUL-terminated strings, as the C
+/// start gives `main`.
+pub unsafe fn args_from_c(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..usize::try_from(argc).unwrap_or(0))
+        // SAFETY: the caller's promise; `i < argc`.
+        .map(|i| unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) })
+        .map(|c| std::ffi::OsStr::from_bytes(c.to_bytes()).to_os_string())
+        .collect()
 }
 
 /// Gives the process about to become the container's (or a hook's) the
@@ -552,6 +612,28 @@ pub fn in_user_namespace() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child made by a raw `clone` (as rrun makes the container's init),
+    /// where the C library still holds its parent's thread id: `abort_self`
+    /// ends the child with SIGABRT and leaves the parent (this test) alone.
+    #[test]
+    fn abort_self_in_a_raw_clone_ends_the_child_not_its_parent() {
+        // SAFETY: a fork-like clone (no shared memory); the child makes
+        // only the system calls of `abort_self`.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+        assert!(pid >= 0, "clone: {}", io::Error::last_os_error());
+        if pid == 0 {
+            abort_self();
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let r = unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+        assert_eq!(r, pid as i32);
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT,
+            "child status {status:#x}"
+        );
+    }
 
     #[test]
     fn read_to_string_reads_small_and_large_files_whole() {

@@ -6,7 +6,7 @@
 #   tests/bench/bench.sh --breakdown [-n RUNS] [RRUN | OLD_RRUN NEW_RRUN]
 #
 #   RUNTIME   a name on PATH or a path to a binary. "rrun" means this repo's
-#             target/<host tuple>/release/rrun (built with `cargo build --release` if it
+#             target/x86_64-unknown-linux-musl/release/rrun (built with `cargo build --release` if it
 #             is missing). Default: rrun crun runc, plus youki if on PATH.
 #   -n RUNS   samples per timed measurement (default 30).
 #   --floor   also time `unshare --fork --pid --mount --uts --ipc --net
@@ -128,7 +128,7 @@ RT_BIN=()
 for r in "${RUNTIMES[@]}"; do
     bin=""
     if [ "$r" = rrun ]; then
-        bin=$REPO/target/$(rustc -vV | sed -n 's/^host: //p')/release/rrun
+        bin=$REPO/target/x86_64-unknown-linux-musl/release/rrun
         if [ ! -x "$bin" ]; then
             [ -n "${RRUN_BENCH_IN_NS:-}" ] && die "$bin disappeared"
             say "building rrun (cargo build --release)"

@@ -50,7 +50,7 @@ REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
 LIST=$REPO/link/hot-functions.txt
 
 if [ -z "${RRUN_HOT_IN_NS:-}" ]; then
-    TUPLE=$(rustc -vV | sed -n 's/^host: //p')
+    TUPLE=x86_64-unknown-linux-musl # .cargo/config.toml's build.target
     OUT=$REPO/target/hot-functions
     echo "hot-functions: building the release with a link map in $OUT" >&2
     mkdir -p "$OUT"

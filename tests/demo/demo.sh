@@ -8,9 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 if ! [ -x /bin/busybox ] || ! /bin/busybox --list >/dev/null 2>&1; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static
 fi
+# rrun's target (.cargo/config.toml); rustup fetches its std once.
+rustup target add x86_64-unknown-linux-musl
 cargo build --release --locked
-# .cargo/config.toml builds for the host tuple: target/<tuple>/release/rrun.
-RRUN=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/rrun
+# .cargo/config.toml names the target (musl): target/<tuple>/release/rrun.
+RRUN=$PWD/target/x86_64-unknown-linux-musl/release/rrun
 
 work=$(mktemp -d /tmp/rrun-demo.XXXXXX)
 root=$work/state
