@@ -628,9 +628,13 @@ fn joined_network_uts_ipc_namespaces_are_shared_with_first_container() {
     assert_nothing_left(&env.rt, &b_id, &b);
 }
 
+/// Also: B's config asks for a new network namespace, which rrun starts
+/// making as soon as it reads the config; joining a pid namespace needs two
+/// stages, where the clone's child makes it instead, so that start is
+/// stopped, and B gets a network namespace of its own all the same.
 #[test]
 fn joined_pid_namespace_sees_first_containers_processes() {
-    let mut env = TestEnv::new("ns_join_pid");
+    let mut env = TestEnv::with_log("ns_join_pid");
     env.bundle.set_args(&["sleep", "1000"]);
     let a_id = format!("{}-a", env.id);
     let a_pid = start_sleeper(&env, &env.bundle, &a_id);
@@ -647,14 +651,27 @@ fn joined_pid_namespace_sees_first_containers_processes() {
     });
     b.set_script(&format!(
         "echo self=$$; echo init=$(tr '\\0' ' ' < /proc/1/cmdline); {}",
-        print_ns_script(&["pid"])
+        print_ns_script(&["pid", "net"])
     ));
     let b_id = format!("{}-b", env.id);
     let out = env
         .rt
-        .cmd(&["run", "--bundle", b.path_str(), b_id.as_str()]);
+        .cmd(&["--debug", "run", "--bundle", b.path_str(), b_id.as_str()]);
     assert!(out.status.success(), "second container: {}", describe(&out));
     let out = stdout(&out);
+    let net = field(&out, "ns_net");
+    assert!(
+        net != host_ns("net") && net != pid_ns(a_pid, "net"),
+        "B's network namespace {net} is the host's or A's"
+    );
+    if !is_reference_runtime() {
+        let log = env.rt.log_contents();
+        assert!(
+            log.contains("network namespace helper stopped")
+                && !log.contains("network namespace made by the helper"),
+            "the early network namespace helper was not stopped:\n{log}"
+        );
+    }
     assert_eq!(
         field(&out, "init").trim(),
         "sleep 1000",

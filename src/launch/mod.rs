@@ -125,7 +125,14 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         bail!("--systemd-cgroup: systemd is not running on this host: run without --systemd-cgroup, so rrun manages cgroupfs itself (containerd: SystemdCgroup = false)");
     }
     let bundle_dir = opts.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
-    let mut bundle = crate::spec::load_bundle(&bundle_dir)?;
+    let (dir, text) = crate::spec::read_config(&bundle_dir)?;
+    // The network namespace is made while the rest is parsed and planned
+    // (netns.rs): its helper starts as soon as the config is seen to want
+    // one; the namespace plan below keeps it or stops it. (`Some(None)`: it
+    // could not start, and the clone will make the namespace.)
+    let early_net = crate::spec::asks_new_net_without_user(&text).then(netns::start);
+    let mut bundle = crate::spec::load_config(dir, &text)?;
+    drop(text);
     crate::timing::mark("config loaded");
     let listen_fds = socket_activation(&mut bundle.spec);
     let proc = bundle.spec.process().as_ref().context("process: missing")?;
@@ -157,8 +164,20 @@ fn create_with(global: &Global, opts: &cli::Create, foreground: bool) -> Result<
         refuse_privileged(&bundle.spec)?;
     }
     let ns = namespaces::plan(&bundle.spec)?;
-    // The network namespace is made while the rest is planned (netns.rs).
-    let net_helper = ns.can_make_net_aside().then(netns::start).flatten();
+    // A helper the plan has no use for (a user namespace must own the
+    // network namespace, or the clone has two stages) is stopped here.
+    let net_helper = if ns.can_make_net_aside() {
+        early_net.unwrap_or_else(netns::start)
+    } else {
+        if let Some(Some(unwanted)) = early_net {
+            drop(unwanted);
+            crate::logging::log(
+                crate::logging::Level::Debug,
+                "create: network namespace helper stopped: the clone makes the namespace (user namespace or two stages)",
+            );
+        }
+        None
+    };
     let store = Store::new(&global.root);
     let locked = store.create_dir(&opts.id)?;
     crate::timing::mark("state dir made");

@@ -6,10 +6,12 @@
 //! waits for everything the parent plans before it, and the container's
 //! setup waits for it. So when the config asks for a new one and no user
 //! namespace is involved (which would have to own it), `create` starts a
-//! helper right after reading the config: the helper unshares a network
-//! namespace, on the other CPU, while the parent makes the state directory
-//! and the cgroups, plans, and clones the container's first process
-//! without one. That process makes its mounts meanwhile, and joins the
+//! helper as soon as it has read config.json (a first pass over
+//! `linux.namespaces` alone, `spec::asks_new_net_without_user`; the
+//! namespace plan then keeps the helper or stops it): the helper unshares
+//! a network namespace, on the other CPU, while the parent parses and
+//! checks the config, makes the state directory and the cgroups, plans,
+//! and clones the container's first process without one. That process makes its mounts meanwhile, and joins the
 //! namespace (`setns`, the fd sent over the sync channel) before the first
 //! mount that needs it (sysfs shows the namespace it is mounted in).
 //!

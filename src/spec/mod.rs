@@ -28,12 +28,26 @@ pub struct Bundle {
 
 /// Loads `<bundle>/config.json`, validates it and resolves the rootfs path.
 pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
+    let (dir, text) = read_config(bundle)?;
+    load_config(dir, &text)
+}
+
+/// The bundle directory (absolute) and the text of its config.json, for
+/// [`load_config`].
+pub fn read_config(bundle: &Path) -> Result<(PathBuf, Vec<u8>)> {
     let dir = std::fs::canonicalize(bundle)
         .with_context(|| format!("bundle {}: cannot open", bundle.display()))?;
     let config = dir.join("config.json");
     let text =
         std::fs::read(&config).with_context(|| format!("{}: cannot read", config.display()))?;
-    let mut spec = parse(&text).with_context(|| format!("{}", config.display()))?;
+    Ok((dir, text))
+}
+
+/// Parses and validates the config.json text [`read_config`] read from
+/// `dir`, and resolves the rootfs path.
+pub fn load_config(dir: PathBuf, text: &[u8]) -> Result<Bundle> {
+    let config = dir.join("config.json");
+    let mut spec = parse(text).with_context(|| format!("{}", config.display()))?;
     absolute_destinations(&mut spec);
     let root = spec.root().as_ref().context("config.json: root: missing")?;
     let rootfs = dir.join(root.path());
@@ -44,6 +58,42 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { dir, spec, rootfs })
+}
+
+/// Whether config.json text asks for a new network namespace and names no
+/// user namespace, read from `linux.namespaces` alone before the full parse
+/// (one pass over the text that keeps nothing else), so that `create` can
+/// start making the network namespace (`launch::netns`) while it parses
+/// and checks the rest. Only a hint: the namespace plan decides, and a
+/// helper it does not want is stopped. False for text that is not such a
+/// config.
+pub fn asks_new_net_without_user(text: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        namespaces: Option<Vec<Namespace>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Namespace {
+        #[serde(rename = "type")]
+        kind: String,
+        path: Option<String>,
+    }
+    let Ok(Config {
+        linux: Some(Linux {
+            namespaces: Some(list),
+        }),
+    }) = serde_json::from_slice::<Config>(text)
+    else {
+        return false;
+    };
+    let new_net = list
+        .iter()
+        .any(|n| n.kind == "network" && n.path.as_deref().unwrap_or("").is_empty());
+    new_net && !list.iter().any(|n| n.kind == "user")
 }
 
 /// config.md (1.2.0), Linux: a relative mount destination (deprecated,
@@ -136,6 +186,24 @@ pub fn drop_unknown_capabilities(process: &mut serde_json::Value, what: &str) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_new_network_namespace_without_a_user_namespace_is_seen_before_the_parse() {
+        let ns =
+            |list: &str| format!(r#"{{"ociVersion":"1.2.0","linux":{{"namespaces":[{list}]}}}}"#);
+        let asks = |t: &str| super::asks_new_net_without_user(t.as_bytes());
+        assert!(asks(&ns(r#"{"type":"pid"},{"type":"network"}"#)));
+        assert!(asks(&ns(r#"{"type":"network","path":""}"#)));
+        // Joined, not new; a user namespace would own it; none asked.
+        assert!(!asks(&ns(r#"{"type":"network","path":"/proc/1/ns/net"}"#)));
+        assert!(!asks(&ns(r#"{"type":"network"},{"type":"user"}"#)));
+        assert!(!asks(&ns(
+            r#"{"type":"network"},{"type":"user","path":"/x"}"#
+        )));
+        assert!(!asks(&ns(r#"{"type":"pid"}"#)));
+        assert!(!asks(r#"{"ociVersion":"1.2.0"}"#));
+        assert!(!asks("not json"));
+    }
+
     use super::*;
 
     #[test]
