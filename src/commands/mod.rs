@@ -320,8 +320,8 @@ pub fn list(global: &Global, format: ListFormat, quiet: bool) -> Result<()> {
 fn owner_name() -> String {
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
-    // Read /etc/passwd directly: rrun is linked statically, where glibc's
-    // NSS lookups are unreliable.
+    // Read /etc/passwd directly: rrun is linked statically (musl), without
+    // the host's NSS modules.
     std::fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|text| {
