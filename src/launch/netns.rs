@@ -11,9 +11,10 @@
 //! namespace plan then keeps the helper or stops it): the helper unshares
 //! a network namespace, on the other CPU, while the parent parses and
 //! checks the config, makes the state directory and the cgroups, plans,
-//! and clones the container's first process without one. That process makes its mounts meanwhile, and joins the
-//! namespace (`setns`, the fd sent over the sync channel) before the first
-//! mount that needs it (sysfs shows the namespace it is mounted in).
+//! and clones the container's first process without one. That process
+//! makes its mounts meanwhile, and joins the namespace (`setns`, the fd
+//! sent over the sync channel) before the first mount that needs it (sysfs
+//! shows the namespace it is mounted in).
 //!
 //! The helper is a process that shares rrun's memory and fd table
 //! (`CLONE_VM | CLONE_FILES`, like the child of `posix_spawn`): starting it
