@@ -18,7 +18,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -896,54 +896,10 @@ struct Received {
 /// Accepts one connection on `listener` and receives the notify fd with its
 /// JSON state.
 fn receive_notify_fd(listener: UnixListener) -> Result<Received, String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("no connection on the listener socket".into());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("accept: {e}")),
-        }
-    };
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    poll_in(stream.as_raw_fd(), Duration::from_secs(20))?;
-    // recvmsg with room for one SCM_RIGHTS fd.
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cmsg = [0u64; 8];
-    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _; // u32 with musl, usize with glibc
-                                                            // SAFETY: msg describes valid buffers.
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
-    }
-    let mut fd: Option<OwnedFd> = None;
-    // SAFETY: walking the control messages the kernel filled in.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
-                fd = Some(OwnedFd::from_raw_fd(raw));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    let fd = fd.ok_or("the message carried no fd")?;
-    let text = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    let AgentMessage { stream, bytes, fds } =
+        accept_one_message(&listener, 64 * 1024, Duration::from_secs(20))?;
+    let fd = fds.into_iter().next().ok_or("the message carried no fd")?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let payload: Value =
         serde_json::from_str(&text).map_err(|e| format!("payload is not JSON ({e}): {text:?}"))?;
     let fd_link = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))

@@ -16,7 +16,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
@@ -975,46 +975,8 @@ fn masked_paths_read_empty_with_the_hosts_dev_null() {
 /// container writes until `marker` shows up, EOF, or 15 s.
 fn console_agent(listener: UnixListener, marker: &'static str) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(15);
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("no connection on the console socket".into());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("accept: {e}")),
-        }
-    };
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cmsg = [0u64; 8];
-    // SAFETY: zeroed msghdr, pointers valid for the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _; // u32 with musl, usize with glibc
-                                                            // SAFETY: msg describes valid buffers.
-    if unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
-        return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
-    }
-    let mut master: Option<OwnedFd> = None;
-    // SAFETY: walking the control messages the kernel filled in.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS {
-            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32);
-            master = Some(OwnedFd::from_raw_fd(raw));
-        }
-    }
-    let master = master.ok_or("no pty master received")?;
+    let got = accept_one_message(&listener, 4096, Duration::from_secs(15))?;
+    let master = got.fds.into_iter().next().ok_or("no pty master received")?;
     let mut text = Vec::new();
     while Instant::now() < deadline {
         let mut p = libc::pollfd {

@@ -2,8 +2,7 @@
 //! terminal and rootless tests.
 
 use std::fs;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -60,32 +59,11 @@ impl ConsoleSocket {
     /// Accepts the runtime's connection and receives one message with its
     /// fds.
     pub fn receive(&self) -> Received {
-        let s = self
-            .accept(T)
-            .expect("nobody connected to the console socket");
-        s.set_nonblocking(false).unwrap();
-        s.set_read_timeout(Some(T)).unwrap();
-        let mut buf = [0u8; 4096];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 8]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            s.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .expect("recvmsg on the console socket");
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().expect("control messages") {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
-                // SAFETY: the kernel just installed these fds for us.
-                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-            }
-        }
-        let n = msg.bytes;
+        let got = super::accept_one_message(&self.listener, 4096, T)
+            .unwrap_or_else(|e| panic!("the console socket: {e}"));
         Received {
-            name: String::from_utf8_lossy(&buf[..n]).into_owned(),
-            fds,
+            name: String::from_utf8_lossy(&got.bytes).into_owned(),
+            fds: got.fds,
         }
     }
 

@@ -1523,3 +1523,66 @@ impl Runtime {
         }
     }
 }
+
+/// What an agent on one of the runtime's unix sockets (a console socket, a
+/// seccomp listener) received: the connection, still open; the message's
+/// bytes; the fds it carried (SCM_RIGHTS).
+pub struct AgentMessage {
+    pub stream: std::os::unix::net::UnixStream,
+    pub bytes: Vec<u8>,
+    pub fds: Vec<std::os::fd::OwnedFd>,
+}
+
+/// Accepts one connection on `listener` and receives one message of at most
+/// `max` bytes with its fds, each wait bounded by `timeout`. Errors as text,
+/// for agents that run on a thread of their own.
+pub fn accept_one_message(
+    listener: &std::os::unix::net::UnixListener,
+    max: usize,
+    timeout: Duration,
+) -> Result<AgentMessage, String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let deadline = Instant::now() + timeout;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err(format!("no connection on the socket within {timeout:?}"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))
+        .map_err(|e| e.to_string())?;
+    let mut bytes = vec![0u8; max];
+    let mut iov = [std::io::IoSliceMut::new(&mut bytes)];
+    let mut space = nix::cmsg_space!([RawFd; 8]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("recvmsg: {e}"))?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().map_err(|e| format!("control messages: {e}"))? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+            // SAFETY: the kernel just installed these fds for us.
+            fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    let n = msg.bytes;
+    bytes.truncate(n);
+    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    Ok(AgentMessage { stream, bytes, fds })
+}
