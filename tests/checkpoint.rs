@@ -619,10 +619,14 @@ fn restore_into_a_new_bundle_directory() {
     let at_dump = count(&data);
 
     // Another bundle: its own rootfs copy, /data bound from elsewhere.
+    // The volume moves with the container, as a migration would move it:
+    // the dump may have caught the shell inside `> /data/count`, with the
+    // file open, and CRIU reopens an open file by its path on restore.
     let other = TestDir::new("ckpt-newbundle-2");
     let mut bundle = copy_bundle(&env.bundle, other.path());
     let data2 = other.join("data");
     fs::create_dir(&data2).unwrap();
+    fs::copy(data.join("count"), data2.join("count")).unwrap();
     let mut config = env.bundle.config().clone();
     config["mounts"]
         .as_array_mut()
