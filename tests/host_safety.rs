@@ -1,7 +1,8 @@
 //! Host safety (issue 13, items 1-4 and 7): configs that point rrun at the
 //! namespaces, cgroups or processes of its caller are refused with a clear
 //! error, and a `create` (or `delete`) killed at any moment leaves nothing
-//! that `delete --force` cannot remove.
+//! that `delete --force` cannot remove. Nothing mounted in the container,
+//! by rrun or by its process, appears in the caller's mount namespace.
 //!
 //! The configs here are aimed at the runtime's own world. Every runtime
 //! command of those tests runs under `unshare` (a private mount, uts, ipc
@@ -645,5 +646,137 @@ fn delete_killed_half_way_can_be_run_again() {
         sp.signal(libc::SIGKILL);
         let _ = sp.wait_timeout(Duration::from_secs(10));
         assert_force_delete_leaves_nothing(&env, &id);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Mount propagation: nothing mounted in the container reaches the caller
+// ---------------------------------------------------------------------------
+
+/// A wrapper like [`SANDBOX`] in which `/dev` and each of `shared` (a
+/// directory, bound onto itself) are shared mounts, as on a systemd host.
+/// After the runtime's command it exits 98, naming them, if any mount
+/// appeared on `/dev/null` or below one of `shared` in that namespace: a
+/// mount the container's setup or its process made that propagated back.
+fn shared_sandbox(shared: &[&Path]) -> Vec<String> {
+    let dirs = shared
+        .iter()
+        .map(|p| p.to_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let script = format!(
+        "{{ mount --make-shared /dev 2>/dev/null || \
+             {{ mount --bind /dev /dev && mount --make-shared /dev; }}; }} || exit 97; \
+         for d in {dirs}; do \
+             mount --bind $d $d && mount --make-private $d && mount --make-shared $d || exit 97; \
+         done; \
+         \"$@\"; rc=$?; \
+         leaked=$(awk -v dirs='{dirs}' 'BEGIN {{ n = split(dirs, d, \" \") }} \
+             $5 == \"/dev/null\" {{ print $5 }} \
+             {{ for (i = 1; i <= n; i++) if (index($5, d[i] \"/\") == 1) print $5 }}' \
+             /proc/self/mountinfo); \
+         if [ -n \"$leaked\" ]; then \
+             echo \"mounted in the caller's namespace:\" $leaked >&2; exit 98; \
+         fi; \
+         exit $rc"
+    );
+    let mut argv: Vec<String> = SANDBOX.iter().map(|s| s.to_string()).collect();
+    argv.extend(["sh".into(), "-c".into(), script, "sh".into()]);
+    argv
+}
+
+/// A test env whose runtime runs in [`shared_sandbox`], its container
+/// with CAP_SYS_ADMIN (to mount things itself).
+fn shared_sandboxed(name: &str, shared: &[&Path]) -> TestEnv {
+    let mut env = TestEnv::new(name);
+    let argv = shared_sandbox(shared);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    env.rt = Runtime::new(env.dir.path()).wrapped(&argv);
+    env.bundle.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    env
+}
+
+#[test]
+fn masked_and_read_only_paths_never_mount_on_the_callers_dev_null() {
+    // Masked files get the caller's /dev/null bound over them. A copy of
+    // a shared mount is its peer: a read-only path over a masked one (a
+    // nodev bind), or the container mounting over a masked file, landed
+    // on the caller's /dev/null, which then nothing could open.
+    for p in ["/proc/keys", "/proc/timer_list"] {
+        assert!(Path::new(p).exists(), "this kernel has no {p} to mask");
+    }
+    let mut env = shared_sandboxed("prop_dev_null", &[]);
+    env.bundle.edit(|c| {
+        c["linux"]["maskedPaths"] = json!(["/proc/keys", "/proc/timer_list"]);
+        c["linux"]["readonlyPaths"] = json!(["/proc/keys"]);
+    });
+    env.bundle.set_script(
+        "echo keys=$(cat /proc/keys 2>/dev/null | wc -c); \
+         mount --bind /bin/busybox /proc/timer_list && echo mounted=yes",
+    );
+    let out = env.run(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        field(&text, "keys"),
+        "0",
+        "/proc/keys is not masked: {text}"
+    );
+    assert_eq!(field(&text, "mounted"), "yes", "{text}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn mounts_below_a_bind_of_a_shared_host_dir_stay_in_the_container() {
+    // A bind of a shared host directory, with rrun's own mounts below it
+    // (a tmpfs, a read-only and a masked path) and one the container
+    // makes: none may appear below the host's directory, with the default
+    // propagation or with `rshared` asked for (runc's `rshared` with
+    // `rootfsPropagation: rshared` propagates them back; rrun keeps the
+    // container's mounts in the container).
+    for (name, options, root) in [
+        ("default", &["rbind"][..], None),
+        ("rshared", &["rbind", "rshared"][..], Some("rshared")),
+    ] {
+        let dir = TestDir::new(&format!("prop_bind_src_{name}"));
+        let src = dir.join("src");
+        for d in ["sub", "ro", "masked", "mine"] {
+            fs::create_dir_all(src.join(d)).unwrap();
+        }
+        let mut env = shared_sandboxed(&format!("prop_bind_{name}"), &[&src]);
+        env.bundle.edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.push(json!({
+                "destination": "/data", "type": "bind",
+                "source": src.to_str().unwrap(), "options": options,
+            }));
+            mounts.push(json!({
+                "destination": "/data/sub", "type": "tmpfs", "source": "tmpfs",
+            }));
+            c["linux"]["readonlyPaths"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("/data/ro"));
+            c["linux"]["maskedPaths"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("/data/masked"));
+            if let Some(r) = root {
+                c["linux"]["rootfsPropagation"] = json!(r);
+            }
+        });
+        env.bundle
+            .set_script("mount -t tmpfs mine /data/mine && echo mounted=yes");
+        let out = env.run(&[]);
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        assert_eq!(field(&stdout(&out), "mounted"), "yes", "{name}");
+        env.assert_nothing_left();
     }
 }

@@ -129,6 +129,7 @@ fn step(
         let tree = super::HostTree::new(
             &path,
             false,
+            libc::MS_PRIVATE,
             Default::default(),
             Default::default(),
             Some((mode & libc::S_IFMT, rdev)),
@@ -139,7 +140,7 @@ fn step(
         })?;
         Some(tree)
     } else if bind_host {
-        let tree = super::clone_tree(&path, false).with_context(|| {
+        let tree = super::clone_tree(&path, false, libc::MS_PRIVATE).with_context(|| {
             format!("{field} {}: in a user namespace devices are bound from the host, and the host has none there", path.display())
         })?;
         let st = resolve::fstat(tree.as_fd())?;

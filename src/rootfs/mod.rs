@@ -128,16 +128,58 @@ impl RootfsPlan {
     }
 }
 
-/// Opens a host path as a detached mount tree (a bind source).
-pub fn clone_tree(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
+/// Opens a host path as a detached mount tree (a bind source), cut off
+/// from the host's mount propagation (see [`clone_at`]).
+pub fn clone_tree(path: &Path, recursive: bool, propagation: u64) -> std::io::Result<OwnedFd> {
     let c = resolve::cstring(path)?;
+    // SAFETY: AT_FDCWD is a valid dirfd for any process.
+    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    clone_at(cwd, &c, recursive, propagation)
+}
+
+/// `open_tree(OPEN_TREE_CLONE)` of `path` under `dir`, then every mount of
+/// the copy made `propagation` (`MS_SLAVE` or `MS_PRIVATE`). A copy of a
+/// shared mount is a peer of the original (the kernel's `clone_mnt`), and
+/// stays one once attached in the container: a mount made below it later,
+/// by rrun (a mount, masked or read-only path under a bind) or by the
+/// container, would appear on the host too. A slave still receives the
+/// host's mounts, as with runc, whose binds are made in a namespace whose
+/// `/` is already a slave; a private copy receives nothing.
+fn clone_at(
+    dir: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    recursive: bool,
+    propagation: u64,
+) -> std::io::Result<OwnedFd> {
     let mut flags = mapi::OPEN_TREE_CLONE;
     if recursive {
         flags |= mapi::AT_RECURSIVE;
     }
-    // SAFETY: AT_FDCWD is a valid dirfd for any process.
-    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    mapi::open_tree(cwd, &c, flags)
+    let tree = mapi::open_tree(dir, path, flags)?;
+    mapi::mount_setattr(
+        tree.as_fd(),
+        recursive,
+        &MountAttr {
+            propagation,
+            ..Default::default()
+        },
+    )?;
+    Ok(tree)
+}
+
+/// How the copies of host paths that a config asks for (binds, the cgroup
+/// view, the host's `/sys`) propagate, from `linux.rootfsPropagation`:
+/// private when it says private or unbindable, a slave otherwise. Never a
+/// peer of the host's mounts, even with `shared`/`rshared`: then a mount
+/// made in the container would change the caller's mount namespace
+/// (runc's `rshared` does; see SECURITY.md). rrun's own copies (the
+/// `/dev/null` of masked paths, host devices) are always private.
+pub fn host_copy_propagation(rootfs_propagation: u64) -> u64 {
+    if rootfs_propagation == libc::MS_PRIVATE || rootfs_propagation == libc::MS_UNBINDABLE {
+        libc::MS_PRIVATE
+    } else {
+        libc::MS_SLAVE
+    }
 }
 
 /// What the caller may do on the host side, for [`prepare`].
@@ -169,6 +211,8 @@ pub struct HostTree {
 struct TreeSpec {
     path: CString,
     recursive: bool,
+    /// See [`clone_at`].
+    propagation: u64,
     attr: MountAttr,
     rattr: MountAttr,
     /// The file type and device number it must have (`/dev/null`, devices).
@@ -180,21 +224,17 @@ impl TreeSpec {
     /// `/sys/fs/cgroup` (see `cgroups::cgfs`); the child (deferred clones)
     /// walks the path in its own mount namespace.
     fn clone_now(&self, in_parent: bool) -> std::io::Result<OwnedFd> {
-        let mut flags = mapi::OPEN_TREE_CLONE;
-        if self.recursive {
-            flags |= mapi::AT_RECURSIVE;
-        }
         let tree = if in_parent {
             use std::os::unix::ffi::OsStrExt;
             let path = Path::new(std::ffi::OsStr::from_bytes(self.path.as_bytes()));
             let (dirfd, rel) = crate::cgroups::cgfs::at(path)?;
             // SAFETY: AT_FDCWD or the fd cgfs keeps open for the process.
             let dirfd = unsafe { BorrowedFd::borrow_raw(dirfd) };
-            mapi::open_tree(dirfd, &rel, flags)?
+            clone_at(dirfd, &rel, self.recursive, self.propagation)?
         } else {
             // SAFETY: AT_FDCWD is a valid dirfd for any process.
             let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-            mapi::open_tree(cwd, &self.path, flags)?
+            clone_at(cwd, &self.path, self.recursive, self.propagation)?
         };
         setattr_if(tree.as_fd(), false, &self.attr)?;
         setattr_if(tree.as_fd(), true, &self.rattr)?;
@@ -218,6 +258,7 @@ impl HostTree {
     fn new(
         path: &Path,
         recursive: bool,
+        propagation: u64,
         attr: MountAttr,
         rattr: MountAttr,
         expect: Option<(u32, u64)>,
@@ -226,6 +267,7 @@ impl HostTree {
         let spec = TreeSpec {
             path: resolve::cstring(path)?,
             recursive,
+            propagation,
             attr,
             rattr,
             expect,
@@ -275,7 +317,8 @@ fn setattr_if(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> std::io:
 /// Opens `/dev/null` and checks through the fd that it really is the null
 /// device 1:3 (CVE-2025-31133: a swapped-in symlink must not be bound).
 fn verified_dev_null() -> Result<OwnedFd> {
-    let tree = clone_tree(Path::new("/dev/null"), false).context("/dev/null: cannot open")?;
+    let tree = clone_tree(Path::new("/dev/null"), false, libc::MS_PRIVATE)
+        .context("/dev/null: cannot open")?;
     let st = resolve::fstat(tree.as_fd())?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
         bail!("/dev/null on the host is not the null device; refusing to use it for maskedPaths");
@@ -317,6 +360,13 @@ pub fn prepare(
             n.iter()
                 .any(|ns| ns.typ() == LinuxNamespaceType::Ipc && ns.path().is_none())
         });
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => {
+            propagation_flag(p).with_context(|| format!("linux.rootfsPropagation {p}: unknown"))?
+        }
+        None => (libc::MS_SLAVE, true),
+    };
+    let copies = host_copy_propagation(propagation.0);
     let mut mounts = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let fstype = m.typ().clone().unwrap_or_default();
@@ -346,15 +396,20 @@ pub fn prepare(
                         m.destination().display()
                     );
                 }
-                let tree =
-                    HostTree::new(&src, opts.recursive_bind, opts.attr, opts.rattr, None, true)
-                        .with_context(|| {
-                            format!("mounts[{i}].source {}: cannot bind", src.display())
-                        })?;
+                let tree = HostTree::new(
+                    &src,
+                    opts.recursive_bind,
+                    copies,
+                    opts.attr,
+                    opts.rattr,
+                    None,
+                    true,
+                )
+                .with_context(|| format!("mounts[{i}].source {}: cannot bind", src.display()))?;
                 let is_dir = src.is_dir();
                 Source::Bind { tree, is_dir }
             } else {
-                let tree = clone_tree(&src, opts.recursive_bind).with_context(|| {
+                let tree = clone_tree(&src, opts.recursive_bind, copies).with_context(|| {
                     format!("mounts[{i}].source {}: cannot bind", src.display())
                 })?;
                 setattr_if(tree.as_fd(), false, &opts.attr).with_context(|| {
@@ -388,6 +443,7 @@ pub fn prepare(
                 has_ns(LinuxNamespaceType::Cgroup),
                 &opts,
                 defer,
+                copies,
             )?
         } else {
             if fstype.is_empty() || fstype == "none" {
@@ -413,6 +469,7 @@ pub fn prepare(
                 let tree = HostTree::new(
                     Path::new("/sys"),
                     true,
+                    copies,
                     MountAttr::default(),
                     rattr,
                     None,
@@ -450,6 +507,7 @@ pub fn prepare(
         let tree = HostTree::new(
             Path::new("/dev/null"),
             false,
+            libc::MS_PRIVATE,
             MountAttr::default(),
             MountAttr::default(),
             Some(null),
@@ -459,12 +517,6 @@ pub fn prepare(
         Some(tree)
     } else {
         Some(HostTree::ready(verified_dev_null()?))
-    };
-    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => {
-            propagation_flag(p).with_context(|| format!("linux.rootfsPropagation {p}: unknown"))?
-        }
-        None => (libc::MS_SLAVE, true),
     };
     Ok(RootfsPlan {
         rootfs: resolve::cstring(rootfs)?,
@@ -548,6 +600,7 @@ fn cgroup_source(
     cgroupns: bool,
     opts: &MountOptions,
     defer: bool,
+    propagation: u64,
 ) -> Result<Source> {
     // Read-only unless the spec explicitly asks for "rw" (CVE-2023-25809).
     let mut attr = opts.attr;
@@ -555,8 +608,16 @@ fn cgroup_source(
         attr.attr_set |= mapi::MOUNT_ATTR_RDONLY;
     }
     let bind = |p: &Path| -> Result<HostTree> {
-        HostTree::new(p, false, attr, MountAttr::default(), None, defer)
-            .with_context(|| format!("mounts[{i}]: cgroup {}: cannot bind", p.display()))
+        HostTree::new(
+            p,
+            false,
+            propagation,
+            attr,
+            MountAttr::default(),
+            None,
+            defer,
+        )
+        .with_context(|| format!("mounts[{i}]: cgroup {}: cannot bind", p.display()))
     };
     if views.is_empty() {
         // No cgroups (rootless, the tree not writable): an empty,
