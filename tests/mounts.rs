@@ -1236,3 +1236,87 @@ fn symlinked_mount_destination_cannot_escape_to_the_host() {
     }
     env.assert_nothing_left();
 }
+
+// ---------------------------------------------------------------------------
+// Steps after sysfs, run before the network namespace arrives
+// (src/rootfs/late.rs): the result is the config's order
+// ---------------------------------------------------------------------------
+
+/// The container's view of sysfs paths: how many entries `/sys/kernel/mm`
+/// lists, what `/sys/kernel/uevent_seqnum` reads, and the network devices
+/// sysfs shows.
+const SYSFS_VIEW: &str = "echo mm=$(ls /sys/kernel/mm | wc -l); \
+     echo seqnum=$(cat /sys/kernel/uevent_seqnum | wc -c); \
+     echo net=$(ls /sys/class/net | tr '\\n' ' ')";
+
+fn assert_sysfs_view(out: &str, masked: bool) {
+    let (mm, seqnum) = (field(out, "mm"), field(out, "seqnum"));
+    if masked {
+        assert_eq!(mm, "0", "/sys/kernel/mm is not masked: {out}");
+        assert_eq!(
+            seqnum, "0",
+            "/sys/kernel/uevent_seqnum is not masked: {out}"
+        );
+    } else {
+        assert_ne!(mm, "0", "{out}");
+    }
+    // sysfs mounted in the container's network namespace.
+    assert_eq!(field(out, "net").trim(), "lo", "{out}");
+}
+
+#[test]
+fn masked_paths_under_sys_are_masked_in_the_containers_sysfs() {
+    for p in ["/sys/kernel/mm", "/sys/kernel/uevent_seqnum"] {
+        assert!(Path::new(p).exists(), "this kernel has no {p}");
+    }
+    let mut env = TestEnv::new("mnt_late_sys_masked");
+    env.bundle.edit(|c| {
+        let masked = c["linux"]["maskedPaths"].as_array_mut().unwrap();
+        masked.push(json!("/sys/kernel/mm"));
+        masked.push(json!("/proc/timer_list"));
+        masked.push(json!("/sys/kernel/uevent_seqnum"));
+    });
+    env.bundle.set_script(SYSFS_VIEW);
+    let out = run_ok(&env);
+    assert_sysfs_view(&out, true);
+    env.assert_nothing_left();
+}
+
+#[test]
+fn paths_through_a_symlink_into_sys_resolve_in_the_containers_sysfs() {
+    // `/k` -> `/sys/kernel` in the rootfs. In the config's order sysfs is
+    // mounted first, so a masked path and a mount through `/k` land in
+    // sysfs; resolved before sysfs they would land in the rootfs's own
+    // `sys/kernel` (and create it) and be hidden under sysfs.
+    for (name, edit) in [
+        (
+            "masked",
+            Box::new(|c: &mut Value| {
+                let masked = c["linux"]["maskedPaths"].as_array_mut().unwrap();
+                masked.push(json!("/k/mm"));
+                masked.push(json!("/k/uevent_seqnum"));
+            }) as Box<dyn Fn(&mut Value)>,
+        ),
+        (
+            "mount",
+            Box::new(|c: &mut Value| {
+                let mounts = c["mounts"].as_array_mut().unwrap();
+                mounts.push(json!({"destination": "/k/mm", "type": "tmpfs", "source": "tmpfs"}));
+                let masked = c["linux"]["maskedPaths"].as_array_mut().unwrap();
+                masked.push(json!("/sys/kernel/uevent_seqnum"));
+            }),
+        ),
+    ] {
+        let mut env = TestEnv::new(&format!("mnt_late_link_{name}"));
+        symlink("/sys/kernel", env.bundle.rootfs().join("k")).unwrap();
+        env.bundle.edit(|c| edit(c));
+        env.bundle.set_script(SYSFS_VIEW);
+        let out = run_ok(&env);
+        assert_sysfs_view(&out, true);
+        assert!(
+            !env.bundle.rootfs().join("sys/kernel").exists(),
+            "{name}: made in the rootfs under sysfs"
+        );
+        env.assert_nothing_left();
+    }
+}

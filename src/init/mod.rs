@@ -21,8 +21,8 @@
 //!     and read-only paths (all by fd inside the root), create cwd. A new
 //!     network namespace made beside the clone (`NsPlan::net_from_parent`)
 //!     is received and joined before the first mount that depends on it
-//!     (sysfs), or after the last; if there
-//!     are hooks, let the parent run prestart/createRuntime and run
+//!     (sysfs), or after the last; the steps after sysfs that need not wait
+//!     for it run first (`rootfs::late`). If there are hooks, let the parent run prestart/createRuntime and run
 //!     createContainer here; then `pivot_root` and detach the host tree; `/`
 //!     read-only if asked.
 //!  7. Sysctls through a private procfs instance the container cannot see;
@@ -175,7 +175,7 @@ fn run(plan: &Plan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
     // 6.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let mut net_pending = ns.net_from_parent;
-    let root = rootfs::setup(&plan.rootfs, &mut || {
+    let root = rootfs::setup(&plan.rootfs, ns.net_from_parent, &mut || {
         if std::mem::take(&mut net_pending) {
             join_network_from_parent(sock)?;
         }

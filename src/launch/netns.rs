@@ -14,7 +14,9 @@
 //! and clones the container's first process without one. That process
 //! makes its mounts meanwhile, and joins the namespace (`setns`, the fd
 //! sent over the sync channel) before the first mount that needs it (sysfs
-//! shows the namespace it is mounted in).
+//! shows the namespace it is mounted in); the steps after sysfs that need
+//! not wait for it (devices, masked and read-only paths outside `/sys`)
+//! run before it (`rootfs::late`).
 //!
 //! The helper is a process that shares rrun's memory and fd table
 //! (`CLONE_VM | CLONE_FILES`, like the child of `posix_spawn`): starting it

@@ -177,6 +177,23 @@ impl DevicePlan {
     }
 }
 
+/// Whether every path the devices are made through resolves with no
+/// symlink: `/dev`, the directory of each device deeper in it, and
+/// `/dev/pts/ptmx` (the `ptmx` link is made only if it exists). A missing
+/// one is fine: it is made as a directory. See `rootfs::late`.
+pub fn resolve_plainly(root: BorrowedFd<'_>, plan: &DevicePlan) -> bool {
+    let plain = |p: &Path| match resolve::open_in_root_nofollow(root, p, libc::O_PATH) {
+        Ok(_) => true,
+        Err(e) => e.raw_os_error() == Some(libc::ENOENT),
+    };
+    let deeper = plan
+        .devices
+        .iter()
+        .filter_map(|d| d.path.parent())
+        .filter(|p| *p != Path::new("/dev"));
+    plain(Path::new("/dev")) && plain(Path::new("/dev/pts/ptmx")) && deeper.into_iter().all(plain)
+}
+
 /// Child side: creates the devices and links under the container's `/dev`.
 pub fn setup(root: BorrowedFd<'_>, plan: &DevicePlan) -> Result<()> {
     // /dev must be a real directory inside the root, never a symlink.

@@ -8,6 +8,7 @@
 //! resolves targets inside the root by fd and attaches what was prepared.
 
 mod devices;
+pub mod late;
 mod nopivot;
 mod options;
 pub mod overlay;
@@ -99,6 +100,9 @@ pub struct RootfsPlan {
     /// tmpfs mounts rrun makes itself (masked directories, the v1 cgroup
     /// view); already added to the config's mounts.
     pub mount_label: Option<String>,
+    /// Which steps wait for a network namespace that arrives late, and
+    /// which run before the wait ([`late`]); `None`: none can move.
+    pub late: Option<late::Plan>,
 }
 
 impl RootfsPlan {
@@ -518,18 +522,46 @@ pub fn prepare(
     } else {
         Some(HostTree::ready(verified_dev_null()?))
     };
+    let infos: Vec<late::MountInfo<'_>> = mounts
+        .iter()
+        .map(|m| {
+            let needs_net = needs_network_namespace(m);
+            let sysfs =
+                matches!(&m.source, Source::Fs { fstype, .. } if fstype.as_bytes() == b"sysfs");
+            late::MountInfo {
+                dest: &m.dest,
+                needs_net,
+                sysfs,
+                kernel_content: match &m.source {
+                    Source::Bind { .. } => false,
+                    Source::CgroupV1 { .. } => true,
+                    Source::Fs { .. } => sysfs || !needs_net,
+                },
+            }
+        })
+        .collect();
+    let readonly: Vec<PathBuf> = linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let late = late::plan(
+        &infos,
+        &masked_paths
+            .iter()
+            .map(PathBuf::as_path)
+            .collect::<Vec<_>>(),
+        &readonly.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    );
+    drop(infos);
     Ok(RootfsPlan {
         rootfs: resolve::cstring(rootfs)?,
         mounts,
         devices: devices::prepare(spec, userns || host.unprivileged, defer)?,
         masked: masked_paths,
         masked_null,
-        readonly: linux
-            .and_then(|l| l.readonly_paths().clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
+        readonly,
         readonly_root: spec
             .root()
             .as_ref()
@@ -544,6 +576,7 @@ pub fn prepare(
         },
         layers: None,
         mount_label,
+        late,
     })
 }
 
@@ -730,10 +763,15 @@ fn needs_network_namespace(step: &MountStep) -> bool {
 
 /// Child side, before pivot_root: builds the whole tree under the rootfs.
 /// Returns the new root for `enter`. `join_network` is called before the
-/// first mount that depends on the network namespace, and at the end
-/// (a namespace that arrives late is joined there: see `launch::netns`);
-/// it must be idempotent.
-pub fn setup(plan: &RootfsPlan, join_network: &mut dyn FnMut() -> Result<()>) -> Result<Root> {
+/// first mount that depends on the network namespace, and at the end (a
+/// namespace that arrives late is joined there: see `launch::netns`); it
+/// must be idempotent. With `net_late` (the namespace comes from the
+/// parent), the steps that need not wait for it run first ([`late`]).
+pub fn setup(
+    plan: &RootfsPlan,
+    net_late: bool,
+    join_network: &mut dyn FnMut() -> Result<()>,
+) -> Result<Root> {
     // 1. Nothing we mount may propagate back to the host.
     let (flag, _) = plan.propagation;
     let pre = if flag == libc::MS_SLAVE {
@@ -774,58 +812,214 @@ pub fn setup(plan: &RootfsPlan, join_network: &mut dyn FnMut() -> Result<()>) ->
     )
     .context("rootfs: cannot open")?;
     crate::timing::mark("child: rootfs bound");
-    // 3. The mounts of config.json, in order.
-    let label = plan.mount_label.as_deref();
-    let mut readonly_later = Vec::new();
-    for step in &plan.mounts {
-        if needs_network_namespace(step) {
-            join_network()?;
+    // 3. The mounts of config.json, in order; 4. devices and the standard
+    //    /dev links; 5. masked and read-only paths. Steps that wait for a
+    //    network namespace arriving late are kept in `waiting`.
+    let mut b = Builder {
+        plan,
+        root,
+        label: plan.mount_label.as_deref(),
+        readonly_later: Vec::new(),
+        empty_dir: None,
+        null_attached: false,
+    };
+    let mut late = plan.late.as_ref().filter(|_| net_late);
+    let mut waiting: Vec<Step> = Vec::new();
+    let steps = (0..plan.mounts.len())
+        .map(Step::Mount)
+        .chain([Step::Devices])
+        .chain((0..plan.masked.len()).map(Step::Mask))
+        .chain((0..plan.readonly.len()).map(Step::Readonly));
+    for step in steps {
+        if let Some(l) = late {
+            if l.waits(step) {
+                // The first to wait is sysfs: its own path must resolve
+                // with no symlink, or nothing moves.
+                if waiting.is_empty() && b.plain(step).is_err() {
+                    late = None;
+                    join_network()?;
+                    b.run(step, None)?;
+                } else {
+                    waiting.push(step);
+                }
+            } else if waiting.is_empty() {
+                // Before sysfs: in the config's order.
+                b.run(step, None)?;
+            } else {
+                match b.plain(step) {
+                    Ok(target) => b.run(step, target)?,
+                    Err(()) => {
+                        // From here on, in the config's order.
+                        late = None;
+                        b.run_waiting(&mut waiting, join_network)?;
+                        b.run(step, None)?;
+                    }
+                }
+            }
+        } else {
+            if matches!(step, Step::Mount(i) if needs_network_namespace(&plan.mounts[i])) {
+                join_network()?;
+            }
+            b.run(step, None)?;
         }
-        let later = readonly_waits(step);
-        let mount = mount_one(root.as_fd(), step, label, later)
-            .with_context(|| format!("mounts[{}] ({})", step.index, step.dest.display()))?;
-        if later {
-            readonly_later.push(ReadonlyLater {
-                index: step.index,
-                dest: step.dest.clone(),
-                mount,
-            });
-        }
+        b.mark_after(step);
     }
-    crate::timing::mark("child: mounts");
-    // 4. Devices and the standard /dev links.
-    devices::setup(root.as_fd(), &plan.devices)?;
-    crate::timing::mark("child: devices");
-    // 5. Masked and read-only paths.
-    let mut empty_dir = None;
-    let mut null_attached = false;
-    for path in &plan.masked {
-        let devnull = plan
-            .masked_null
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("/dev/null missing"))
-            .and_then(|t| Ok(t.fd()?))
-            .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
-        mask(
-            root.as_fd(),
-            path,
-            devnull,
-            &mut null_attached,
-            &mut empty_dir,
-            label,
-        )
-        .with_context(|| format!("linux.maskedPaths {}", path.display()))?;
-    }
-    for path in &plan.readonly {
-        make_readonly(root.as_fd(), path)
-            .with_context(|| format!("linux.readonlyPaths {}", path.display()))?;
-    }
-    crate::timing::mark("child: masked and read-only paths");
+    b.run_waiting(&mut waiting, join_network)?;
     join_network()?;
     Ok(Root {
-        fd: root,
-        readonly_later,
+        fd: b.root,
+        readonly_later: b.readonly_later,
     })
+}
+
+/// One step of the setup after the rootfs is bound, in the config's
+/// order: a mount (index in `RootfsPlan::mounts`), the devices, a masked
+/// or a read-only path (index in its list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Mount(usize),
+    Devices,
+    Mask(usize),
+    Readonly(usize),
+}
+
+/// The state of the setup's steps (see [`setup`]).
+struct Builder<'a> {
+    plan: &'a RootfsPlan,
+    root: OwnedFd,
+    label: Option<&'a str>,
+    readonly_later: Vec<ReadonlyLater>,
+    /// See [`mask`].
+    empty_dir: Option<OwnedFd>,
+    null_attached: bool,
+}
+
+impl Builder<'_> {
+    /// Whether `step` can run before a step that waits ([`late`]): every
+    /// path it resolves has no symlink (a missing component is made as a
+    /// directory). `Ok` carries a masked or read-only path's target, so
+    /// it is not looked up twice (`None` inside: it does not exist).
+    fn plain(&self, step: Step) -> std::result::Result<Option<Option<OwnedFd>>, ()> {
+        let root = self.root.as_fd();
+        let target = |path: &Path| match resolve::open_in_root_nofollow(root, path, libc::O_PATH) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(_) => Err(()),
+        };
+        match step {
+            Step::Mount(i) => target(&self.plan.mounts[i].dest).map(|_| None),
+            Step::Devices => devices::resolve_plainly(root, &self.plan.devices)
+                .then_some(None)
+                .ok_or(()),
+            Step::Mask(i) => target(&self.plan.masked[i]).map(Some),
+            Step::Readonly(i) => target(&self.plan.readonly[i]).map(Some),
+        }
+    }
+
+    /// Runs one step; `target`: a masked or read-only path already
+    /// resolved by [`Builder::plain`].
+    fn run(&mut self, step: Step, target: Option<Option<OwnedFd>>) -> Result<()> {
+        let root = self.root.as_fd();
+        let target_of = |path: &Path| -> Result<Option<OwnedFd>> {
+            match target {
+                Some(t) => Ok(t),
+                None => match resolve::open_in_root(root, path, libc::O_PATH) {
+                    Ok(fd) => Ok(Some(fd)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+                    Err(e) => Err(e.into()),
+                },
+            }
+        };
+        match step {
+            Step::Mount(i) => {
+                let step = &self.plan.mounts[i];
+                let later = readonly_waits(step);
+                let mount = mount_one(root, step, self.label, later)
+                    .with_context(|| format!("mounts[{}] ({})", step.index, step.dest.display()))?;
+                if later {
+                    self.readonly_later.push(ReadonlyLater {
+                        index: step.index,
+                        dest: step.dest.clone(),
+                        mount,
+                    });
+                }
+            }
+            Step::Devices => devices::setup(root, &self.plan.devices)?,
+            Step::Mask(i) => {
+                let path = &self.plan.masked[i];
+                let ctx = || format!("linux.maskedPaths {}", path.display());
+                let Some(target) = target_of(path).with_context(ctx)? else {
+                    return Ok(());
+                };
+                let devnull = self
+                    .plan
+                    .masked_null
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("/dev/null missing"))
+                    .and_then(|t| Ok(t.fd()?))
+                    .with_context(ctx)?;
+                mask(
+                    target.as_fd(),
+                    devnull,
+                    &mut self.null_attached,
+                    &mut self.empty_dir,
+                    self.label,
+                )
+                .with_context(ctx)?;
+            }
+            Step::Readonly(i) => {
+                let path = &self.plan.readonly[i];
+                let ctx = || format!("linux.readonlyPaths {}", path.display());
+                if let Some(target) = target_of(path).with_context(ctx)? {
+                    make_readonly(target.as_fd()).with_context(ctx)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins the network namespace and runs the steps that waited for it,
+    /// in the config's order.
+    fn run_waiting(
+        &mut self,
+        waiting: &mut Vec<Step>,
+        join_network: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        join_network()?;
+        for step in std::mem::take(waiting) {
+            self.run(step, None)?;
+        }
+        crate::timing::mark("child: what waited for the network namespace");
+        Ok(())
+    }
+
+    /// The timing marks at the end of each kind of step (every one, even
+    /// for a kind the config has none of).
+    fn mark_after(&self, step: Step) {
+        let p = self.plan;
+        let paths = "child: masked and read-only paths";
+        let marks: &[&str] = match step {
+            Step::Mount(i) if i + 1 == p.mounts.len() => &["child: mounts"],
+            Step::Devices => match (
+                p.mounts.is_empty(),
+                p.masked.is_empty() && p.readonly.is_empty(),
+            ) {
+                (false, false) => &["child: devices"],
+                (true, false) => &["child: mounts", "child: devices"],
+                (false, true) => &["child: devices", paths],
+                (true, true) => &["child: mounts", "child: devices", paths],
+            },
+            Step::Mask(i) if i + 1 == p.masked.len() && p.readonly.is_empty() => &[paths],
+            Step::Readonly(i) if i + 1 == p.readonly.len() => &[paths],
+            _ => &[],
+        };
+        for m in marks {
+            crate::timing::mark(m);
+        }
+    }
 }
 
 /// The options of a tmpfs rrun makes itself, with `linux.mountLabel`.
@@ -1049,19 +1243,13 @@ fn new_fs(
 /// empty mount, which costs no new superblock (a tenth of a millisecond
 /// each under emulation).
 fn mask(
-    root: BorrowedFd<'_>,
-    path: &Path,
+    target: BorrowedFd<'_>,
     devnull: BorrowedFd<'_>,
     null_attached: &mut bool,
     empty_dir: &mut Option<OwnedFd>,
     label: Option<&str>,
 ) -> Result<()> {
-    let target = match resolve::open_in_root(root, path, libc::O_PATH) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if resolve::is_dir(target.as_fd())? {
+    if resolve::is_dir(target)? {
         let m = match empty_dir {
             Some(first) => mapi::open_tree(
                 first.as_fd(),
@@ -1073,28 +1261,23 @@ fn mask(
                 new_fs(c"tmpfs", c"tmpfs", &ro)?
             }
         };
-        mapi::move_mount_fd(m.as_fd(), target.as_fd())?;
+        mapi::move_mount_fd(m.as_fd(), target)?;
         if empty_dir.is_none() {
             *empty_dir = Some(m);
         }
     } else if *null_attached {
         let m = mapi::open_tree(devnull, c"", mapi::OPEN_TREE_CLONE | mapi::AT_EMPTY_PATH)?;
-        mapi::move_mount_fd(m.as_fd(), target.as_fd())?;
+        mapi::move_mount_fd(m.as_fd(), target)?;
     } else {
-        mapi::move_mount_fd(devnull, target.as_fd())?;
+        mapi::move_mount_fd(devnull, target)?;
         *null_attached = true;
     }
     Ok(())
 }
 
-fn make_readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
-    let target = match resolve::open_in_root(root, path, libc::O_PATH) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
+fn make_readonly(target: BorrowedFd<'_>) -> Result<()> {
     let tree = mapi::open_tree(
-        target.as_fd(),
+        target,
         c"",
         mapi::OPEN_TREE_CLONE | mapi::AT_RECURSIVE | mapi::AT_EMPTY_PATH,
     )?;
@@ -1109,7 +1292,7 @@ fn make_readonly(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
             ..Default::default()
         },
     )?;
-    mapi::move_mount_fd(tree.as_fd(), target.as_fd())?;
+    mapi::move_mount_fd(tree.as_fd(), target)?;
     Ok(())
 }
 
