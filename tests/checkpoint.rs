@@ -461,14 +461,7 @@ fn checkpoint_tcp_established_connection_survives_restore() {
     // loopback; what the client sends, the listener prints. (The
     // listener's stdin never ends: busybox nc closes its side at stdin's
     // end, and the client then quits.)
-    env.bundle.edit(|c| {
-        for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_NET_ADMIN"));
-        }
-    });
+    env.bundle.add_capability("CAP_NET_ADMIN");
     env.bundle.set_script(&format!(
         "ip link set lo up; sleep 1000000 | nc -l -p 5000 & sleep 0.5; ({COUNTER}) | nc 127.0.0.1 5000"
     ));

@@ -692,14 +692,7 @@ fn shared_sandboxed(name: &str, shared: &[&Path]) -> TestEnv {
     let argv = shared_sandbox(shared);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     env.rt = Runtime::new(env.dir.path()).wrapped(&argv);
-    env.bundle.edit(|c| {
-        for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_SYS_ADMIN"));
-        }
-    });
+    env.bundle.add_capability("CAP_SYS_ADMIN");
     env
 }
 

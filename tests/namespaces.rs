@@ -429,14 +429,7 @@ fn new_uts_namespace_sets_hostname_from_config() {
 fn new_mount_namespace_keeps_container_mounts_off_the_host() {
     let mut env = TestEnv::new("ns_mnt_new");
     fs::create_dir_all(env.bundle.rootfs().join("mnt")).unwrap();
-    env.bundle.edit(|c| {
-        for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_SYS_ADMIN"));
-        }
-    });
+    env.bundle.add_capability("CAP_SYS_ADMIN");
     env.bundle.set_script(&format!(
         "{}; mount -t tmpfs none /mnt && touch /mnt/inside && echo mounted=yes",
         print_ns_script(&["mnt"])

@@ -335,6 +335,19 @@ impl Bundle {
         self.edit(user_namespace_config)
     }
 
+    /// Give the container's process `cap` (bounding, effective and
+    /// permitted), and write the config.
+    pub fn add_capability(&mut self, cap: &str) -> &mut Self {
+        self.edit(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(cap));
+            }
+        })
+    }
+
     /// Append `option` to the options of the config's mount at `dest`, and
     /// write the config.
     pub fn add_mount_option(&mut self, dest: &str, option: &str) -> &mut Self {
