@@ -498,12 +498,10 @@ pub fn prepare(
             opts,
         });
     }
-    let masked_paths: Vec<PathBuf> = linux
-        .and_then(|l| l.masked_paths().clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
+    let paths = |list: Option<&Vec<String>>| -> Vec<PathBuf> {
+        list.into_iter().flatten().map(PathBuf::from).collect()
+    };
+    let masked_paths = paths(linux.and_then(|l| l.masked_paths().as_ref()));
     let masked_null = if masked_paths.is_empty() {
         None
     } else if defer {
@@ -540,12 +538,7 @@ pub fn prepare(
             }
         })
         .collect();
-    let readonly: Vec<PathBuf> = linux
-        .and_then(|l| l.readonly_paths().clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
+    let readonly = paths(linux.and_then(|l| l.readonly_paths().as_ref()));
     let late = late::plan(
         &infos,
         &masked_paths
